@@ -1,0 +1,3 @@
+from exchanged.cli import main
+import sys
+sys.exit(main())

@@ -1,0 +1,284 @@
+"""Administration behind the CLI: create a home, register agencies, record addenda, check policies.
+
+Each function here is what one command does; the CLI only parses options and
+prints. Every change is recorded in the ledger.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import importlib.resources
+import shutil
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from exchanged import __version__
+from exchanged.agencies import Agencies, Agency, check_agency_id, parse_ssh_public_key
+from exchanged.errors import ConfigError, KeyProblem, PolicyError, UsageError
+from exchanged.home import (
+    Config,
+    Home,
+    Listen,
+    atomic_write,
+    config_text,
+    load_config,
+    make_private_dir,
+    new_secret,
+)
+from exchanged.ledger import Ledger, format_ts, utc_now
+from exchanged.openpgp import OpenPGP, create_gnupg_home
+from exchanged.policy import PolicySet, load_policies
+from exchanged.policy.loader import addendum_text, next_addendum_number
+from exchanged.state import SCHEMA as STATE_SCHEMA
+
+
+def open_ledger(home: Home, *, readonly: bool = False) -> Ledger:
+    """The home's ledger, with the working-state tables beside it."""
+    ledger = Ledger(home.ledger, extra_schema="" if readonly else STATE_SCHEMA, readonly=readonly)
+    if not readonly:
+        ledger.open_checked()
+    return ledger
+
+
+def shipped_policies() -> Path:
+    """The policies shipped with exchanged (``policies/`` of the source tree)."""
+    path = Path(str(importlib.resources.files("exchanged") / "data" / "policies"))
+    if not path.is_dir():
+        raise ConfigError("the shipped policies are missing from this installation")
+    return path
+
+
+def ssh_fingerprint(blob: bytes) -> str:
+    return "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
+
+
+@dataclass(frozen=True)
+class InitReport:
+    home: Path
+    fingerprint: str
+    host_key_fingerprint: str
+    ledger_id: str
+
+
+def init_home(home: Home, *, name: str = "exchanged", listen: str = "127.0.0.1:2222") -> InitReport:
+    """Create a new home; refuses one that already holds a deployment."""
+    listen_addr = Listen.parse(listen)
+    if home.root.exists() and any(home.root.iterdir()):
+        raise ConfigError(f"{home.root} already exists and is not empty; refusing to overwrite it")
+    created_root = not home.root.exists()
+    try:
+        return _init(home, name, listen_addr)
+    except BaseException:
+        # leave nothing half-made: a second 'init' must be able to start afresh
+        if created_root:
+            shutil.rmtree(home.root, ignore_errors=True)
+        elif home.root.exists():
+            for child in home.root.iterdir():
+                if child.is_dir() and not child.is_symlink():
+                    shutil.rmtree(child, ignore_errors=True)
+                else:
+                    child.unlink()
+        raise
+
+
+def _init(home: Home, name: str, listen_addr: Listen) -> InitReport:
+    for d in home.directories():
+        make_private_dir(d)
+    create_gnupg_home(home.gnupg)
+    atomic_write(home.config_file, config_text(name, listen_addr).encode("utf-8"))
+
+    openpgp = OpenPGP(home.gnupg)
+    slug = "".join(ch if ch.isalnum() else "-" for ch in name.lower()).strip("-") or "exchange"
+    fingerprint = openpgp.generate_exchange_key(name, f"{slug}@exchanged.invalid")
+    atomic_write(home.exchange_public, openpgp.export_public(fingerprint).encode("ascii"))
+
+    host_key = ed25519.Ed25519PrivateKey.generate()
+    atomic_write(
+        home.ssh_host_key,
+        host_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.OpenSSH,
+            serialization.NoEncryption(),
+        ),
+    )
+    public = host_key.public_key().public_bytes(
+        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+    )
+    atomic_write(home.ssh_host_key.with_suffix(".pub"), public + b"\n")
+    host_fp = ssh_fingerprint(base64.b64decode(public.split()[1]))
+    new_secret(home.register_key)
+
+    for source in sorted(shipped_policies().glob("*.yaml")):
+        atomic_write(home.policies / source.name, source.read_bytes())
+    examples = shipped_policies() / "examples"
+    if examples.is_dir():
+        make_private_dir(home.policies / "examples")
+        for source in sorted(examples.glob("*.yaml")):
+            atomic_write(home.policies / "examples" / source.name, source.read_bytes())
+    policy = load_policies(home.policies)
+
+    ledger = Ledger(home.ledger, extra_schema=STATE_SCHEMA)
+    ledger_id = ledger.create(exchange_name=name)
+    ledger.open_checked()
+    ledger.append(
+        "exchange.initialised",
+        actor="admin",
+        version=__version__,
+        exchange_fingerprint=fingerprint,
+        host_key=host_fp,
+        policy_sha256=policy.sha256,
+    )
+    ledger.close()
+    openpgp.stop_agent()
+    return InitReport(home.root, fingerprint, host_fp, ledger_id)
+
+
+@dataclass(frozen=True)
+class AgencyReport:
+    agency: Agency
+    inbox: tuple[str, ...]
+    outbox: tuple[str, ...]
+    ssh_fingerprint: str
+
+
+def add_agency(
+    home: Home, agency_id: str, *, name: str, ssh_key: Path, gpg_key: Path
+) -> AgencyReport:
+    """Register an agency: its SFTP login key, its pinned OpenPGP key, its drop folders."""
+    home.require()
+    check_agency_id(agency_id)
+    agencies = Agencies(home)
+    if agencies.get(agency_id) is not None:
+        raise UsageError(f"agency {agency_id} is already registered")
+    if not name.strip():
+        raise UsageError("--name must not be empty")
+    try:
+        ssh_text = ssh_key.read_text(encoding="utf-8")
+        gpg_data = gpg_key.read_bytes()
+    except (OSError, UnicodeDecodeError) as e:
+        raise UsageError(f"cannot read a key file: {getattr(e, 'strerror', None) or e}") from None
+    key = parse_ssh_public_key(ssh_text)
+    policy = load_policies(home.policies)
+    openpgp = OpenPGP(home.gnupg)
+    try:
+        info = openpgp.import_agency_key(gpg_data)
+    finally:
+        openpgp.stop_agent()
+    if info.fingerprint == openpgp.exchange_fingerprint():
+        raise KeyProblem("that is the exchange's own key, not the agency's")
+    for other in agencies.all().values():
+        if other.gpg_fingerprint == info.fingerprint:
+            raise KeyProblem(f"that OpenPGP key is already pinned for agency {other.id}")
+    agency = Agency(
+        id=agency_id,
+        name=name.strip(),
+        ssh_keys=(key,),
+        gpg_fingerprint=info.fingerprint,
+        added=format_ts(utc_now()),
+    )
+    inbox, outbox = policy.inbox_flows(agency_id), policy.outbox_flows(agency_id)
+    ledger = open_ledger(home)
+    agencies.write(agency)
+    agencies.prepare_tree(agency_id, inbox, outbox)
+    ssh_fp = ssh_fingerprint(base64.b64decode(key.data))
+    ledger.append(
+        "agency.added",
+        agency=agency_id,
+        actor="admin",
+        gpg_fingerprint=info.fingerprint,
+        ssh_key=ssh_fp,
+        inbox=list(inbox),
+        outbox=list(outbox),
+    )
+    ledger.close()
+    return AgencyReport(agency, inbox, outbox, ssh_fp)
+
+
+@dataclass(frozen=True)
+class AgreementStatus:
+    id: str
+    in_force: bool
+    start: date
+    end: date
+    terminated_on: date | None
+    addenda: int
+    sentence: str
+
+
+def today(config: Config | None) -> date:
+    zone = config.zone if config else Config().zone
+    return datetime.now(zone).date()
+
+
+def check_policies(home: Home, on: date | None = None) -> tuple[PolicySet, list[AgreementStatus]]:
+    """Validate every policy; say which agreements are in force on ``on`` (default today)."""
+    home.require()
+    config = load_config(home)
+    policy = load_policies(home.policies)
+    day = on or today(config)
+    out = []
+    for a in policy.agreements:
+        v = a.validity
+        if a.terminated_on is not None and day >= a.terminated_on:
+            sentence = (f"{a.id}: terminated on {a.terminated_on} ({a.termination_reference}); "
+                        f"it was valid from {v.start} to {v.end}")
+        elif day < v.start:
+            sentence = f"{a.id}: not yet in force: valid from {v.start} to {v.end} ({v.clause})"
+        elif day > v.end:
+            sentence = f"{a.id}: expired: it was valid from {v.start} to {v.end} ({v.clause})"
+        else:
+            sentence = f"{a.id}: in force until {v.end} (valid from {v.start}; {v.clause})"
+        if a.addenda:
+            sentence += f"; {len(a.addenda)} addendum(s)"
+        out.append(AgreementStatus(a.id, a.in_force(day), v.start, v.end, a.terminated_on,
+                                   len(a.addenda), sentence))
+    return policy, out
+
+
+def extend_agreement(home: Home, agreement_id: str, *, until: date, reference: str) -> Path:
+    """Record a written extension (Pasal 6(2), 12(2)) as an addendum file, never editing the agreement."""
+    home.require()
+    if not reference.strip():
+        raise UsageError("--reference must name the written agreement to extend")
+    policy = load_policies(home.policies)
+    agreement = policy.agreement(agreement_id)
+    if agreement is None:
+        known = ", ".join(a.id for a in policy.agreements) or "none"
+        raise UsageError(f"there is no agreement {agreement_id} (known: {known})")
+    if until <= agreement.validity.end:
+        raise UsageError(
+            f"{until} does not extend {agreement_id}: it is already valid until "
+            f"{agreement.validity.end}"
+        )
+    number = next_addendum_number(policy, agreement_id)
+    path = home.policies / f"{agreement_id}.addendum-{number:03d}.yaml"
+    if path.exists():
+        raise ConfigError(f"{path} already exists")
+    text = addendum_text(
+        agreement_id, number, reference.strip(), format_ts(utc_now()),
+        extend_until=until, clause="Pasal 6 ayat (2); Pasal 12 ayat (2)",
+    )
+    ledger = open_ledger(home)
+    atomic_write(path, text.encode("utf-8"))
+    try:
+        new_policy = load_policies(home.policies)
+    except PolicyError:
+        path.unlink()
+        raise
+    ledger.append(
+        "policy.extended",
+        actor="admin",
+        agreement=agreement_id,
+        addendum=number,
+        file=path.name,
+        until=until.isoformat(),
+        reference=reference.strip()[:200],
+        policy_sha256=new_policy.sha256,
+    )
+    ledger.close()
+    return path

@@ -1,0 +1,302 @@
+"""The ``exchanged`` command: thin wrappers over library calls, same option names.
+
+Exit codes: 0 success, 1 a check failed (a broken chain, an invalid policy),
+2 a usage or configuration error. Errors are one sentence on stderr; the
+traceback only with ``-v``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from collections.abc import Callable, Sequence
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any, NoReturn
+
+from exchanged import __version__
+from exchanged.errors import CheckFailed, Error, UsageError
+from exchanged.home import Config, Home, load_config
+from exchanged.ledger import format_ts
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one sentence and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def _home(args: argparse.Namespace) -> Home:
+    return Home.resolve(args.home)
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"{text!r} is not a date written YYYY-MM-DD") from None
+
+
+def _moment(text: str, config: Config, *, end: bool = False) -> str:
+    """A --since/--until value as a ledger timestamp (UTC); dates are days in the home's zone."""
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            moment = datetime.combine(day, time.min, tzinfo=config.zone)
+            if end:
+                moment += timedelta(days=1)
+        else:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=config.zone)
+    except ValueError:
+        raise UsageError(
+            f"{text!r} is not a date (YYYY-MM-DD) or a time (YYYY-MM-DDTHH:MM[:SS][+HH:MM])"
+        ) from None
+    return format_ts(moment)
+
+
+# -- commands ------------------------------------------------------------------------------------
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from exchanged.admin import init_home
+
+    report = init_home(_home(args), name=args.name, listen=args.listen)
+    print(f"created the exchange home {report.home}")
+    print(f"exchange OpenPGP key: {report.fingerprint}")
+    print(f"  public key for agencies: {report.home / 'exchange-public.asc'}")
+    print(f"SSH host key: {report.host_key_fingerprint}")
+    print(f"ledger: {report.ledger_id}")
+    return 0
+
+
+def cmd_agency_add(args: argparse.Namespace) -> int:
+    from exchanged.admin import add_agency
+
+    report = add_agency(
+        _home(args), args.id, name=args.name, ssh_key=Path(args.ssh_key), gpg_key=Path(args.gpg_key)
+    )
+    print(f"registered agency {report.agency.id} ({report.agency.name})")
+    print(f"pinned OpenPGP key: {report.agency.gpg_fingerprint}")
+    print(f"SSH login key: {report.ssh_fingerprint}")
+    if report.inbox or report.outbox:
+        print(f"inbox flows: {', '.join(report.inbox) or 'none'}; "
+              f"outbox flows: {', '.join(report.outbox) or 'none'}")
+    else:
+        print(f"note: no agreement names party {report.agency.id}, so it has no flows yet")
+    return 0
+
+
+def cmd_agency_list(args: argparse.Namespace) -> int:
+    from exchanged.agencies import Agencies
+
+    home = _home(args)
+    home.require()
+    for agency in Agencies(home).all().values():
+        print(f"{agency.id}\t{agency.gpg_fingerprint}\t{agency.name}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from exchanged.service import Service
+
+    return Service(_home(args)).run()
+
+
+def cmd_policy_check(args: argparse.Namespace) -> int:
+    from exchanged.admin import check_policies
+
+    on = _day(args.date) if args.date else None
+    policy, statuses = check_policies(_home(args), on)
+    print(f"policies valid: {len(policy.files)} file(s), policy set {policy.sha256}")
+    for s in statuses:
+        print(s.sentence)
+    return 0
+
+
+def cmd_policy_extend(args: argparse.Namespace) -> int:
+    from exchanged.admin import extend_agreement
+
+    path = extend_agreement(
+        _home(args), args.agreement, until=_day(args.until), reference=args.reference
+    )
+    print(f"recorded the extension of {args.agreement} until {args.until} in {path}")
+    print("a running daemon applies it on reload (SIGHUP, 'systemctl reload exchanged')")
+    return 0
+
+
+def cmd_ledger_verify(args: argparse.Namespace) -> int:
+    from exchanged.admin import open_ledger
+
+    report = open_ledger(_home(args), readonly=True).verify()
+    if not report.ok:
+        raise CheckFailed(f"the ledger is NOT intact: {report.problem}")
+    print(f"ledger intact: {report.entries} entries, head {report.head_seq} {report.head_hash}")
+    return 0
+
+
+def _summary(data: dict[str, Any]) -> str:
+    parts = []
+    for key, value in data.items():
+        if isinstance(value, str) and len(value) == 64 and key.endswith(("sha256", "hash")):
+            value = value[:12]
+        parts.append(f"{key}={json.dumps(value, ensure_ascii=False, separators=(',', ':'))}")
+    return " ".join(parts)
+
+
+def cmd_ledger_query(args: argparse.Namespace) -> int:
+    from exchanged.admin import open_ledger
+    from exchanged.ledger import Query
+
+    home = _home(args)
+    config = load_config(home)
+    query = Query(
+        agency=args.agency,
+        flow=args.flow,
+        batch=args.batch,
+        kind=args.kind,
+        since=_moment(args.since, config) if args.since else None,
+        until=_moment(args.until, config, end=True) if args.until else None,
+    )
+    ledger = open_ledger(home, readonly=True)
+    out = sys.stdout
+    if args.format == "json":
+        for e in ledger.query(query):
+            out.write(json.dumps(e.as_dict(), ensure_ascii=False) + "\n")
+    elif args.format == "csv":
+        w = csv.writer(out, lineterminator="\n")
+        w.writerow(["seq", "ts", "kind", "agency", "flow", "batch", "actor", "data", "hash"])
+        for e in ledger.query(query):
+            w.writerow([e.seq, e.ts, e.kind, e.agency or "", e.flow or "", e.batch or "",
+                        e.actor, e.data_text, e.hash])
+    else:
+        out.write(f"{'seq':>6}  {'time (UTC)':<20}  {'kind':<22} {'agency':<10} "
+                  f"{'flow':<18} {'batch':<20} details\n")
+        for e in ledger.query(query):
+            out.write(f"{e.seq:>6}  {e.ts[:19]:<20}  {e.kind:<22} {e.agency or '-':<10} "
+                      f"{e.flow or '-':<18} {e.batch or '-':<20} {_summary(e.data)}\n")
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from exchanged import synth
+
+    register = synth.SyntheticRegister(args.register_rows, args.seed)
+    if args.what == "register":
+        n = synth.write_register_csv(args.output, register)
+    else:
+        rows = synth.kpm_batch(register, args.rows, args.seed + 1)
+        n = synth.write_kpm_csv(args.output, rows, columns=tuple(args.columns.split(",")),
+                                truth_path=args.truth)
+    print(f"wrote {n} rows to {args.output}")
+    return 0
+
+
+# -- the parser --------------------------------------------------------------------------------
+
+
+def build_parser() -> Parser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--home", metavar="DIR",
+        help="the exchange's home (default: $EXCHANGED_HOME, else /var/lib/exchanged)",
+    )
+    p = Parser(prog="exchanged", description="A secure file-drop exchange for data-sharing "
+               "agreements between agencies.")
+    p.add_argument("--version", action="version", version=f"exchanged {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="show tracebacks of errors")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+
+    def leaf(parent: Any, name: str, handler: Handler, help_: str) -> Parser:
+        sp: Parser = parent.add_parser(name, parents=[common], help=help_, description=help_)
+        sp.set_defaults(handler=handler)
+        return sp
+
+    sp = leaf(sub, "init", cmd_init, "create a new exchange home: keys, config, ledger")
+    sp.add_argument("--name", default="exchanged", help="the exchange's name (in its key)")
+    sp.add_argument("--listen", default="127.0.0.1:2222", metavar="HOST:PORT",
+                    help="where the SFTP server listens (default 127.0.0.1:2222)")
+
+    agency = sub.add_parser("agency", help="register and list agencies")
+    agency_sub = agency.add_subparsers(dest="agency_command", metavar="COMMAND", parser_class=Parser)
+    sp = leaf(agency_sub, "add", cmd_agency_add,
+              "register an agency: SFTP login key, pinned OpenPGP key, drop folders")
+    sp.add_argument("id", help="the agency id: its SFTP user name and its party id in the agreements")
+    sp.add_argument("--name", required=True, help="the agency's full name")
+    sp.add_argument("--ssh-key", required=True, metavar="FILE.pub", help="its SSH public key")
+    sp.add_argument("--gpg-key", required=True, metavar="FILE.asc", help="its OpenPGP public key")
+    leaf(agency_sub, "list", cmd_agency_list, "list registered agencies and their pinned keys")
+
+    leaf(sub, "run", cmd_run, "run the daemon in the foreground (SFTP, processing)")
+
+    policy = sub.add_parser("policy", help="check and extend agreements")
+    policy_sub = policy.add_subparsers(dest="policy_command", metavar="COMMAND", parser_class=Parser)
+    sp = leaf(policy_sub, "check", cmd_policy_check,
+              "validate every policy and say which agreements are in force")
+    sp.add_argument("--date", metavar="YYYY-MM-DD", help="check as of this date (default today)")
+    sp = leaf(policy_sub, "extend", cmd_policy_extend,
+              "record a written extension of an agreement as an addendum file")
+    sp.add_argument("agreement", help="the agreement id, e.g. pks-kemensos-bkn-2023")
+    sp.add_argument("--until", required=True, metavar="YYYY-MM-DD", help="the new last day")
+    sp.add_argument("--reference", required=True, help="the written agreement's number or title")
+
+    ledger = sub.add_parser("ledger", help="verify and query the ledger")
+    ledger_sub = ledger.add_subparsers(dest="ledger_command", metavar="COMMAND", parser_class=Parser)
+    leaf(ledger_sub, "verify", cmd_ledger_verify, "recompute the whole hash chain")
+    sp = leaf(ledger_sub, "query", cmd_ledger_query, "list ledger entries")
+    sp.add_argument("--agency", metavar="ID")
+    sp.add_argument("--flow", metavar="F")
+    sp.add_argument("--batch", metavar="B")
+    sp.add_argument("--kind", metavar="K", help="an entry kind; 'batch.' or 'batch.*' for a family")
+    sp.add_argument("--since", metavar="T", help="from this date or time (dates in the home's zone)")
+    sp.add_argument("--until", metavar="T", help="up to this date (inclusive) or time (exclusive)")
+    sp.add_argument("--format", choices=("table", "json", "csv"), default="table")
+
+    sp = leaf(sub, "generate", cmd_generate,
+              "write synthetic test data (never real people): a register or a KPM batch")
+    sp.add_argument("what", choices=("register", "kpm"))
+    sp.add_argument("--output", required=True, metavar="FILE.csv")
+    sp.add_argument("--rows", type=int, default=1000, help="KPM batch rows")
+    sp.add_argument("--register-rows", type=int, default=10000, help="register rows")
+    sp.add_argument("--seed", type=int, default=1)
+    sp.add_argument("--columns", default="ref,nik", help="KPM batch columns")
+    sp.add_argument("--truth", metavar="FILE.csv", help="KPM batch: also write the expected answers")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    verbose = "-v" in (argv if argv is not None else sys.argv[1:]) or "--verbose" in (
+        argv if argv is not None else sys.argv[1:]
+    )
+    try:
+        args = parser.parse_args(argv)
+        handler: Handler | None = getattr(args, "handler", None)
+        if handler is None:
+            raise UsageError("a command is needed (see 'exchanged --help')")
+        return handler(args)
+    except Error as e:
+        if verbose:
+            raise
+        print(f"exchanged: {e.diagnostics()}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as e:  # a bug: one sentence, the traceback only with -v
+        if verbose:
+            raise
+        print(f"exchanged: unexpected error ({type(e).__name__}); run with -v for details",
+              file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,92 @@
+"""Errors that reach a person, and the reasons a batch is refused.
+
+Every error a user can see derives from :class:`Error`; its
+:meth:`Error.diagnostics` is the one sentence the CLI prints. A batch that is
+refused carries one or more :class:`Reason` values (a stable code and a
+sentence) that end up, encrypted, in the agency's outbox.
+
+Nothing in this module, nor any message built with it, may contain personal
+data (NIK, NIP, names, birth dates): messages name columns, line numbers and
+codes, never values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class Error(Exception):
+    """Base class of every error exchanged reports to a person."""
+
+    #: the CLI's exit code for this error (2: usage or configuration)
+    exit_code = 2
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def diagnostics(self) -> str:
+        """The user's text: one sentence, no traceback."""
+        return self.message
+
+
+class UsageError(Error):
+    """The command was called wrongly."""
+
+
+class ConfigError(Error):
+    """The home, its configuration or its keys are missing or wrong."""
+
+
+class CheckFailed(Error):
+    """A check the user asked for failed (a broken chain, an invalid policy)."""
+
+    exit_code = 1
+
+
+class PolicyError(CheckFailed):
+    """A policy file is invalid; names the file and, where known, the line."""
+
+    def __init__(self, message: str, file: str | None = None, line: int | None = None) -> None:
+        where = ""
+        if file is not None:
+            where = f"{file}:{line}: " if line is not None else f"{file}: "
+        super().__init__(where + message)
+        self.file = file
+        self.line = line
+        self.bare_message = message
+
+
+class LedgerError(Error):
+    """The ledger cannot be written or read as it must be."""
+
+
+class KeyProblem(Error):
+    """An OpenPGP or SSH key cannot be used."""
+
+
+@dataclass(frozen=True)
+class Reason:
+    """Why a batch (or a row) was refused: a stable code and a sentence."""
+
+    code: str
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"code": self.code, "message": self.message}
+
+
+class Rejected(Exception):
+    """A batch is refused; carries the reasons sent back to the agency."""
+
+    def __init__(self, *reasons: Reason) -> None:
+        super().__init__("; ".join(r.code for r in reasons))
+        self.reasons = reasons
+
+
+class ExchangeUnavailable(Exception):
+    """The exchange itself cannot work right now (disk full, ledger unwritable).
+
+    Not the sender's fault: the batch stays where it is and is retried; intake
+    stops until the condition clears (fail closed).
+    """

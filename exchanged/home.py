@@ -1,0 +1,300 @@
+"""The home: one directory that holds a deployment, its configuration and files.
+
+Layout (folders 0700, files 0600)::
+
+    config.yaml            the daemon's settings
+    policies/              agreements and their addenda (YAML)
+    agencies/<id>.yaml     registered agencies: SSH keys, pinned OpenPGP key
+    keys/gnupg/            the exchange's GnuPG home (its key pair, agencies' keys)
+    keys/ssh_host_ed25519_key
+    keys/register.key      secret for the keyed hashes of NIK and NIP at rest
+    exchange-public.asc    the exchange's public key, for agencies
+    ledger.db              the append-only ledger and the batches' stages
+    spool/uploads/         uploads being written (never processed if cut off)
+    spool/batches/<uid>/   each received batch: its encrypted upload and outcome
+    reference/<dataset>/   reference data snapshots (the ASN register)
+    drop/<agency>/         each agency's SFTP tree: inbox/<flow>/, outbox/<flow>/
+    work/                  the private work area: plaintext only while processing
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+
+from exchanged.errors import ConfigError
+
+DEFAULT_HOME = "/var/lib/exchanged"
+DIR_MODE = 0o700
+FILE_MODE = 0o600
+
+
+@dataclass(frozen=True)
+class Home:
+    """Paths of one deployment."""
+
+    root: Path
+
+    @classmethod
+    def resolve(cls, arg: str | None) -> Home:
+        """``--home``, else ``$EXCHANGED_HOME``, else ``/var/lib/exchanged``."""
+        raw = arg or os.environ.get("EXCHANGED_HOME") or DEFAULT_HOME
+        return cls(Path(raw).expanduser().absolute())
+
+    @property
+    def config_file(self) -> Path:
+        return self.root / "config.yaml"
+
+    @property
+    def policies(self) -> Path:
+        return self.root / "policies"
+
+    @property
+    def agencies(self) -> Path:
+        return self.root / "agencies"
+
+    @property
+    def keys(self) -> Path:
+        return self.root / "keys"
+
+    @property
+    def gnupg(self) -> Path:
+        return self.keys / "gnupg"
+
+    @property
+    def ssh_host_key(self) -> Path:
+        return self.keys / "ssh_host_ed25519_key"
+
+    @property
+    def register_key(self) -> Path:
+        return self.keys / "register.key"
+
+    @property
+    def exchange_public(self) -> Path:
+        return self.root / "exchange-public.asc"
+
+    @property
+    def ledger(self) -> Path:
+        return self.root / "ledger.db"
+
+    @property
+    def spool(self) -> Path:
+        return self.root / "spool"
+
+    @property
+    def uploads(self) -> Path:
+        return self.spool / "uploads"
+
+    @property
+    def batches(self) -> Path:
+        return self.spool / "batches"
+
+    @property
+    def reference(self) -> Path:
+        return self.root / "reference"
+
+    @property
+    def drop(self) -> Path:
+        return self.root / "drop"
+
+    @property
+    def work(self) -> Path:
+        return self.root / "work"
+
+    def agency_tree(self, agency: str) -> Path:
+        return self.drop / agency
+
+    def inbox(self, agency: str, flow: str) -> Path:
+        return self.drop / agency / "inbox" / flow
+
+    def outbox(self, agency: str, flow: str) -> Path:
+        return self.drop / agency / "outbox" / flow
+
+    def directories(self) -> tuple[Path, ...]:
+        return (
+            self.root,
+            self.policies,
+            self.agencies,
+            self.keys,
+            self.gnupg,
+            self.spool,
+            self.uploads,
+            self.batches,
+            self.reference,
+            self.drop,
+            self.work,
+        )
+
+    def require(self) -> None:
+        """Refuse to go on unless this is an initialised home."""
+        if not self.config_file.is_file():
+            raise ConfigError(
+                f"{self.root} is not an exchanged home (no config.yaml); "
+                "create one with 'exchanged init --home DIR'"
+            )
+
+
+# -- configuration ---------------------------------------------------------------------
+
+LISTEN_RE = re.compile(r"^(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-]+):(?P<port>\d{1,5})$")
+
+
+@dataclass(frozen=True)
+class Listen:
+    host: str
+    port: int
+
+    @classmethod
+    def parse(cls, text: str) -> Listen:
+        m = LISTEN_RE.match(text.strip())
+        if not m or not 0 <= int(m["port"]) <= 65535:
+            raise ConfigError(f"listen address {text!r} is not HOST:PORT (e.g. 0.0.0.0:2222)")
+        return cls(m["host"].strip("[]"), int(m["port"]))
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class Config:
+    """The daemon's settings, from ``config.yaml``."""
+
+    name: str = "exchanged"
+    listen: Listen = field(default_factory=lambda: Listen("127.0.0.1", 2222))
+    #: agreements' dates are dates in this zone (the agreement was signed in Jakarta)
+    timezone: str = "Asia/Jakarta"
+    #: batches processed at once
+    workers: int = 2
+    #: largest upload accepted from any agency, before the flow's own limit
+    max_upload_bytes: int = 20 * 1024**3
+    log_format: str = "text"
+    log_level: str = "info"
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+CONFIG_KEYS = {
+    "name": str,
+    "listen": str,
+    "timezone": str,
+    "workers": int,
+    "max_upload_bytes": int,
+    "log_format": str,
+    "log_level": str,
+}
+
+
+def load_config(home: Home) -> Config:
+    """Read and check ``config.yaml``; unknown keys and wrong types are errors."""
+    home.require()
+    try:
+        raw = yaml.safe_load(home.config_file.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{home.config_file} cannot be read: {type(e).__name__}") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{home.config_file} must be a mapping of settings")
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        kind = CONFIG_KEYS.get(str(key))
+        if kind is None:
+            known = ", ".join(sorted(CONFIG_KEYS))
+            raise ConfigError(f"{home.config_file}: unknown setting {key!r} (known: {known})")
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise ConfigError(f"{home.config_file}: {key} must be a {kind.__name__}")
+        values[str(key)] = value
+    if "listen" in values:
+        values["listen"] = Listen.parse(values["listen"])
+    config = Config(**values)
+    try:
+        config.zone
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"{home.config_file}: unknown timezone {config.timezone!r}") from None
+    if config.workers < 1 or config.workers > 64:
+        raise ConfigError(f"{home.config_file}: workers must be between 1 and 64")
+    if config.log_format not in ("text", "json"):
+        raise ConfigError(f"{home.config_file}: log_format must be text or json")
+    if config.log_level not in ("debug", "info", "warning", "error"):
+        raise ConfigError(f"{home.config_file}: log_level must be debug, info, warning or error")
+    return config
+
+
+def config_text(name: str, listen: Listen) -> str:
+    return (
+        "# exchanged settings; see README.md, 'Configuration'.\n"
+        f"name: {yaml.safe_dump(name).splitlines()[0]}\n"
+        f'listen: "{listen}"\n'
+        "# agreements' dates are read in this zone\n"
+        "timezone: Asia/Jakarta\n"
+        "# batches processed at the same time\n"
+        "workers: 2\n"
+        "# the largest upload any agency may send, before each flow's own limit\n"
+        f"max_upload_bytes: {20 * 1024**3}\n"
+        "# text or json (one object per line, for journald and log shippers)\n"
+        "log_format: text\n"
+        "log_level: info\n"
+    )
+
+
+# -- files -------------------------------------------------------------------------------
+
+
+def make_private_dir(path: Path) -> None:
+    """Create ``path`` (and parents) as 0700, and fix the mode if it exists."""
+    path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+    os.chmod(path, DIR_MODE)
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def atomic_writer(path: Path, mode: int = FILE_MODE) -> Iterator[IO[bytes]]:
+    """Write ``path`` atomically: a hidden temporary beside it, fsync, rename.
+
+    Readers see the old file or the whole new one, never half of it; the
+    temporary is removed if the block fails.
+    """
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        fsync_dir(path.parent)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def atomic_write(path: Path, data: bytes, mode: int = FILE_MODE) -> None:
+    with atomic_writer(path, mode) as f:
+        f.write(data)
+
+
+def new_secret(path: Path, nbytes: int = 32) -> None:
+    atomic_write(path, secrets.token_bytes(nbytes))

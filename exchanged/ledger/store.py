@@ -1,0 +1,503 @@
+"""The append-only, hash-chained ledger in ``HOME/ledger.db``.
+
+Each entry is hashed over an exact, canonical encoding of its columns (the
+stored text of ``data`` included) and chained to the entry before it::
+
+    leaf = SHA-256(0x00 || canonical(entry))          (RFC 6962 leaf hash)
+    hash = SHA-256(prev_hash || leaf)                 (prev of entry 1: 32 zero bytes)
+
+Triggers refuse UPDATE and DELETE on the ledger table; ``verify`` recomputes
+the chain and checks the triggers are still there. The ledger never holds
+personal data: :meth:`Transaction.append` refuses any value that looks like a
+NIK or NIP (a 16- or 18-digit number), so a future bug cannot leak one in.
+
+Other tables in the same file (the batches' stages) are not part of the
+ledger; they live here so a stage change and its ledger entry commit in one
+SQLite transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import sqlite3
+import threading
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from exchanged.errors import LedgerError
+
+GENESIS = "0" * 64
+SCHEMA_VERSION = "1"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS ledger_meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS ledger (
+    seq INTEGER PRIMARY KEY,
+    ts TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    agency TEXT,
+    flow TEXT,
+    batch TEXT,
+    actor TEXT NOT NULL,
+    data TEXT NOT NULL,
+    prev TEXT NOT NULL,
+    hash TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ledger_by_batch ON ledger(batch);
+CREATE INDEX IF NOT EXISTS ledger_by_agency ON ledger(agency, ts);
+CREATE INDEX IF NOT EXISTS ledger_by_kind ON ledger(kind, ts);
+CREATE INDEX IF NOT EXISTS ledger_by_ts ON ledger(ts);
+CREATE TRIGGER IF NOT EXISTS ledger_no_update BEFORE UPDATE ON ledger
+BEGIN SELECT RAISE(ABORT, 'the ledger is append-only: UPDATE refused'); END;
+CREATE TRIGGER IF NOT EXISTS ledger_no_delete BEFORE DELETE ON ledger
+BEGIN SELECT RAISE(ABORT, 'the ledger is append-only: DELETE refused'); END;
+CREATE TRIGGER IF NOT EXISTS ledger_meta_no_update BEFORE UPDATE ON ledger_meta
+BEGIN SELECT RAISE(ABORT, 'ledger metadata is write-once: UPDATE refused'); END;
+CREATE TRIGGER IF NOT EXISTS ledger_meta_no_delete BEFORE DELETE ON ledger_meta
+BEGIN SELECT RAISE(ABORT, 'ledger metadata is write-once: DELETE refused'); END;
+"""
+
+TRIGGERS = ("ledger_no_update", "ledger_no_delete", "ledger_meta_no_update", "ledger_meta_no_delete")
+
+KIND_RE = re.compile(r"^[a-z][a-z0-9_-]*(\.[a-z][a-z0-9_-]*)+$")
+# A run of exactly 16 or 18 digits not inside a longer run: a NIK, NKK or NIP.
+PERSONAL_NUMBER_RE = re.compile(r"(?<!\d)(\d{16}|\d{18})(?!\d)")
+HEX_RE = re.compile(r"^[0-9a-fA-F]*$")
+# keys whose values are digests or fingerprints: checked to be hex instead
+DIGEST_KEY_SUFFIXES = ("sha256", "hash", "fingerprint")
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def format_ts(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One ledger entry, as stored."""
+
+    seq: int
+    ts: str
+    kind: str
+    agency: str | None
+    flow: str | None
+    batch: str | None
+    actor: str
+    data_text: str
+    prev: str
+    hash: str
+
+    @property
+    def data(self) -> dict[str, Any]:
+        value = json.loads(self.data_text)
+        assert isinstance(value, dict)
+        return value
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "ts": self.ts,
+            "kind": self.kind,
+            "agency": self.agency,
+            "flow": self.flow,
+            "batch": self.batch,
+            "actor": self.actor,
+            "data": self.data,
+            "prev": self.prev,
+            "hash": self.hash,
+        }
+
+
+def canonical_data(data: Mapping[str, Any]) -> str:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def entry_bytes(
+    seq: int,
+    ts: str,
+    kind: str,
+    agency: str | None,
+    flow: str | None,
+    batch: str | None,
+    actor: str,
+    data_text: str,
+) -> bytes:
+    head = json.dumps(
+        [seq, ts, kind, agency, flow, batch, actor], separators=(",", ":"), ensure_ascii=False
+    )
+    return (head + "\n" + data_text).encode("utf-8")
+
+
+def leaf_hash(encoded: bytes) -> bytes:
+    return hashlib.sha256(b"\x00" + encoded).digest()
+
+
+def chain_hash(prev: str, encoded: bytes) -> str:
+    return hashlib.sha256(bytes.fromhex(prev) + leaf_hash(encoded)).hexdigest()
+
+
+def check_no_personal_data(value: Any, path: str = "") -> None:
+    """Refuse values that could be personal data, and types that do not hash canonically.
+
+    >>> check_no_personal_data({"rows": 12, "upload_sha256": "ab" * 32})
+    >>> check_no_personal_data({"note": "row 3171010101900001"})
+    Traceback (most recent call last):
+    ...
+    exchanged.errors.LedgerError: refused to write data.note to the ledger: it looks like personal data (a 16- or 18-digit number)
+    """
+    if value is None or isinstance(value, bool):
+        return
+    if isinstance(value, int):
+        if len(str(abs(value))) in (16, 18):
+            raise LedgerError(
+                f"refused to write {path or 'a value'} to the ledger: it looks like personal "
+                "data (a 16- or 18-digit number)"
+            )
+        return
+    if isinstance(value, str):
+        key = path.rsplit(".", 1)[-1]
+        if key.endswith(DIGEST_KEY_SUFFIXES):
+            if not HEX_RE.match(value) or len(value) > 128:
+                raise LedgerError(f"refused to write {path} to the ledger: not a hex digest")
+            return
+        if PERSONAL_NUMBER_RE.search(value):
+            raise LedgerError(
+                f"refused to write {path or 'a value'} to the ledger: it looks like personal "
+                "data (a 16- or 18-digit number)"
+            )
+        return
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise LedgerError(f"refused to write {path}: keys must be strings")
+            check_no_personal_data(k, f"{path}.<key>")
+            check_no_personal_data(v, f"{path}.{k}" if path else k)
+        return
+    if isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            check_no_personal_data(v, f"{path}[{i}]")
+        return
+    raise LedgerError(
+        f"refused to write {path or 'a value'} to the ledger: {type(value).__name__} values "
+        "are not allowed (use str, int, bool, lists and mappings)"
+    )
+
+
+class Transaction:
+    """An open write transaction on ``ledger.db``; entries and other writes commit together."""
+
+    def __init__(self, conn: sqlite3.Connection, clock: Clock) -> None:
+        self.conn = conn
+        self._clock = clock
+        self._head: tuple[int, str] | None = None
+        self.appended: list[int] = []
+
+    def execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> sqlite3.Cursor:
+        return self.conn.execute(sql, params)
+
+    def _current_head(self) -> tuple[int, str]:
+        if self._head is None:
+            row = self.conn.execute("SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1").fetchone()
+            self._head = (0, GENESIS) if row is None else (int(row[0]), str(row[1]))
+        return self._head
+
+    def append(
+        self,
+        kind: str,
+        *,
+        agency: str | None = None,
+        flow: str | None = None,
+        batch: str | None = None,
+        actor: str = "exchange",
+        **data: Any,
+    ) -> int:
+        """Append one entry; returns its sequence number."""
+        if not KIND_RE.match(kind):
+            raise LedgerError(f"ledger entry kind {kind!r} is not a dotted lower-case name")
+        for name, value in (("agency", agency), ("flow", flow), ("batch", batch), ("actor", actor)):
+            check_no_personal_data(value, name)
+        check_no_personal_data(data)
+        data_text = canonical_data(data)
+        prev_seq, prev_hash = self._current_head()
+        seq = prev_seq + 1
+        ts = format_ts(self._clock())
+        digest = chain_hash(prev_hash, entry_bytes(seq, ts, kind, agency, flow, batch, actor, data_text))
+        self.conn.execute(
+            "INSERT INTO ledger (seq, ts, kind, agency, flow, batch, actor, data, prev, hash) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (seq, ts, kind, agency, flow, batch, actor, data_text, prev_hash, digest),
+        )
+        self._head = (seq, digest)
+        self.appended.append(seq)
+        return seq
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    ok: bool
+    entries: int
+    head_seq: int
+    head_hash: str
+    problem: str | None = None
+    ledger_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Query:
+    agency: str | None = None
+    flow: str | None = None
+    batch: str | None = None
+    kind: str | None = None
+    since: str | None = None
+    until: str | None = None
+    after_seq: int = 0
+    limit: int | None = None
+
+
+class Ledger:
+    """The ledger database; one connection per thread."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        clock: Clock = utc_now,
+        extra_schema: str = "",
+        readonly: bool = False,
+    ) -> None:
+        self.path = path
+        self._clock = clock
+        self._extra_schema = extra_schema
+        self._readonly = readonly
+        self._local = threading.local()
+
+    # -- connections ---------------------------------------------------------------------
+
+    def _open(self) -> sqlite3.Connection:
+        if self._readonly:
+            if not self.path.exists():
+                raise LedgerError(f"no ledger at {self.path}")
+            uri = f"file:{self.path}?mode=ro"
+            conn = sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None,
+                                   check_same_thread=False)
+        else:
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None,
+                                   check_same_thread=False)
+            # WAL: readers (compliance staff, `ledger query`) never block the daemon;
+            # synchronous=FULL: a committed entry survives a power cut.
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA busy_timeout=30000")
+        conn.execute("PRAGMA foreign_keys=ON")
+        return conn
+
+    def connection(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._open()
+            self._local.conn = conn
+        return conn
+
+    def close(self) -> None:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    # -- creation and checks ---------------------------------------------------------------
+
+    def create(self, *, exchange_name: str) -> str:
+        """Create a new, empty ledger; returns its id. Refuses an existing one."""
+        if self.path.exists():
+            raise LedgerError(f"a ledger already exists at {self.path}")
+        conn = self.connection()
+        conn.executescript(SCHEMA + self._extra_schema)
+        ledger_id = str(uuid.uuid4())
+        with self.transaction() as txn:
+            txn.execute(
+                "INSERT INTO ledger_meta (key, value) VALUES ('id', ?), ('schema', ?), ('created', ?)",
+                (ledger_id, SCHEMA_VERSION, format_ts(self._clock())),
+            )
+            txn.append("ledger.created", ledger_id=ledger_id, exchange=exchange_name)
+        self.path.chmod(0o600)
+        return ledger_id
+
+    def open_checked(self) -> None:
+        """Open an existing ledger for writing; refuse it if its triggers are gone."""
+        if not self.path.exists():
+            raise LedgerError(f"no ledger at {self.path}; is this an initialised home?")
+        conn = self.connection()
+        missing = self.missing_triggers()
+        if missing:
+            raise LedgerError(
+                f"the ledger's append-only triggers are missing ({', '.join(missing)}): "
+                "it may have been tampered with; run 'exchanged ledger verify'"
+            )
+        if self._extra_schema:
+            conn.executescript(self._extra_schema)
+
+    def missing_triggers(self) -> list[str]:
+        rows = self.connection().execute(
+            "SELECT name FROM sqlite_master WHERE type = 'trigger'"
+        ).fetchall()
+        present = {r[0] for r in rows}
+        return [t for t in TRIGGERS if t not in present]
+
+    def ledger_id(self) -> str:
+        row = self.connection().execute("SELECT value FROM ledger_meta WHERE key = 'id'").fetchone()
+        if row is None:
+            raise LedgerError("the ledger has no id: it is damaged")
+        return str(row[0])
+
+    # -- writing ---------------------------------------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        """BEGIN IMMEDIATE ... COMMIT: the write lock serialises the chain."""
+        conn = self.connection()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as e:
+            raise LedgerError(f"the ledger cannot be written: {e}") from None
+        txn = Transaction(conn, self._clock)
+        try:
+            yield txn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as e:
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+            raise LedgerError(f"the ledger cannot be written: {e}") from None
+
+    def append(self, kind: str, **fields: Any) -> int:
+        """Append one entry in a transaction of its own."""
+        with self.transaction() as txn:
+            return txn.append(kind, **fields)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def head(self) -> tuple[int, str]:
+        row = self.connection().execute(
+            "SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
+        return (0, GENESIS) if row is None else (int(row[0]), str(row[1]))
+
+    def entry(self, seq: int) -> Entry | None:
+        row = self.connection().execute(
+            "SELECT seq, ts, kind, agency, flow, batch, actor, data, prev, hash FROM ledger "
+            "WHERE seq = ?",
+            (seq,),
+        ).fetchone()
+        return None if row is None else Entry(*row)
+
+    def query(self, q: Query) -> Iterator[Entry]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        for column, value in (("agency", q.agency), ("flow", q.flow), ("batch", q.batch)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        if q.kind is not None:
+            if q.kind.endswith(("*", ".")):
+                prefix = q.kind.rstrip("*")
+                clauses.append("substr(kind, 1, ?) = ?")
+                params.extend([len(prefix), prefix])
+            else:
+                clauses.append("kind = ?")
+                params.append(q.kind)
+        if q.since is not None:
+            clauses.append("ts >= ?")
+            params.append(q.since)
+        if q.until is not None:
+            clauses.append("ts < ?")
+            params.append(q.until)
+        if q.after_seq:
+            clauses.append("seq > ?")
+            params.append(q.after_seq)
+        sql = "SELECT seq, ts, kind, agency, flow, batch, actor, data, prev, hash FROM ledger"
+        if clauses:
+            sql += " WHERE " + " AND ".join(clauses)
+        sql += " ORDER BY seq"
+        if q.limit is not None:
+            sql += " LIMIT ?"
+            params.append(q.limit)
+        for row in self.connection().execute(sql, params):
+            yield Entry(*row)
+
+    def verify(self) -> VerifyReport:
+        """Recompute the whole chain; report the first problem found."""
+        try:
+            return self._verify()
+        except sqlite3.DatabaseError as e:
+            return VerifyReport(False, 0, 0, GENESIS, f"the ledger file cannot be read: {e}")
+
+    def _verify(self) -> VerifyReport:
+        conn = self.connection()
+        missing = self.missing_triggers()
+        ledger_id: str | None
+        try:
+            ledger_id = self.ledger_id()
+        except LedgerError:
+            ledger_id = None
+        prev_hash = GENESIS
+        expected_seq = 1
+        count = 0
+        cursor = conn.execute(
+            "SELECT seq, ts, kind, agency, flow, batch, actor, data, prev, hash FROM ledger "
+            "ORDER BY seq"
+        )
+        for row in cursor:
+            e = Entry(*row)
+            if e.seq != expected_seq:
+                return VerifyReport(
+                    False, count, expected_seq - 1, prev_hash,
+                    f"entry {expected_seq} is missing (next present is {e.seq})", ledger_id,
+                )
+            if e.prev != prev_hash:
+                return VerifyReport(
+                    False, count, e.seq - 1, prev_hash,
+                    f"entry {e.seq} does not link to entry {e.seq - 1} (prev hash differs)",
+                    ledger_id,
+                )
+            digest = chain_hash(
+                prev_hash,
+                entry_bytes(e.seq, e.ts, e.kind, e.agency, e.flow, e.batch, e.actor, e.data_text),
+            )
+            if digest != e.hash:
+                return VerifyReport(
+                    False, count, e.seq - 1, prev_hash,
+                    f"entry {e.seq} was altered (its hash does not match its content)", ledger_id,
+                )
+            prev_hash = digest
+            expected_seq += 1
+            count += 1
+        if count == 0:
+            return VerifyReport(False, 0, 0, GENESIS, "the ledger has no entries", ledger_id)
+        if missing:
+            return VerifyReport(
+                False, count, count, prev_hash,
+                f"the append-only triggers are missing ({', '.join(missing)})", ledger_id,
+            )
+        if ledger_id is None:
+            return VerifyReport(False, count, count, prev_hash, "the ledger has no id", None)
+        return VerifyReport(True, count, count, prev_hash, None, ledger_id)

@@ -1,0 +1,575 @@
+"""A batch's life: receive → open → admit → process → answer.
+
+This is the one place that reads top to bottom as what happens to an upload
+(:meth:`Pipeline.advance`). Each stage change is a row update in ``ledger.db``
+committed in the same SQLite transaction as the ledger entry that records it,
+so a restart resumes every batch exactly where it stopped, and every received
+upload ends in exactly one outcome:
+
+- ``received``  the upload is out of the agency's reach, its SHA-256 recorded;
+- ``opened``    decrypted and verified: encrypted to the exchange, signed by the
+                agency's pinned key (the plaintext is in the work area only);
+- ``admitted``  the policy allowed it (the decision and its rules recorded);
+- ``rejected``  a reason was found at any of the stages above;
+- ``processed`` the answer (or the rejection) is sealed: signed by the exchange
+                and encrypted to the agency, in the spool;
+- ``answered``  the outcome is in the agency's outbox.
+
+A crash in the middle of a stage repeats that stage at start-up (the work
+area is wiped, the upload decrypted again). A batch whose stage was
+interrupted three times is a poison batch: it is answered with
+EXCHANGE_ERROR rather than retried forever. An unexpected error in a stage
+is answered the same way, with the ledger entry that records it.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import logging
+import os
+import queue
+import re
+import shutil
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from exchanged.agencies import Agencies
+from exchanged.csvio import CsvReader
+from exchanged.errors import ExchangeUnavailable, LedgerError, Reason, Rejected
+from exchanged.flows import HANDLERS, FlowContext, FlowResult
+from exchanged.home import Config, Home, fsync_dir
+from exchanged.ledger import Ledger, Transaction, format_ts, utc_now
+from exchanged.openpgp import Opened, OpenPGP
+from exchanged.policy import PolicySet, Request, decide
+from exchanged.reasons import reason
+from exchanged.spool import Spool, Upload, UploadMeta, new_uid
+from exchanged.state import (
+    ADMITTED,
+    ANSWERED,
+    OPENED,
+    PROCESSED,
+    RECEIVED,
+    REJECTED,
+    Batch,
+    ReferenceData,
+    State,
+)
+
+log = logging.getLogger("exchanged.pipeline")
+
+BATCH_NAME_RE = re.compile(r"^(?P<id>[A-Za-z0-9._-]{1,64})\.csv\.(?:gpg|pgp|asc)$")
+PERSONAL_NUMBER_RE = re.compile(r"(?<!\d)(\d{16}|\d{18})(?!\d)")
+MAX_RECOVERIES = 3
+RETRY_SECONDS = 5.0
+STOP = ""
+
+
+def batch_id_of(name: str) -> str | None:
+    """The batch id a file name carries, or None if the name breaks the rule.
+
+    >>> batch_id_of("2026-11-kpm.csv.gpg")
+    '2026-11-kpm'
+    >>> batch_id_of("../x.csv.gpg") is None
+    True
+    """
+    m = BATCH_NAME_RE.match(name)
+    if m is None or m["id"].startswith("."):
+        return None
+    return m["id"]
+
+
+OUTCOME_RE = re.compile(
+    r"^(?P<id>[A-Za-z0-9._-]{1,64}?)(?:\.replay-\d+)?\.(?:result\.csv|rejected\.json)\.gpg$"
+)
+
+
+def outcome_batch_id(name: str) -> str | None:
+    """The batch id an outcome file belongs to.
+
+    >>> outcome_batch_id("b-1.replay-2.rejected.json.gpg")
+    'b-1'
+    """
+    m = OUTCOME_RE.match(name)
+    return m["id"] if m else None
+
+
+def shown_name(name: str) -> str:
+    """A file name made safe to quote back: printable ASCII, at most 80 characters, digits masked."""
+    safe = "".join(ch if 32 < ord(ch) < 127 else "?" for ch in name)
+    safe = PERSONAL_NUMBER_RE.sub(lambda m: "#" * len(m.group()), safe)
+    return repr(safe[:80] + ("..." if len(safe) > 80 else ""))
+
+
+class PolicyHolder:
+    """The policy set in force; replaced as a whole on reload."""
+
+    def __init__(self, policy: PolicySet) -> None:
+        self._policy = policy
+        self._lock = threading.Lock()
+
+    def get(self) -> PolicySet:
+        with self._lock:
+            return self._policy
+
+    def set(self, policy: PolicySet) -> None:
+        with self._lock:
+            self._policy = policy
+
+
+@dataclass(frozen=True)
+class Sealed:
+    kind: str  # "result" | "rejected"
+    sha256: str
+
+
+class Pipeline:
+    def __init__(
+        self,
+        home: Home,
+        config: Config,
+        ledger: Ledger,
+        openpgp: OpenPGP,
+        policy: PolicyHolder,
+        *,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.home = home
+        self.config = config
+        self.ledger = ledger
+        self.openpgp = openpgp
+        self.policy = policy
+        self.clock = clock
+        self.state = State(ledger)
+        self.spool = Spool(home)
+        self.agencies = Agencies(home)
+        self.references = ReferenceData(home, self.state)
+        self.exchange_fpr = openpgp.exchange_fingerprint()
+        self._queue: queue.Queue[str] = queue.Queue()
+        self._workers: list[threading.Thread] = []
+        self._stopping = threading.Event()
+        self._idle = threading.Condition()
+        self._busy = 0
+        #: set while the exchange cannot work (disk full, ledger unwritable): intake refused
+        self.unavailable = threading.Event()
+
+    # -- intake -----------------------------------------------------------------------------
+
+    def new_upload(self, agency: str, flow: str, name: str) -> Upload:
+        if self.unavailable.is_set():
+            raise ExchangeUnavailable("the exchange cannot accept uploads right now")
+        return self.spool.new_upload(agency, flow, name)
+
+    def receive(self, upload: Upload) -> str:
+        """An upload was closed normally: it becomes a received batch, queued for processing."""
+        meta = upload.finish(self._now())
+        self._record_received(meta, recovered=False)
+        self._queue.put(meta.uid)
+        return meta.uid
+
+    def discard(self, upload: Upload, why: str) -> None:
+        """An upload that never completed: dropped, recorded, never processed."""
+        size = upload.size
+        upload.discard()
+        self.ledger.append(
+            "upload.interrupted", agency=upload.agency, flow=upload.flow, actor=upload.agency,
+            uid=upload.uid, bytes=size, why=why,
+        )
+        log.info("upload %s from %s/%s discarded: %s", upload.uid, upload.agency, upload.flow, why)
+
+    def _record_received(self, meta: UploadMeta, *, recovered: bool) -> None:
+        batch_id = batch_id_of(meta.name)
+        name_ok = batch_id is not None and not PERSONAL_NUMBER_RE.search(batch_id)
+        with self.ledger.transaction() as txn:
+            replay_of = self.state.insert(
+                txn,
+                uid=meta.uid,
+                agency=meta.agency,
+                flow=meta.flow,
+                batch_id=batch_id if name_ok and batch_id else meta.uid,
+                name_ok=name_ok,
+                received_at=meta.received_at,
+                upload_sha256=meta.sha256,
+                upload_bytes=meta.size,
+            )
+            fields: dict[str, object] = {
+                "uid": meta.uid,
+                "upload_sha256": meta.sha256,
+                "bytes": meta.size,
+                "name_ok": name_ok,
+            }
+            if replay_of:
+                fields["replay_of"] = replay_of
+            if recovered:
+                fields["recovered"] = True
+            txn.append(
+                "batch.received",
+                agency=meta.agency,
+                flow=meta.flow,
+                batch=batch_id if name_ok and batch_id else meta.uid,
+                actor=meta.agency,
+                **fields,
+            )
+        log.info("batch %s received from %s/%s (%d bytes)", meta.uid, meta.agency, meta.flow,
+                 meta.size)
+
+    # -- workers ------------------------------------------------------------------------------
+
+    def recover(self) -> None:
+        """Start-up: wipe stray plaintext, drop cut-off uploads, adopt and queue unfinished work."""
+        wiped = self.spool.wipe_work()
+        if wiped:
+            self.ledger.append("work.wiped", files=wiped)
+        for folder in self.spool.interrupted_uploads():
+            size = sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
+            shutil.rmtree(folder, ignore_errors=True)
+            self.ledger.append("upload.interrupted", uid=folder.name, bytes=size,
+                               why="the exchange stopped while the upload was being written")
+        known = self.state.known_uids()
+        for uid in self.spool.received_uids():
+            if uid not in known:
+                # renamed into the spool, but the crash came before its ledger entry
+                self._record_received(self.spool.meta(uid), recovered=True)
+        removed = self.references.clean()
+        if removed:
+            self.ledger.append("dataset.cleaned", files=removed)
+        for batch in self.state.unfinished():
+            self.ledger.append("batch.resumed", **batch.ids(), uid=batch.uid, stage=batch.stage,
+                               attempts=batch.attempts)
+            self._queue.put(batch.uid)
+
+    def start(self) -> None:
+        for i in range(self.config.workers):
+            t = threading.Thread(target=self._work, name=f"pipeline-{i}", daemon=True)
+            t.start()
+            self._workers.append(t)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stopping.set()
+        for _ in self._workers:
+            self._queue.put(STOP)
+        for t in self._workers:
+            t.join(timeout)
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Block until the queue is empty and no batch is in progress (for tests and the demo)."""
+        with self._idle:
+            return self._idle.wait_for(
+                lambda: self._busy == 0 and self._queue.empty(), timeout=timeout
+            )
+
+    def _work(self) -> None:
+        while True:
+            uid = self._queue.get()
+            if uid == STOP:
+                return
+            with self._idle:
+                self._busy += 1
+            try:
+                self.advance(uid)
+            except ExchangeUnavailable as e:
+                self._pause(uid, str(e))
+            except Exception:  # the last guard: a worker never dies
+                log.error("batch %s could not be advanced", uid, exc_info=True)
+            finally:
+                self.ledger.close()
+                with self._idle:
+                    self._busy -= 1
+                    self._idle.notify_all()
+
+    def _pause(self, uid: str, why: str) -> None:
+        """Fail closed: refuse new uploads, keep the batch where it is, retry later."""
+        if not self.unavailable.is_set():
+            log.error("the exchange cannot work (%s): intake stopped until it can", why)
+        self.unavailable.set()
+        if self._stopping.wait(RETRY_SECONDS):
+            return
+        self._queue.put(uid)
+
+    # -- a batch's life --------------------------------------------------------------------------
+
+    def advance(self, uid: str) -> None:
+        """Take one batch from whatever stage it is in to ``answered``."""
+        try:
+            with self.ledger.transaction() as txn:
+                batch = self.state.claim(txn, uid)
+        except LedgerError as e:
+            raise ExchangeUnavailable(str(e)) from None
+        if batch.stage == ANSWERED:
+            return
+        try:
+            if batch.attempts > MAX_RECOVERIES and batch.stage in (RECEIVED, OPENED, ADMITTED):
+                batch = self._reject(batch, self._exchange_error(batch, "interrupted repeatedly"))
+            if batch.stage in (RECEIVED, OPENED, ADMITTED):
+                batch = self._open_admit_process(batch)
+            if batch.stage == REJECTED:
+                batch = self._seal_rejection(batch)
+            if batch.stage == PROCESSED:
+                batch = self._deliver(batch)
+        except (ExchangeUnavailable, LedgerError) as e:
+            raise ExchangeUnavailable(str(e)) from None
+        except OSError as e:
+            if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EACCES):
+                raise ExchangeUnavailable(os.strerror(e.errno or 0)) from None
+            self._fail(uid, e)
+        except Exception as e:
+            self._fail(uid, e)
+        if self.unavailable.is_set():
+            self.unavailable.clear()
+            self.ledger.append("exchange.available")
+            log.info("the exchange works again: intake resumed")
+
+    def _open_admit_process(self, batch: Batch) -> Batch:
+        """received/opened/admitted → processed, or → rejected with the reasons."""
+        with self.spool.work_dir(batch.uid) as work:
+            try:
+                self._precheck(batch)
+                plaintext = work / "batch.csv"
+                opened = self._open(batch, plaintext)
+                if batch.stage == RECEIVED:
+                    batch = self._mark(batch, OPENED, "batch.opened",
+                                       signer_fingerprint=opened.signer_fingerprint,
+                                       plaintext_bytes=opened.plaintext_bytes)
+                with open(plaintext, "rb") as stream:
+                    reader = CsvReader(stream)
+                    policy = self.policy.get()
+                    if batch.stage == OPENED:
+                        decision = decide(policy, self._request(batch, reader.header))
+                        if not decision.allow:
+                            raise Rejected(*decision.reasons)
+                        batch = self._mark(
+                            batch, ADMITTED, "batch.admitted",
+                            state={"decision": json.dumps(decision.ledger_fields())},
+                            **decision.ledger_fields(),
+                        )
+                    answer = work / "answer.csv"
+                    result = self._process(batch, policy, reader, answer, work)
+                sealed = self._seal(batch, answer, "result")
+                return self._record_processed(batch, result, sealed)
+            except Rejected as r:
+                return self._reject(batch, r.reasons)
+
+    def _precheck(self, batch: Batch) -> None:
+        """What can be refused before decrypting: the name, a replay, the policy without columns."""
+        if batch.stage != RECEIVED:
+            return
+        if not batch.name_ok:
+            name = self.spool.meta(batch.uid).name
+            found = batch_id_of(name)
+            if found is not None:
+                raise Rejected(reason("BATCH_ID_LOOKS_PERSONAL"))
+            raise Rejected(reason("BAD_FILE_NAME", name=shown_name(name), batch=batch.batch_id))
+        if batch.replay_of:
+            first = self.state.get(batch.replay_of)
+            raise Rejected(
+                reason("REPLAY", batch=batch.batch_id, flow=batch.flow,
+                       first=first.received_at if first else "earlier")
+            )
+        decision = decide(self.policy.get(), self._request(batch, None))
+        if not decision.allow:
+            raise Rejected(*decision.reasons)
+
+    def _request(self, batch: Batch, columns: tuple[str, ...] | None) -> Request:
+        received = datetime.fromisoformat(batch.received_at.replace("Z", "+00:00"))
+        return Request(
+            agency=batch.agency,
+            flow=batch.flow,
+            on=received.astimezone(self.config.zone).date(),
+            columns=columns,
+            size=batch.upload_bytes,
+        )
+
+    def _open(self, batch: Batch, plaintext: Path) -> Opened:
+        agency = self.agencies.get(batch.agency)
+        if agency is None:
+            raise RuntimeError("the uploading agency is no longer registered")
+        found = self.policy.get().find_flow(batch.flow)
+        limit = found[1].max_bytes if found else None
+        return self.openpgp.open(
+            self.spool.upload_path(batch.uid), plaintext,
+            pinned=agency.gpg_fingerprint, exchange=self.exchange_fpr, max_bytes=limit,
+        )
+
+    def _process(
+        self, batch: Batch, policy: PolicySet, reader: CsvReader, answer: Path, work: Path
+    ) -> FlowResult:
+        found = policy.find_flow(batch.flow)
+        if found is None:
+            raise Rejected(reason("NO_POLICY", flow=batch.flow, agency=batch.agency))
+        _, flow = found
+        ctx = FlowContext(flow=flow, references=self.references, work=work,
+                          new_snapshot_id=batch.uid)
+        fd = os.open(answer, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            result = HANDLERS[flow.kind](reader, out, ctx)
+        if reader.rows_read == 0 and flow.kind != "reference-load":
+            raise Rejected(reason("NO_ROWS"))
+        return result
+
+    def _record_processed(self, batch: Batch, result: FlowResult, sealed: Sealed) -> Batch:
+        now = self._now()
+        replaced = None
+        with self.ledger.transaction() as txn:
+            name = self._outcome_name(txn, batch, "result")
+            counts = dict(result.counts)
+            self.state.move(txn, batch.uid, PROCESSED, now, outcome_kind="result",
+                            outcome_name=name, outcome_sha256=sealed.sha256,
+                            counts=json.dumps(counts))
+            extra: dict[str, object] = {}
+            if result.reference_snapshot:
+                extra["reference_snapshot"] = result.reference_snapshot
+            txn.append("batch.processed", **batch.ids(), uid=batch.uid, rows=result.rows,
+                       counts=counts, outcome_sha256=sealed.sha256, **extra)
+            update = result.dataset_update
+            if update is not None:
+                replaced = self.state.set_snapshot(txn, update.dataset, update.snapshot_id,
+                                                   update.rows, now, batch.uid)
+                txn.append("dataset.replaced", **batch.ids(), uid=batch.uid,
+                           dataset=update.dataset, snapshot=update.snapshot_id, rows=update.rows,
+                           previous=replaced)
+        if result.dataset_update is not None and replaced:
+            self.references.store(result.dataset_update.dataset).remove_unreferenced(
+                [result.dataset_update.snapshot_id]
+            )
+        log.info("batch %s processed: %d rows", batch.uid, result.rows)
+        return self.state.get(batch.uid) or batch
+
+    def _reject(self, batch: Batch, reasons: tuple[Reason, ...]) -> Batch:
+        """Record the decision to refuse: the ledger entry's number goes into the rejection."""
+        now = self._now()
+        with self.ledger.transaction() as txn:
+            name = self._outcome_name(txn, batch, "rejected")
+            seq = txn.append("batch.rejected", **batch.ids(), uid=batch.uid,
+                             stage=batch.stage, codes=[r.code for r in reasons])
+            self.state.move(txn, batch.uid, REJECTED, now,
+                            reasons=json.dumps([r.as_dict() for r in reasons]),
+                            reject_seq=seq, outcome_kind="rejected", outcome_name=name)
+        log.info("batch %s rejected: %s", batch.uid, ", ".join(r.code for r in reasons))
+        return self.state.get(batch.uid) or batch
+
+    def _seal_rejection(self, batch: Batch) -> Batch:
+        body = {
+            "batch": batch.batch_id,
+            "flow": batch.flow,
+            "reasons": batch.reason_list,
+            "ledger_seq": batch.reject_seq,
+        }
+        with self.spool.work_dir(batch.uid) as work:
+            plain = work / "rejected.json"
+            fd = os.open(plain, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(json.dumps(body, ensure_ascii=False, indent=2).encode("utf-8") + b"\n")
+            sealed = self._seal(batch, plain, "rejected")
+        with self.ledger.transaction() as txn:
+            self.state.move(txn, batch.uid, PROCESSED, self._now(), outcome_sha256=sealed.sha256)
+            txn.append("outcome.sealed", **batch.ids(), uid=batch.uid, outcome="rejected",
+                       outcome_sha256=sealed.sha256)
+        return self.state.get(batch.uid) or batch
+
+    def _seal(self, batch: Batch, plaintext: Path, kind: str) -> Sealed:
+        agency = self.agencies.get(batch.agency)
+        if agency is None:
+            raise RuntimeError("the agency is no longer registered")
+        target = self.spool.outcome_path(batch.uid)
+        tmp = target.with_name(".outcome.tmp")
+        inner = f"{batch.batch_id}.result.csv" if kind == "result" else f"{batch.batch_id}.rejected.json"
+        self.openpgp.seal(plaintext, tmp, recipient=agency.gpg_fingerprint,
+                          signer=self.exchange_fpr, filename=inner)
+        digest = _sha256_file(tmp)
+        _fsync_file(tmp)
+        os.replace(tmp, target)
+        fsync_dir(target.parent)
+        return Sealed(kind, digest)
+
+    def _deliver(self, batch: Batch) -> Batch:
+        """Put the sealed outcome into the agency's outbox, atomically."""
+        assert batch.outcome_name is not None
+        outbox = self.home.outbox(batch.agency, batch.flow)
+        outbox.mkdir(mode=0o700, parents=True, exist_ok=True)
+        final = outbox / batch.outcome_name
+        tmp = outbox / f".{batch.outcome_name}.{batch.uid}.tmp"
+        source = self.spool.outcome_path(batch.uid)
+        try:
+            tmp.unlink()
+        except FileNotFoundError:
+            pass
+        try:
+            os.link(source, tmp)
+        except OSError:
+            shutil.copyfile(source, tmp)
+            os.chmod(tmp, 0o600)
+            _fsync_file(tmp)
+        os.replace(tmp, final)
+        fsync_dir(outbox)
+        with self.ledger.transaction() as txn:
+            self.state.move(txn, batch.uid, ANSWERED, self._now())
+            txn.append("batch.answered", **batch.ids(), uid=batch.uid, outcome=batch.outcome_kind,
+                       outcome_name=batch.outcome_name, outcome_sha256=batch.outcome_sha256)
+        log.info("batch %s answered: %s", batch.uid, batch.outcome_kind)
+        return self.state.get(batch.uid) or batch
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _mark(
+        self, batch: Batch, stage: str, kind: str, *, state: dict[str, object] | None = None,
+        **fields: object,
+    ) -> Batch:
+        """Move a batch to ``stage`` and record ledger entry ``kind``, in one transaction."""
+        with self.ledger.transaction() as txn:
+            self.state.move(txn, batch.uid, stage, self._now(), **(state or {}))
+            txn.append(kind, **batch.ids(), uid=batch.uid, **fields)
+        return self.state.get(batch.uid) or batch
+
+    def _outcome_name(self, txn: Transaction, batch: Batch, kind: str) -> str:
+        suffix = ".result.csv.gpg" if kind == "result" else ".rejected.json.gpg"
+        name = batch.batch_id + suffix
+        n = 2
+        # an outcome never replaces another: a replay's rejection gets its own name
+        while self.state.outcome_name_taken(txn, batch.agency, batch.flow, name):
+            name = f"{batch.batch_id}.replay-{n}{suffix}"
+            n += 1
+        return name
+
+    def _exchange_error(self, batch: Batch, what: str) -> tuple[Reason, ...]:
+        seq = self.ledger.append("batch.failed", **batch.ids(), uid=batch.uid, stage=batch.stage,
+                                 error=what)
+        return (reason("EXCHANGE_ERROR", seq=seq),)
+
+    def _fail(self, uid: str, error: BaseException) -> None:
+        """An unexpected error: answer the batch with EXCHANGE_ERROR, never leave it unanswered."""
+        log.error("batch %s failed: %s", uid, type(error).__name__, exc_info=error)
+        batch = self.state.get(uid)
+        if batch is None or batch.stage in (PROCESSED, ANSWERED):
+            return
+        if batch.stage == REJECTED:
+            return  # sealing the rejection failed: retried at the next start
+        reasons = self._exchange_error(batch, type(error).__name__)
+        batch = self._reject(batch, reasons)
+        batch = self._seal_rejection(batch)
+        self._deliver(batch)
+
+    def _now(self) -> str:
+        return format_ts(self.clock())
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+__all__ = ["Pipeline", "PolicyHolder", "batch_id_of", "new_uid", "outcome_batch_id"]

@@ -1,0 +1,222 @@
+"""The daemon: start-up order, the front door's wiring, signals.
+
+Start-up: configuration → ledger (refused if its triggers are gone) →
+policies (refused if invalid) → keys → pipeline recovery (stray plaintext
+wiped, cut-off uploads discarded, unfinished batches queued) → workers →
+SFTP listener. SIGTERM and SIGINT stop it cleanly; SIGHUP reloads the
+policies (an invalid policy keeps the old one and says why, in the log and
+the ledger).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from datetime import datetime
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import paramiko
+
+from exchanged import __version__
+from exchanged.admin import open_ledger
+from exchanged.agencies import Agencies
+from exchanged.errors import ConfigError, PolicyError
+from exchanged.home import Config, Home, load_config
+from exchanged.ledger import Ledger
+from exchanged.openpgp import OpenPGP
+from exchanged.pipeline import Pipeline, PolicyHolder, outcome_batch_id
+from exchanged.policy import load_policies
+from exchanged.sftp import SFTPServer
+from exchanged.spool import Upload
+
+log = logging.getLogger("exchanged")
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created).astimezone().isoformat(),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info and record.exc_info[0] is not None:
+            # the type only: a traceback's frames could quote values
+            entry["error"] = record.exc_info[0].__name__
+        return json.dumps(entry, ensure_ascii=False)
+
+
+class TextFormatter(logging.Formatter):
+    def formatException(self, ei: Any) -> str:  # noqa: N802 (logging's name)
+        # a traceback's locals never reach the log; its frames only with debug logging
+        if logging.getLogger("exchanged").isEnabledFor(logging.DEBUG):
+            return super().formatException(ei)
+        return f"  ({ei[0].__name__})"
+
+
+def configure_logging(config: Config) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if config.log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(config.log_level.upper())
+    # paramiko logs tracebacks of client misbehaviour at DEBUG/ERROR; keep it quiet
+    logging.getLogger("paramiko").setLevel(logging.CRITICAL)
+
+
+class FrontDoor:
+    """What the SFTP server may ask of the exchange (implements :class:`exchanged.sftp.Door`)."""
+
+    def __init__(self, home: Home, config: Config, ledger: Ledger, pipeline: Pipeline,
+                 policy: PolicyHolder) -> None:
+        self.home = home
+        self.config = config
+        self.ledger = ledger
+        self.pipeline = pipeline
+        self.policy = policy
+        self.agencies = Agencies(home)
+
+    def authenticate(self, username: str, key: paramiko.PKey) -> bool:
+        agency = self.agencies.get(username)
+        return agency is not None and agency.accepts(key)
+
+    def login_failed(self, username: str, remote: str, attempts: int) -> None:
+        known = self.agencies.get(username) is not None
+        fields: dict[str, object] = {"remote": remote, "attempts": attempts, "known_user": known}
+        if known:
+            fields["agency"] = username
+        else:
+            # an unknown user name is not written as such: it could be anything
+            fields["user_sha256"] = _sha256(username)
+        self.ledger.append("login.failed", actor="unknown", **fields)
+        log.warning("login failed from %s (%s user, %d attempts)", remote,
+                    "known" if known else "unknown", attempts)
+
+    def login_succeeded(self, agency: str, remote: str) -> None:
+        self.ledger.append("login.succeeded", agency=agency, actor=agency, remote=remote)
+
+    def inbox_flows(self, agency: str) -> tuple[str, ...]:
+        return self.policy.get().inbox_flows(agency)
+
+    def outbox_flows(self, agency: str) -> tuple[str, ...]:
+        return self.policy.get().outbox_flows(agency)
+
+    def inbox_dir(self, agency: str, flow: str) -> Path:
+        return self.home.inbox(agency, flow)
+
+    def outbox_dir(self, agency: str, flow: str) -> Path:
+        return self.home.outbox(agency, flow)
+
+    def max_upload_bytes(self, agency: str, flow: str) -> int:
+        found = self.policy.get().find_flow(flow)
+        limit = found[1].max_bytes if found and found[1].max_bytes else self.config.max_upload_bytes
+        return min(limit, self.config.max_upload_bytes)
+
+    def new_upload(self, agency: str, flow: str, name: str) -> Upload:
+        return self.pipeline.new_upload(agency, flow, name)
+
+    def adopt(self, agency: str, flow: str, path: Path, name: str) -> Upload:
+        return self.pipeline.spool.adopt(path, agency, flow, name)
+
+    def receive(self, upload: Upload) -> str:
+        return self.pipeline.receive(upload)
+
+    def discard(self, upload: Upload, why: str) -> None:
+        self.pipeline.discard(upload, why)
+
+    def outcome_event(self, agency: str, flow: str, name: str, event: str, size: int) -> None:
+        batch = outcome_batch_id(name)
+        self.ledger.append(f"outcome.{event}", agency=agency, flow=flow, batch=batch,
+                           actor=agency, bytes=size, name_sha256=_sha256(name))
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+class Service:
+    """The running exchange."""
+
+    def __init__(self, home: Home) -> None:
+        self.home = home
+        home.require()
+        self.config = load_config(home)
+        self._stop = threading.Event()
+        self._reload = threading.Event()
+
+    def run(self) -> int:
+        os.umask(0o077)
+        configure_logging(self.config)
+        ledger = open_ledger(self.home)
+        try:
+            policy = load_policies(self.home.policies)
+        except PolicyError as e:
+            raise ConfigError(f"the policies are invalid, not starting: {e.diagnostics()}") from None
+        holder = PolicyHolder(policy)
+        openpgp = OpenPGP(self.home.gnupg)
+        pipeline = Pipeline(self.home, self.config, ledger, openpgp, holder)
+        door = FrontDoor(self.home, self.config, ledger, pipeline, holder)
+        server = SFTPServer(door, self.home.ssh_host_key, self.config.listen)
+        ledger.append("exchange.started", actor="admin", version=__version__,
+                      policy_sha256=policy.sha256, pid=os.getpid())
+        pipeline.recover()
+        pipeline.start()
+        try:
+            host, port = server.start()
+        except OSError as e:
+            pipeline.stop()
+            raise ConfigError(f"cannot listen on {self.config.listen}: {e.strerror}") from None
+        self._install_signals()
+        log.info("exchanged %s ready: SFTP on %s:%d, policy %s", __version__, host, port,
+                 policy.sha256[:12])
+        try:
+            while not self._stop.is_set():
+                self._stop.wait(0.5)
+                if self._reload.is_set():
+                    self._reload.clear()
+                    self._reload_policies(ledger, holder)
+        finally:
+            log.info("exchanged stopping")
+            server.stop()
+            pipeline.stop()
+            ledger.append("exchange.stopped", actor="admin")
+            ledger.close()
+            openpgp.stop_agent()
+        return 0
+
+    def _install_signals(self) -> None:
+        def stop(signum: int, frame: FrameType | None) -> None:
+            self._stop.set()
+
+        def reload(signum: int, frame: FrameType | None) -> None:
+            self._reload.set()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGHUP, reload)
+
+    def _reload_policies(self, ledger: Ledger, holder: PolicyHolder) -> None:
+        try:
+            policy = load_policies(self.home.policies)
+        except PolicyError as e:
+            log.error("policy reload refused, the previous policy stays: %s", e.diagnostics())
+            ledger.append("policy.reload_failed", actor="admin", error=e.diagnostics()[:500],
+                          policy_sha256=holder.get().sha256)
+            return
+        holder.set(policy)
+        agencies = Agencies(self.home)
+        for agency in agencies.all():
+            agencies.prepare_tree(agency, policy.inbox_flows(agency), policy.outbox_flows(agency))
+        ledger.append("policy.reloaded", actor="admin", policy_sha256=policy.sha256,
+                      files=len(policy.files))
+        log.info("policies reloaded: %s", policy.sha256[:12])

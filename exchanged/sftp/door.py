@@ -1,0 +1,50 @@
+"""What the SFTP front door may ask of the exchange, and nothing more.
+
+The front door lets an agency in and hands finished uploads over; it never
+decrypts, decides or matches. This protocol is the whole of what it knows.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+import paramiko
+
+from exchanged.spool import Upload
+
+
+class Door(Protocol):
+    def authenticate(self, username: str, key: paramiko.PKey) -> bool:
+        """Is ``key`` a login key of agency ``username``?"""
+
+    def login_failed(self, username: str, remote: str, attempts: int) -> None:
+        """Record a connection that ended without a successful login."""
+
+    def login_succeeded(self, agency: str, remote: str) -> None: ...
+
+    def inbox_flows(self, agency: str) -> tuple[str, ...]: ...
+
+    def outbox_flows(self, agency: str) -> tuple[str, ...]: ...
+
+    def inbox_dir(self, agency: str, flow: str) -> Path:
+        """Where completed uploads with a temporary name wait to be renamed."""
+
+    def outbox_dir(self, agency: str, flow: str) -> Path: ...
+
+    def max_upload_bytes(self, agency: str, flow: str) -> int: ...
+
+    def new_upload(self, agency: str, flow: str, name: str) -> Upload:
+        """Start writing an upload (raises ExchangeUnavailable when intake is stopped)."""
+
+    def adopt(self, agency: str, flow: str, path: Path, name: str) -> Upload:
+        """Take a held file (uploaded under a temporary name) as an upload named ``name``."""
+
+    def receive(self, upload: Upload) -> str:
+        """The upload was closed normally: hand it to processing; returns its uid."""
+
+    def discard(self, upload: Upload, why: str) -> None:
+        """The upload did not complete: drop and record it, never process it."""
+
+    def outcome_event(self, agency: str, flow: str, name: str, event: str, size: int) -> None:
+        """Record that an outcome file was downloaded or removed."""

@@ -1,0 +1,277 @@
+"""The exchange's working state, kept in ``ledger.db`` beside the ledger.
+
+Three tables, none of them part of the hash-chained ledger, all written in the
+same SQLite transaction as the ledger entry that records the change:
+
+- ``batches``: every received upload and the stage it has reached;
+- ``batch_ids``: which batch ids each agency has used per flow (replays);
+- ``datasets``: which reference snapshot is current for each dataset.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from exchanged.ledger import Ledger, Transaction
+from exchanged.matching.register import RegisterStore, Snapshot
+from exchanged.home import Home
+
+RECEIVED = "received"
+OPENED = "opened"
+ADMITTED = "admitted"
+REJECTED = "rejected"
+PROCESSED = "processed"
+ANSWERED = "answered"
+STAGES = (RECEIVED, OPENED, ADMITTED, REJECTED, PROCESSED, ANSWERED)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS batches (
+    uid TEXT PRIMARY KEY,
+    agency TEXT NOT NULL,
+    flow TEXT NOT NULL,
+    batch_id TEXT NOT NULL,
+    name_ok INTEGER NOT NULL,
+    replay_of TEXT,
+    stage TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    received_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    upload_sha256 TEXT NOT NULL,
+    upload_bytes INTEGER NOT NULL,
+    decision TEXT,
+    reasons TEXT,
+    reject_seq INTEGER,
+    outcome_kind TEXT,
+    outcome_name TEXT,
+    outcome_sha256 TEXT,
+    counts TEXT
+);
+CREATE INDEX IF NOT EXISTS batches_by_stage ON batches(stage);
+CREATE UNIQUE INDEX IF NOT EXISTS batches_outcome_name
+    ON batches(agency, flow, outcome_name) WHERE outcome_name IS NOT NULL;
+CREATE TABLE IF NOT EXISTS batch_ids (
+    agency TEXT NOT NULL,
+    flow TEXT NOT NULL,
+    batch_id TEXT NOT NULL,
+    uid TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    PRIMARY KEY (agency, flow, batch_id)
+);
+CREATE TABLE IF NOT EXISTS datasets (
+    name TEXT PRIMARY KEY,
+    snapshot TEXT NOT NULL,
+    rows INTEGER NOT NULL,
+    loaded_at TEXT NOT NULL,
+    uid TEXT NOT NULL
+);
+"""
+
+COLUMNS = (
+    "uid, agency, flow, batch_id, name_ok, replay_of, stage, attempts, received_at, updated_at, "
+    "upload_sha256, upload_bytes, decision, reasons, reject_seq, outcome_kind, outcome_name, "
+    "outcome_sha256, counts"
+)
+
+
+@dataclass(frozen=True)
+class Batch:
+    uid: str
+    agency: str
+    flow: str
+    batch_id: str
+    name_ok: bool
+    replay_of: str | None
+    stage: str
+    attempts: int
+    received_at: str
+    updated_at: str
+    upload_sha256: str
+    upload_bytes: int
+    decision: str | None
+    reasons: str | None
+    reject_seq: int | None
+    outcome_kind: str | None
+    outcome_name: str | None
+    outcome_sha256: str | None
+    counts: str | None
+
+    @property
+    def reason_list(self) -> list[dict[str, str]]:
+        value: list[dict[str, str]] = json.loads(self.reasons or "[]")
+        return value
+
+    @property
+    def decision_fields(self) -> dict[str, Any]:
+        value: dict[str, Any] = json.loads(self.decision or "{}")
+        return value
+
+    def ids(self) -> dict[str, str]:
+        """The ledger's columns for this batch."""
+        return {"agency": self.agency, "flow": self.flow, "batch": self.batch_id}
+
+
+class State:
+    """Reads and writes the working state; writes always inside a ledger transaction."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+
+    def get(self, uid: str) -> Batch | None:
+        row = self.ledger.connection().execute(
+            f"SELECT {COLUMNS} FROM batches WHERE uid = ?", (uid,)
+        ).fetchone()
+        return None if row is None else Batch(*row)
+
+    def get_in(self, txn: Transaction, uid: str) -> Batch:
+        row = txn.execute(f"SELECT {COLUMNS} FROM batches WHERE uid = ?", (uid,)).fetchone()
+        assert row is not None, "batch vanished"
+        return Batch(*row)
+
+    def unfinished(self) -> list[Batch]:
+        rows = self.ledger.connection().execute(
+            f"SELECT {COLUMNS} FROM batches WHERE stage != ? ORDER BY received_at, uid", (ANSWERED,)
+        ).fetchall()
+        return [Batch(*r) for r in rows]
+
+    def known_uids(self) -> set[str]:
+        return {r[0] for r in self.ledger.connection().execute("SELECT uid FROM batches")}
+
+    def recent(self, limit: int = 20) -> list[Batch]:
+        rows = self.ledger.connection().execute(
+            f"SELECT {COLUMNS} FROM batches ORDER BY received_at DESC, uid DESC LIMIT ?", (limit,)
+        ).fetchall()
+        return [Batch(*r) for r in rows]
+
+    # -- writes, inside a transaction --------------------------------------------------------
+
+    def insert(
+        self,
+        txn: Transaction,
+        *,
+        uid: str,
+        agency: str,
+        flow: str,
+        batch_id: str,
+        name_ok: bool,
+        received_at: str,
+        upload_sha256: str,
+        upload_bytes: int,
+    ) -> str | None:
+        """Record a received batch; claims its batch id. Returns the uid it replays, if any."""
+        replay_of: str | None = None
+        if name_ok:
+            row = txn.execute(
+                "SELECT uid FROM batch_ids WHERE agency = ? AND flow = ? AND batch_id = ?",
+                (agency, flow, batch_id),
+            ).fetchone()
+            if row is None:
+                txn.execute(
+                    "INSERT INTO batch_ids (agency, flow, batch_id, uid, received_at) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (agency, flow, batch_id, uid, received_at),
+                )
+            else:
+                replay_of = str(row[0])
+        txn.execute(
+            "INSERT INTO batches (uid, agency, flow, batch_id, name_ok, replay_of, stage, "
+            "attempts, received_at, updated_at, upload_sha256, upload_bytes) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?)",
+            (uid, agency, flow, batch_id, int(name_ok), replay_of, RECEIVED, received_at,
+             received_at, upload_sha256, upload_bytes),
+        )
+        return replay_of
+
+    def first_use(self, agency: str, flow: str, batch_id: str) -> tuple[str, str] | None:
+        row = self.ledger.connection().execute(
+            "SELECT uid, received_at FROM batch_ids WHERE agency = ? AND flow = ? AND batch_id = ?",
+            (agency, flow, batch_id),
+        ).fetchone()
+        return None if row is None else (str(row[0]), str(row[1]))
+
+    def claim(self, txn: Transaction, uid: str) -> Batch:
+        """A worker starts on a batch: count the attempt (crash recovery counts on this)."""
+        txn.execute("UPDATE batches SET attempts = attempts + 1 WHERE uid = ?", (uid,))
+        return self.get_in(txn, uid)
+
+    def move(self, txn: Transaction, uid: str, stage: str, now: str, **fields: Any) -> None:
+        assert stage in STAGES
+        allowed = {
+            "decision", "reasons", "reject_seq", "outcome_kind", "outcome_name",
+            "outcome_sha256", "counts",
+        }
+        sets = ["stage = ?", "updated_at = ?", "attempts = 0"]
+        params: list[Any] = [stage, now]
+        for key, value in fields.items():
+            assert key in allowed, key
+            sets.append(f"{key} = ?")
+            params.append(value)
+        params.append(uid)
+        txn.execute(f"UPDATE batches SET {', '.join(sets)} WHERE uid = ?", params)
+
+    def outcome_name_taken(self, txn: Transaction, agency: str, flow: str, name: str) -> bool:
+        row = txn.execute(
+            "SELECT 1 FROM batches WHERE agency = ? AND flow = ? AND outcome_name = ?",
+            (agency, flow, name),
+        ).fetchone()
+        return row is not None
+
+    # -- datasets -----------------------------------------------------------------------------
+
+    def current_snapshot(self, dataset: str) -> str | None:
+        row = self.ledger.connection().execute(
+            "SELECT snapshot FROM datasets WHERE name = ?", (dataset,)
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_snapshot(
+        self, txn: Transaction, dataset: str, snapshot: str, rows: int, now: str, uid: str
+    ) -> str | None:
+        """Make ``snapshot`` current; returns the one it replaces."""
+        row = txn.execute("SELECT snapshot FROM datasets WHERE name = ?", (dataset,)).fetchone()
+        txn.execute(
+            "INSERT INTO datasets (name, snapshot, rows, loaded_at, uid) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT(name) DO UPDATE SET snapshot = excluded.snapshot, rows = excluded.rows, "
+            "loaded_at = excluded.loaded_at, uid = excluded.uid",
+            (dataset, snapshot, rows, now, uid),
+        )
+        return None if row is None else str(row[0])
+
+    def datasets(self) -> list[tuple[str, str, int, str]]:
+        return [
+            (str(r[0]), str(r[1]), int(r[2]), str(r[3]))
+            for r in self.ledger.connection().execute(
+                "SELECT name, snapshot, rows, loaded_at FROM datasets ORDER BY name"
+            )
+        ]
+
+
+class ReferenceData:
+    """The reference datasets, as flows see them: stores, and the current snapshot of each."""
+
+    def __init__(self, home: Home, state: State) -> None:
+        self.home = home
+        self.state = state
+        self._secret = home.register_key.read_bytes()
+
+    def store(self, dataset: str) -> RegisterStore:
+        return RegisterStore(self.home.reference / dataset, self._secret)
+
+    def current(self, dataset: str) -> Snapshot | None:
+        snapshot = self.state.current_snapshot(dataset)
+        if snapshot is None:
+            return None
+        return self.store(dataset).open(snapshot)
+
+    def clean(self) -> int:
+        """Remove snapshots no dataset points at (a load cut off by a crash); returns the count."""
+        current = {name: snap for name, snap, _, _ in self.state.datasets()}
+        removed = 0
+        if not self.home.reference.exists():
+            return 0
+        for folder in self.home.reference.iterdir():
+            if folder.is_dir():
+                keep = [current[folder.name]] if folder.name in current else []
+                removed += self.store(folder.name).remove_unreferenced(keep)
+        return removed
