@@ -117,6 +117,9 @@ class CsvReader:
                     ),
                 )
                 continue
+            if any("\0" in cell for cell in row):
+                yield Record(start, None, RowProblem("NUL_BYTE", "the row contains a NUL byte"))
+                continue
             if any(has_surrogates(cell) for cell in row):
                 yield Record(start, None, RowProblem("BAD_ENCODING", "the row is not valid UTF-8"))
                 continue

@@ -12,6 +12,7 @@ codes, never values.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 
@@ -77,11 +78,16 @@ class Reason:
 
 
 class Rejected(Exception):
-    """A batch is refused; carries the reasons sent back to the agency."""
+    """A batch is refused; carries the reasons sent back to the agency.
 
-    def __init__(self, *reasons: Reason) -> None:
+    ``details`` are what the ledger records of the decision (rule ids,
+    clauses, the policy's hash), never values from the batch.
+    """
+
+    def __init__(self, *reasons: Reason, details: Mapping[str, object] | None = None) -> None:
         super().__init__("; ".join(r.code for r in reasons))
         self.reasons = reasons
+        self.details: Mapping[str, object] = details or {}
 
 
 class ExchangeUnavailable(Exception):

@@ -33,7 +33,7 @@ import queue
 import re
 import shutil
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -340,7 +340,7 @@ class Pipeline:
                     if batch.stage == OPENED:
                         decision = decide(policy, self._request(batch, reader.header))
                         if not decision.allow:
-                            raise Rejected(*decision.reasons)
+                            raise Rejected(*decision.reasons, details=decision.ledger_fields())
                         batch = self._mark(
                             batch, ADMITTED, "batch.admitted",
                             state={"decision": json.dumps(decision.ledger_fields())},
@@ -351,7 +351,7 @@ class Pipeline:
                 sealed = self._seal(batch, answer, "result")
                 return self._record_processed(batch, result, sealed)
             except Rejected as r:
-                return self._reject(batch, r.reasons)
+                return self._reject(batch, r.reasons, r.details)
 
     def _precheck(self, batch: Batch) -> None:
         """What can be refused before decrypting: the name, a replay, the policy without columns."""
@@ -371,7 +371,7 @@ class Pipeline:
             )
         decision = decide(self.policy.get(), self._request(batch, None))
         if not decision.allow:
-            raise Rejected(*decision.reasons)
+            raise Rejected(*decision.reasons, details=decision.ledger_fields())
 
     def _request(self, batch: Batch, columns: tuple[str, ...] | None) -> Request:
         received = datetime.fromisoformat(batch.received_at.replace("Z", "+00:00"))
@@ -438,13 +438,17 @@ class Pipeline:
         log.info("batch %s processed: %d rows", batch.uid, result.rows)
         return self.state.get(batch.uid) or batch
 
-    def _reject(self, batch: Batch, reasons: tuple[Reason, ...]) -> Batch:
+    def _reject(
+        self, batch: Batch, reasons: tuple[Reason, ...],
+        details: Mapping[str, object] | None = None,
+    ) -> Batch:
         """Record the decision to refuse: the ledger entry's number goes into the rejection."""
         now = self._now()
+        fields = {k: v for k, v in (details or {}).items() if k != "codes"}
         with self.ledger.transaction() as txn:
             name = self._outcome_name(txn, batch, "rejected")
             seq = txn.append("batch.rejected", **batch.ids(), uid=batch.uid,
-                             stage=batch.stage, codes=[r.code for r in reasons])
+                             stage=batch.stage, codes=[r.code for r in reasons], **fields)
             self.state.move(txn, batch.uid, REJECTED, now,
                             reasons=json.dumps([r.as_dict() for r in reasons]),
                             reject_seq=seq, outcome_kind="rejected", outcome_name=name)

@@ -77,6 +77,33 @@ def _node_lines(node: yaml.Node, path: Path_, out: dict[Path_, int]) -> None:
             _node_lines(item, path + (i,), out)
 
 
+TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
+
+
+def _bad_date_line(node: yaml.Node | None) -> int | None:
+    """The line of the first date scalar that is not a real date."""
+    if node is None:
+        return None
+    if isinstance(node, yaml.ScalarNode):
+        if node.tag == TIMESTAMP_TAG:
+            try:
+                yaml.SafeLoader("").construct_yaml_timestamp(node)
+            except ValueError:
+                return node.start_mark.line + 1
+        return None
+    children: list[yaml.Node] = []
+    if isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            children += [k, v]
+    elif isinstance(node, yaml.SequenceNode):
+        children = list(node.value)
+    for child in children:
+        line = _bad_date_line(child)
+        if line is not None:
+            return line
+    return None
+
+
 def read_source(path: Path) -> Source:
     try:
         raw = path.read_bytes()
@@ -87,14 +114,18 @@ def read_source(path: Path) -> Source:
     except UnicodeDecodeError:
         raise PolicyError("is not UTF-8 text", path.name) from None
     try:
-        data = yaml.safe_load(text)
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         problem = getattr(e, "problem", None) or "malformed YAML"
         raise PolicyError(
             f"is not valid YAML: {problem}", path.name, mark.line + 1 if mark else None
         ) from None
+    except ValueError:
+        # PyYAML turns YYYY-MM-DD into a date and fails on an impossible one
+        raise PolicyError("holds an impossible date (YYYY-MM-DD)", path.name,
+                          _bad_date_line(node)) from None
     lines: dict[Path_, int] = {}
     if node is not None:
         _node_lines(node, (), lines)

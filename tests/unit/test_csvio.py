@@ -1,0 +1,69 @@
+"""The streaming CSV reader and the neutralising writer."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from exchanged.csvio import CsvReader, CsvWriter
+from exchanged.errors import Rejected
+
+
+def read(data: bytes) -> tuple[tuple[str, ...], list[tuple[int, object, object]]]:
+    r = CsvReader(io.BytesIO(data))
+    return r.header, [(x.line, x.fields, x.problem.code if x.problem else None) for x in r]
+
+
+def test_bom_crlf_and_quotes() -> None:
+    header, rows = read(b'\xef\xbb\xbfNIK , Ref\r\n"1","a,b"\r\n2,"x""y"\r\n')
+    assert header == ("nik", "ref")
+    assert rows == [(2, ("1", "a,b"), None), (3, ("2", 'x"y'), None)]
+
+
+def test_bad_rows_are_reported_by_line_and_reading_goes_on() -> None:
+    data = b"nik,ref\n1,a\n2\n3,\xff\xfe\n4,b\n5,\x00\n6,c\n"
+    _, rows = read(data)
+    assert [(line, code) for line, _, code in rows] == [
+        (2, None), (3, "WRONG_FIELD_COUNT"), (4, "BAD_ENCODING"), (5, None), (6, "NUL_BYTE"),
+        (7, None),
+    ]
+
+
+def test_multiline_field_keeps_line_numbers() -> None:
+    _, rows = read(b'nik,ref\n1,"two\nlines"\n2,x\n')
+    assert [line for line, _, _ in rows] == [2, 4]
+
+
+def test_quote_left_open_at_the_end() -> None:
+    _, rows = read(b'nik,ref\n1,a\n2,"open\n')
+    assert rows[-1][2] == "UNCLOSED_QUOTE"
+
+
+def test_huge_field_fails_its_row_only() -> None:
+    _, rows = read(b"nik,ref\n1," + b"x" * 200_000 + b"\n2,b\n")
+    assert rows[0][2] == "FIELD_TOO_LARGE"
+    assert rows[-1][1] == ("2", "b")
+
+
+@pytest.mark.parametrize(
+    ("data", "code"),
+    [(b"", "NO_HEADER"), (b"nik,nik\n", "DUPLICATE_COLUMN"), (b"nik,\n", "BAD_HEADER"),
+     (b"n\xffk\n", "BAD_ENCODING"), (b"n-k\n", "BAD_HEADER")],
+)
+def test_bad_headers(data: bytes, code: str) -> None:
+    with pytest.raises(Rejected) as info:
+        CsvReader(io.BytesIO(data))
+    assert info.value.reasons[0].code == code
+
+
+def test_writer_neutralises_formulas() -> None:
+    out = io.BytesIO()
+    w = CsvWriter(out, ["ref", "status"])
+    w.write(["=1+1", "ASN"])
+    w.write(["+62", "@SUM(A1)"])
+    w.write(["-5", "ok"])
+    w.close()
+    assert out.getvalue().decode() == (
+        "ref,status\r\n'=1+1,ASN\r\n'+62,'@SUM(A1)\r\n'-5,ok\r\n"
+    )

@@ -1,0 +1,144 @@
+"""The ledger: append-only, chained, verified; refuses personal data."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from exchanged.errors import LedgerError
+from exchanged.ledger import Ledger, Query
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        self.now += timedelta(seconds=1)
+        return self.now
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Ledger:
+    led = Ledger(tmp_path / "ledger.db", clock=FakeClock())
+    led.create(exchange_name="test")
+    for i in range(10):
+        led.append("batch.received", agency="kemensos", flow="kpm-verification",
+                   batch=f"b{i}", rows=i)
+    return led
+
+
+def test_fresh_ledger_verifies(ledger: Ledger) -> None:
+    report = ledger.verify()
+    assert report.ok and report.entries == 11 and report.head_seq == 11
+
+
+def test_update_and_delete_are_refused(ledger: Ledger) -> None:
+    conn = sqlite3.connect(ledger.path)
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        conn.execute("UPDATE ledger SET kind = 'x.y' WHERE seq = 3")
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        conn.execute("DELETE FROM ledger WHERE seq = 3")
+
+
+def _tamper(path: Path, *statements: str) -> None:
+    conn = sqlite3.connect(path)
+    conn.execute("DROP TRIGGER ledger_no_update")
+    conn.execute("DROP TRIGGER ledger_no_delete")
+    for sql in statements:
+        conn.execute(sql)
+    conn.execute("CREATE TRIGGER ledger_no_update BEFORE UPDATE ON ledger "
+                 "BEGIN SELECT RAISE(ABORT, 'append-only'); END")
+    conn.execute("CREATE TRIGGER ledger_no_delete BEFORE DELETE ON ledger "
+                 "BEGIN SELECT RAISE(ABORT, 'append-only'); END")
+    conn.commit()
+    conn.close()
+
+
+def test_changed_row_is_detected(ledger: Ledger) -> None:
+    _tamper(ledger.path, "UPDATE ledger SET data = '{\"rows\":99}' WHERE seq = 5")
+    report = Ledger(ledger.path).verify()
+    assert not report.ok and "entry 5 was altered" in (report.problem or "")
+
+
+def test_deleted_row_is_detected(ledger: Ledger) -> None:
+    _tamper(ledger.path, "DELETE FROM ledger WHERE seq = 4")
+    report = Ledger(ledger.path).verify()
+    assert not report.ok and "entry 4 is missing" in (report.problem or "")
+
+
+def test_inserted_row_is_detected(ledger: Ledger) -> None:
+    shift = [f"UPDATE ledger SET seq = seq + 1 WHERE seq = {k}" for k in range(11, 5, -1)]
+    _tamper(
+        ledger.path,
+        *shift,
+        "INSERT INTO ledger SELECT 6, ts, kind, agency, flow, 'forged', actor, data, prev, hash "
+        "FROM ledger WHERE seq = 7",
+    )
+    report = Ledger(ledger.path).verify()
+    assert not report.ok and "entry 6" in (report.problem or "")
+
+
+def test_dropped_triggers_are_detected(ledger: Ledger) -> None:
+    conn = sqlite3.connect(ledger.path)
+    conn.execute("DROP TRIGGER ledger_no_delete")
+    conn.commit()
+    report = Ledger(ledger.path).verify()
+    assert not report.ok and "triggers" in (report.problem or "")
+    with pytest.raises(LedgerError, match="triggers are missing"):
+        Ledger(ledger.path).open_checked()
+
+
+def test_truncated_file_is_detected(ledger: Ledger, tmp_path: Path) -> None:
+    ledger.close()
+    conn = sqlite3.connect(ledger.path)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    data = ledger.path.read_bytes()
+    broken = tmp_path / "broken.db"
+    broken.write_bytes(data[: len(data) // 2])
+    report = Ledger(broken).verify()
+    assert not report.ok
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["3171010101900001", "NIK 3171010101900001 here", "199001012015031001", 3171010101900001,
+     ["ok", {"nested": "x199001012015031001"}]],
+)
+def test_personal_numbers_are_refused(ledger: Ledger, value: object) -> None:
+    with pytest.raises(LedgerError, match="personal data"):
+        ledger.append("batch.received", note=value)
+    assert ledger.verify().ok
+
+
+def test_digests_and_other_numbers_are_accepted(ledger: Ledger) -> None:
+    ledger.append("batch.processed", rows=1234567, outcome_sha256="1234567890123456" * 4,
+                  seventeen="12345678901234567")
+    assert ledger.verify().ok
+
+
+def test_floats_are_refused(ledger: Ledger) -> None:
+    with pytest.raises(LedgerError, match="float"):
+        ledger.append("batch.processed", ratio=0.5)
+
+
+def test_query_filters(ledger: Ledger) -> None:
+    entries = list(ledger.query(Query(batch="b3")))
+    assert [e.batch for e in entries] == ["b3"]
+    assert len(list(ledger.query(Query(kind="batch.")))) == 10
+    assert len(list(ledger.query(Query(kind="ledger.created")))) == 1
+    assert len(list(ledger.query(Query(since="2026-01-01T00:00:05", until="2026-01-01T00:00:08")))) == 3
+
+
+def test_rolled_back_transaction_leaves_no_entry(ledger: Ledger) -> None:
+    head = ledger.head()
+    with pytest.raises(RuntimeError):
+        with ledger.transaction() as txn:
+            txn.append("batch.opened", batch="x")
+            raise RuntimeError("stage failed")
+    assert ledger.head() == head
+    assert ledger.verify().ok
