@@ -158,7 +158,7 @@ def check_no_personal_data(value: Any, path: str = "") -> None:
     >>> check_no_personal_data({"note": "row 3171010101900001"})
     Traceback (most recent call last):
     ...
-    exchanged.errors.LedgerError: refused to write data.note to the ledger: it looks like personal data (a 16- or 18-digit number)
+    exchanged.errors.LedgerError: refused to write note to the ledger: it looks like personal data (a 16- or 18-digit number)
     """
     if value is None or isinstance(value, bool):
         return

@@ -1,0 +1,180 @@
+"""The two flows of the Kemensos–BKN agreement, end to end, checked row by row against
+the generator's ground truth."""
+
+from __future__ import annotations
+
+import csv
+import io
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from exchanged import synth
+from exchanged.agencydesk import AgencyDesk, stop_gpg_agent
+from tests.integration.support import Agency, Exchange, make_exchange
+
+REGISTER_ROWS = 3000
+
+
+def rows_of(data: bytes) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(data.decode("utf-8"))))
+
+
+def load_register(bkn: Agency, work: Path, register: synth.SyntheticRegister, batch: str,
+                  extra_lines: str = "") -> list[dict[str, str]]:
+    path = work / f"{batch}.csv"
+    synth.write_register_csv(str(path), register)
+    if extra_lines:
+        with path.open("a", encoding="utf-8") as f:
+            f.write(extra_lines)
+    bkn.submit("asn-register", bkn.seal(path, f"{batch}.csv.gpg"))
+    return rows_of(bkn.outcome("asn-register", f"{batch}.result.csv.gpg"))
+
+
+def verify_kpm(kemensos: Agency, work: Path, register: synth.SyntheticRegister, batch: str,
+               rows: int, columns: tuple[str, ...] = ("ref", "nik")) -> list[dict[str, str]]:
+    path, truth = work / f"{batch}.csv", work / f"{batch}.truth.csv"
+    synth.write_kpm_csv(str(path), synth.kpm_batch(register, rows, seed=len(batch)),
+                        columns=columns, truth_path=str(truth))
+    kemensos.submit("kpm-verification", kemensos.seal(path, f"{batch}.csv.gpg"))
+    answer = rows_of(kemensos.outcome("kpm-verification", f"{batch}.result.csv.gpg"))
+    expected = list(csv.DictReader(truth.open(encoding="utf-8")))
+    assert len(answer) == len(expected) == rows
+    for got, want in zip(answer, expected, strict=True):
+        if "ref" in columns:
+            assert got["ref"] == want["ref"]
+        assert got["status"] == want["expected_status"], (want["ref"], got["status"])
+        assert got["jenis_asn"] == want["expected_jenis_asn"]
+        assert got["instansi"] == want["expected_instansi"]
+    return answer
+
+
+def test_register_then_verification(exchange: Exchange, bkn: Agency, kemensos: Agency,
+                                    work: Path) -> None:
+    register = synth.SyntheticRegister(REGISTER_ROWS, seed=11)
+    bad = ("199001012015031001,3171 014101900001,Nama Salah,1990-01-01,PNS,X\n"
+           "199001012015031002,3171014101900009,Tanggal Salah,1990-02-30,PNS,X\n")
+    first = register.row(0)
+    dup = f"{first.nip[:-3]}999,{first.nik},Dup NIK,{first.tanggal_lahir},PNS,X\n"
+    summary = load_register(bkn, work, register, "asn-1", bad + dup)
+    totals = {r["code"]: r["detail"] for r in summary if r["record"] == "summary"}
+    assert totals["ROWS_READ"] == str(REGISTER_ROWS + 3)
+    assert totals["ROWS_LOADED"] == str(REGISTER_ROWS)
+    assert totals["ROWS_INVALID"] == "3"
+    invalid = [(r["line"], r["code"]) for r in summary if r["record"] == "invalid"]
+    header_and_rows = REGISTER_ROWS + 1
+    assert invalid == [
+        (str(header_and_rows + 1), "INVALID_NIK"),
+        (str(header_and_rows + 2), "BAD_DATE"),
+        (str(header_and_rows + 3), "DUPLICATE_NIK"),
+    ]
+    answer = verify_kpm(kemensos, work, register, "kpm-1", 2000)
+    assert set(answer[0]) == {"ref", "nik", "status", "jenis_asn", "instansi"}
+    statuses = {r["status"] for r in answer}
+    assert statuses == {"ASN", "TIDAK_DITEMUKAN", "TIDAK_VALID"}
+    processed = exchange.ledger("--batch", "kpm-1", "--kind", "batch.processed")[0]
+    counts = processed["data"]["counts"]  # type: ignore[index]
+    assert sum(counts.values()) == 2000  # type: ignore[union-attr]
+
+
+def test_batch_without_ref_and_with_optional_columns(exchange: Exchange, kemensos: Agency,
+                                                     work: Path) -> None:
+    register = synth.SyntheticRegister(REGISTER_ROWS, seed=11)
+    answer = verify_kpm(kemensos, work, register, "kpm-plain", 300, columns=("nik",))
+    assert list(answer[0]) == ["nik", "status", "jenis_asn", "instansi"]
+    verify_kpm(kemensos, work, register, "kpm-full", 300,
+               columns=("ref", "nik", "nama", "tanggal_lahir"))
+
+
+def test_new_register_replaces_the_old_one(exchange: Exchange, bkn: Agency, kemensos: Agency,
+                                           work: Path) -> None:
+    new = synth.SyntheticRegister(REGISTER_ROWS, seed=99)
+    load_register(bkn, work, new, "asn-2")
+    verify_kpm(kemensos, work, new, "kpm-after-replace", 1000)
+    # people of the old register are no longer found
+    old = synth.SyntheticRegister(REGISTER_ROWS, seed=11)
+    path = work / "old.csv"
+    path.write_text("ref,nik\n" + "".join(f"O{i},{old.row(i).nik}\n" for i in range(50)))
+    kemensos.submit("kpm-verification", kemensos.seal(path, "kpm-old-people.csv.gpg"))
+    answer = rows_of(kemensos.outcome("kpm-verification", "kpm-old-people.result.csv.gpg"))
+    assert {r["status"] for r in answer} == {"TIDAK_DITEMUKAN"}
+    replaced = exchange.ledger("--kind", "dataset.replaced")
+    assert len(replaced) == 2 and replaced[1]["data"]["previous"] == replaced[0]["data"]["snapshot"]  # type: ignore[index]
+    snapshots = list((exchange.home / "reference" / "asn-register").glob("*.db"))
+    assert len(snapshots) == 1
+
+
+def test_invalid_register_keeps_the_previous_one(exchange: Exchange, bkn: Agency,
+                                                 kemensos: Agency, work: Path) -> None:
+    path = work / "all-bad.csv"
+    path.write_text("nip,nik,nama,tanggal_lahir,jenis_asn,instansi\nx,y,z,1990-01-01,PNS,I\n")
+    bkn.submit("asn-register", bkn.seal(path, "asn-bad.csv.gpg"))
+    assert bkn.codes("asn-register", "asn-bad") == ["NO_VALID_ROWS"]
+    verify_kpm(kemensos, work, synth.SyntheticRegister(REGISTER_ROWS, seed=99), "kpm-still", 200)
+
+
+def test_answers_hold_no_more_than_the_policy_discloses(exchange: Exchange, kemensos: Agency,
+                                                       work: Path) -> None:
+    register = synth.SyntheticRegister(REGISTER_ROWS, seed=99)
+    person = register.row(5)
+    path = work / "one.csv"
+    path.write_text(f"ref,nik\nR1,{person.nik}\n")
+    kemensos.submit("kpm-verification", kemensos.seal(path, "kpm-one.csv.gpg"))
+    data = kemensos.outcome("kpm-verification", "kpm-one.result.csv.gpg").decode()
+    assert person.nip not in data and person.nama not in data
+    assert person.tanggal_lahir not in data
+    assert rows_of(data.encode())[0]["status"] == "ASN"
+
+
+def test_no_plaintext_left_and_no_personal_data_in_ledger_or_log(exchange: Exchange) -> None:
+    home = exchange.home
+    assert not any((home / "work").iterdir())
+    register = synth.SyntheticRegister(REGISTER_ROWS, seed=99)
+    niks = [register.row(i).nik.encode() for i in range(0, REGISTER_ROWS, 7)]
+    nips = [register.row(i).nip.encode() for i in range(0, REGISTER_ROWS, 7)]
+    for path in [*home.rglob("*"), exchange.log]:
+        if path.is_file() and not path.is_symlink():
+            data = path.read_bytes()
+            leaked = [n for n in niks + nips if n in data]
+            assert not leaked, f"{path} holds identifiers in the clear"
+
+
+@pytest.fixture
+def fresh(tmp_path_factory: pytest.TempPathFactory, desks: dict[str, AgencyDesk]
+          ) -> Iterator[Exchange]:
+    ex = make_exchange(tmp_path_factory.mktemp("restart"), desks)
+    ex.start()
+    yield ex
+    if ex.alive():
+        ex.stop()
+    stop_gpg_agent(ex.home / "keys" / "gnupg")
+
+
+def test_a_killed_daemon_resumes_and_answers_exactly_once(
+    fresh: Exchange, desks: dict[str, AgencyDesk], work: Path
+) -> None:
+    bkn, kemensos = Agency(desks["bkn"], fresh), Agency(desks["kemensos"], fresh)
+    register = synth.SyntheticRegister(20_000, seed=5)
+    load_register(bkn, work, register, "asn-r")
+    path, truth = work / "big.csv", work / "big.truth.csv"
+    synth.write_kpm_csv(str(path), synth.kpm_batch(register, 200_000, seed=3),
+                        truth_path=str(truth))
+    kemensos.submit("kpm-verification", kemensos.seal(path, "big.csv.gpg"))
+    deadline = time.monotonic() + 30
+    while not fresh.ledger("--batch", "big", "--kind", "batch.opened"):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    fresh.stop(signal.SIGKILL)  # the power cord, mid-processing
+    assert not fresh.ledger("--batch", "big", "--kind", "batch.answered")
+    fresh.start()
+    answer = rows_of(kemensos.outcome("kpm-verification", "big.result.csv.gpg", timeout=120))
+    assert len(answer) == 200_000
+    assert len(fresh.ledger("--batch", "big", "--kind", "batch.answered")) == 1
+    assert fresh.ledger("--batch", "big", "--kind", "batch.resumed")
+    outbox = kemensos.desk.listing("127.0.0.1", fresh.port, "/outbox/kpm-verification")
+    assert [n for n in outbox if n.startswith("big.")] == ["big.result.csv.gpg"]
+    assert not any((fresh.home / "work").iterdir())
+    fresh.verify()
