@@ -1,3 +1,5 @@
-from exchanged.cli import main
 import sys
+
+from exchanged.cli import main
+
 sys.exit(main())

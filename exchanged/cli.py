@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from datetime import date, datetime, time, timedelta
@@ -271,6 +272,8 @@ def build_parser() -> Parser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # every file exchanged (or gpg, on its behalf) creates is private: 0600, folders 0700
+    os.umask(0o077)
     parser = build_parser()
     verbose = "-v" in (argv if argv is not None else sys.argv[1:]) or "--verbose" in (
         argv if argv is not None else sys.argv[1:]

@@ -221,7 +221,7 @@ def load_config(home: Home) -> Config:
         values["listen"] = Listen.parse(values["listen"])
     config = Config(**values)
     try:
-        config.zone
+        ZoneInfo(config.timezone)
     except (ZoneInfoNotFoundError, ValueError):
         raise ConfigError(f"{home.config_file}: unknown timezone {config.timezone!r}") from None
     if config.workers < 1 or config.workers > 64:

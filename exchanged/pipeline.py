@@ -37,6 +37,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from exchanged.agencies import Agencies
 from exchanged.csvio import CsvReader
@@ -196,7 +197,7 @@ class Pipeline:
                 upload_sha256=meta.sha256,
                 upload_bytes=meta.size,
             )
-            fields: dict[str, object] = {
+            fields: dict[str, Any] = {
                 "uid": meta.uid,
                 "upload_sha256": meta.sha256,
                 "bytes": meta.size,
@@ -419,7 +420,7 @@ class Pipeline:
             self.state.move(txn, batch.uid, PROCESSED, now, outcome_kind="result",
                             outcome_name=name, outcome_sha256=sealed.sha256,
                             counts=json.dumps(counts))
-            extra: dict[str, object] = {}
+            extra: dict[str, Any] = {}
             if result.reference_snapshot:
                 extra["reference_snapshot"] = result.reference_snapshot
             txn.append("batch.processed", **batch.ids(), uid=batch.uid, rows=result.rows,
@@ -440,7 +441,7 @@ class Pipeline:
 
     def _reject(
         self, batch: Batch, reasons: tuple[Reason, ...],
-        details: Mapping[str, object] | None = None,
+        details: Mapping[str, Any] | None = None,
     ) -> Batch:
         """Record the decision to refuse: the ledger entry's number goes into the rejection."""
         now = self._now()
@@ -520,7 +521,7 @@ class Pipeline:
 
     def _mark(
         self, batch: Batch, stage: str, kind: str, *, state: dict[str, object] | None = None,
-        **fields: object,
+        **fields: Any,
     ) -> Batch:
         """Move a batch to ``stage`` and record ledger entry ``kind``, in one transaction."""
         with self.ledger.transaction() as txn:

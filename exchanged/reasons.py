@@ -73,7 +73,7 @@ CATALOGUE: dict[str, str] = {
     "FLOW_NOT_PERMITTED": (
         "Agency {agency} may not send flow {flow} under agreement {agreement} ({clause})."
     ),
-    "NO_POLICY": "No agreement in force defines flow {flow} for agency {agency}.",
+    "NO_POLICY": "No agreement defines flow {flow} for agency {agency} (any more).",
     "NO_REFERENCE_DATA": (
         "The reference data this flow matches against ({dataset}) has not been loaded yet."
     ),

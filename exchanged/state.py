@@ -14,9 +14,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from exchanged.home import Home
 from exchanged.ledger import Ledger, Transaction
 from exchanged.matching.register import RegisterStore, Snapshot
-from exchanged.home import Home
 
 RECEIVED = "received"
 OPENED = "opened"

@@ -24,7 +24,7 @@ import re
 import sqlite3
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from exchanged.errors import LedgerError
+from exchanged.ledger.kinds import KINDS
 
 GENESIS = "0" * 64
 SCHEMA_VERSION = "1"
@@ -69,7 +70,6 @@ BEGIN SELECT RAISE(ABORT, 'ledger metadata is write-once: DELETE refused'); END;
 
 TRIGGERS = ("ledger_no_update", "ledger_no_delete", "ledger_meta_no_update", "ledger_meta_no_delete")
 
-KIND_RE = re.compile(r"^[a-z][a-z0-9_-]*(\.[a-z][a-z0-9_-]*)+$")
 # A run of exactly 16 or 18 digits not inside a longer run: a NIK, NKK or NIP.
 PERSONAL_NUMBER_RE = re.compile(r"(?<!\d)(\d{16}|\d{18})(?!\d)")
 HEX_RE = re.compile(r"^[0-9a-fA-F]*$")
@@ -201,9 +201,11 @@ def check_no_personal_data(value: Any, path: str = "") -> None:
 class Transaction:
     """An open write transaction on ``ledger.db``; entries and other writes commit together."""
 
-    def __init__(self, conn: sqlite3.Connection, clock: Clock) -> None:
+    def __init__(self, conn: sqlite3.Connection, clock: Clock,
+                 kinds: Collection[str] = KINDS) -> None:
         self.conn = conn
         self._clock = clock
+        self._kinds = kinds
         self._head: tuple[int, str] | None = None
         self.appended: list[int] = []
 
@@ -227,8 +229,8 @@ class Transaction:
         **data: Any,
     ) -> int:
         """Append one entry; returns its sequence number."""
-        if not KIND_RE.match(kind):
-            raise LedgerError(f"ledger entry kind {kind!r} is not a dotted lower-case name")
+        if kind not in self._kinds:
+            raise LedgerError(f"ledger entry kind {kind!r} is not a documented kind")
         for name, value in (("agency", agency), ("flow", flow), ("batch", batch), ("actor", actor)):
             check_no_personal_data(value, name)
         check_no_personal_data(data)

@@ -124,7 +124,7 @@ class UploadHandle(paramiko.SFTPHandle):
         self.refused: str | None = None
         self.closed = False
 
-    def write(self, offset: int, data: bytes) -> int:
+    def write(self, offset: int, data: bytes) -> int:  # type: ignore[override]
         if self.refused:
             return SFTP_FAILURE
         if offset + len(data) > self.limit:
@@ -174,7 +174,7 @@ class ReadHandle(paramiko.SFTPHandle):
             self.sent = max(self.sent, offset + len(data))
         return data
 
-    def write(self, offset: int, data: bytes) -> int:
+    def write(self, offset: int, data: bytes) -> int:  # type: ignore[override]
         return SFTP_PERMISSION_DENIED
 
     def chattr(self, attr: paramiko.SFTPAttributes) -> int:

@@ -15,6 +15,12 @@ import threading
 from pathlib import Path
 
 import paramiko
+from paramiko.common import (
+    AUTH_FAILED,
+    AUTH_SUCCESSFUL,
+    OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED,
+    OPEN_SUCCEEDED,
+)
 
 from exchanged.home import Listen
 from exchanged.sftp.door import Door
@@ -50,12 +56,12 @@ class Connection(paramiko.ServerInterface):
 
     def check_auth_none(self, username: str) -> int:
         self.attempted_user = username
-        return paramiko.AUTH_FAILED
+        return AUTH_FAILED
 
     def check_auth_password(self, username: str, password: str) -> int:
         self.attempted_user = username
         self.attempts += 1
-        return paramiko.AUTH_FAILED
+        return AUTH_FAILED
 
     def check_auth_publickey(self, username: str, key: paramiko.PKey) -> int:
         self.attempted_user = username
@@ -65,19 +71,19 @@ class Connection(paramiko.ServerInterface):
             # channels open only after the signed one, so the session is safe to
             # create here, and the login is recorded once it is complete
             self.session = Session(agency=username, remote=self.remote)
-            return paramiko.AUTH_SUCCESSFUL
-        return paramiko.AUTH_FAILED
+            return AUTH_SUCCESSFUL
+        return AUTH_FAILED
 
     def check_auth_interactive(self, username: str, submethods: str) -> int:
-        return paramiko.AUTH_FAILED
+        return AUTH_FAILED
 
     def get_banner(self) -> tuple[str | None, str | None]:
         return (None, None)
 
     def check_channel_request(self, kind: str, chanid: int) -> int:
         if kind == "session" and self.session is not None:
-            return paramiko.OPEN_SUCCEEDED
-        return paramiko.OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
+            return OPEN_SUCCEEDED
+        return OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
 
     def check_channel_subsystem_request(self, channel: paramiko.Channel, name: str) -> bool:
         if name != "sftp" or self.session is None:
@@ -97,7 +103,7 @@ class Connection(paramiko.ServerInterface):
         return False
 
     def check_channel_direct_tcpip_request(self, chanid: int, origin: object, destination: object) -> int:
-        return paramiko.OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
+        return OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
 
     def check_channel_x11_request(self, *args: object) -> bool:
         return False

@@ -13,12 +13,9 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
-from exchanged.agencydesk import AgencyDesk, DeskError, stop_gpg_agent
+from exchanged.agencydesk import AgencyDesk, DeskError
 
 HOST = "127.0.0.1"
 AGREEMENT = "pks-kemensos-bkn-2023"

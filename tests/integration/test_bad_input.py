@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from exchanged.agencydesk import AgencyDesk, stop_gpg_agent
 from tests.integration.support import (
     AGREEMENT,
     Agency,
@@ -17,7 +18,6 @@ from tests.integration.support import (
     make_exchange,
     write_csv,
 )
-from exchanged.agencydesk import AgencyDesk, stop_gpg_agent
 
 FLOW = "kpm-verification"
 GOOD_CSV = "ref,nik\nK1,3171014101900001\n"

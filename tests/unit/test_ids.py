@@ -542,7 +542,7 @@ def test_validators_only_raise_validation_errors_on_junk() -> None:
         'b"199001012015031999"',
         repr(b"\x00\xff" * 8),
         "\\x33\\x31\\x37\\x31",
-        "3171014101900001".encode().hex(),
+        b"3171014101900001".hex(),
         "3" * 1_000_000,
         NIK_WOMAN * 10_000,
         NIP_PNS + "\n" + NIP_PNS,

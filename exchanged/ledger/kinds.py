@@ -1,0 +1,53 @@
+"""Every kind of ledger entry, and what it records. The ledger refuses any other kind.
+
+docs/ledger.md documents each of them (a test keeps the two in step).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+KINDS: Mapping[str, str] = {
+    # the ledger and the exchange
+    "ledger.created": "the ledger was created (its id, the exchange's name)",
+    "exchange.initialised": "a home was created: the exchange's key and host key fingerprints, "
+    "the policy set's hash",
+    "exchange.started": "the daemon started (version, policy hash, pid)",
+    "exchange.stopped": "the daemon stopped cleanly",
+    "exchange.available": "the exchange can work again after a failure to write (intake resumed)",
+    "work.wiped": "stray plaintext found in the work area at start-up was removed (file count)",
+    # administration
+    "agency.added": "an agency was registered: pinned OpenPGP fingerprint, SSH key fingerprint, "
+    "its flows",
+    "policy.extended": "an extension addendum was recorded (agreement, number, new end, reference)",
+    "policy.reloaded": "the daemon reloaded its policies (new policy hash)",
+    "policy.reload_failed": "a reload was refused because a policy is invalid; the previous one "
+    "stays",
+    # the front door
+    "login.succeeded": "an agency logged in over SFTP (remote address)",
+    "login.failed": "a connection ended without a successful login (remote address, attempts; "
+    "the agency if the user name is one, else only a hash of the name)",
+    "upload.interrupted": "an upload that did not complete (dropped connection, over its limit, "
+    "daemon stopped) was discarded, never processed",
+    # a batch's life
+    "batch.received": "an upload was closed normally and taken out of the agency's reach "
+    "(SHA-256, size, whether its name is valid, the batch it replays)",
+    "batch.resumed": "at start-up, an unfinished batch was queued again (its stage)",
+    "batch.opened": "the batch decrypted and its signature verified (signer fingerprint, "
+    "plaintext size)",
+    "batch.admitted": "the policy allowed the batch (decision, rules, clauses, policy hash, "
+    "disclosed fields)",
+    "batch.rejected": "the batch was refused (reason codes; for a policy refusal also the "
+    "rules, clauses and policy hash)",
+    "batch.failed": "an internal error stopped the batch; it is answered with EXCHANGE_ERROR",
+    "batch.processed": "the flow answered (row counts by status, reference snapshot, the sealed "
+    "outcome's SHA-256)",
+    "outcome.sealed": "a rejection was signed and encrypted for the agency (SHA-256)",
+    "batch.answered": "the outcome was placed in the agency's outbox (name, SHA-256)",
+    "outcome.downloaded": "the agency downloaded an outcome completely",
+    "outcome.removed": "the agency removed an outcome from its outbox",
+    # reference data
+    "dataset.replaced": "a reference snapshot (the ASN register) became current (rows, the one "
+    "it replaced)",
+    "dataset.cleaned": "at start-up, snapshots that no dataset uses (a load cut off) were removed",
+}

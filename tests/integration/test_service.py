@@ -1,0 +1,85 @@
+"""The daemon as an administrator and a WinSCP user meet it: reloads, temporary names, restarts."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+
+from tests.integration.support import AGREEMENT, HOST, Agency, Exchange, exchanged, write_csv
+
+
+def wait_ledger(exchange: Exchange, *filters: str, count: int = 1, timeout: float = 15
+                ) -> list[dict[str, object]]:
+    deadline = time.monotonic() + timeout
+    while True:
+        entries = exchange.ledger(*filters)
+        if len(entries) >= count or time.monotonic() > deadline:
+            return entries
+        time.sleep(0.2)
+
+
+def test_sighup_reloads_and_a_broken_policy_keeps_the_old_one(exchange: Exchange) -> None:
+    assert exchange.proc is not None
+    exchanged("policy", "extend", "--home", str(exchange.home), AGREEMENT, "--until",
+              "2100-01-01", "--reference", "EXAMPLE ONLY - reload test")
+    exchange.proc.send_signal(signal.SIGHUP)
+    reloaded = wait_ledger(exchange, "--kind", "policy.reloaded")
+    assert reloaded
+    broken = exchange.home / "policies" / "zz-broken.yaml"
+    broken.write_text("format: exchanged/agreement-v1\nagreement: {id: x}\n")
+    try:
+        exchange.proc.send_signal(signal.SIGHUP)
+        failed = wait_ledger(exchange, "--kind", "policy.reload_failed")
+        assert failed and "zz-broken.yaml" in str(failed[-1]["data"])
+        assert failed[-1]["data"]["policy_sha256"] == reloaded[-1]["data"]["policy_sha256"]  # type: ignore[index]
+        assert exchange.alive()
+    finally:
+        broken.unlink()
+        exchange.proc.send_signal(signal.SIGHUP)
+        wait_ledger(exchange, "--kind", "policy.reloaded", count=2)
+
+
+def test_upload_under_a_temporary_name_then_rename(exchange: Exchange, kemensos: Agency,
+                                                   work: Path) -> None:
+    """WinSCP's default: upload to NAME.filepart, then rename to NAME."""
+    sealed = kemensos.seal(write_csv(work / "b.csv", "nik\n3171014101900001\n"),
+                           "winscp.csv.gpg")
+    kemensos.sftp(f'put "{sealed}" /inbox/kpm-verification/winscp.csv.gpg.filepart')
+    listing = kemensos.desk.listing(HOST, exchange.port, "/inbox/kpm-verification")
+    assert listing == ["winscp.csv.gpg.filepart"]
+    assert not exchange.ledger("--batch", "winscp")
+    kemensos.sftp("rename /inbox/kpm-verification/winscp.csv.gpg.filepart "
+                  "/inbox/kpm-verification/winscp.csv.gpg")
+    assert kemensos.rejection("kpm-verification", "winscp")["batch"] == "winscp"
+    assert kemensos.desk.listing(HOST, exchange.port, "/inbox/kpm-verification") == []
+
+
+def test_stat_and_setstat_right_after_upload_succeed(exchange: Exchange, kemensos: Agency,
+                                                     work: Path) -> None:
+    """Clients that preserve times (sftp -p, WinSCP) set them right after closing."""
+    sealed = kemensos.seal(write_csv(work / "b.csv", "nik\n3171014101900001\n"),
+                           "keep-times.csv.gpg")
+    kemensos.sftp(f'put -p "{sealed}" /inbox/kpm-verification/keep-times.csv.gpg')
+    kemensos.rejection("kpm-verification", "keep-times")
+
+
+def test_downloads_and_removals_are_recorded(exchange: Exchange, kemensos: Agency,
+                                             work: Path) -> None:
+    sealed = kemensos.seal(write_csv(work / "b.csv", "nik\n3171014101900001\n"),
+                           "fetched.csv.gpg")
+    kemensos.submit("kpm-verification", sealed)
+    kemensos.rejection("kpm-verification", "fetched")
+    assert exchange.ledger("--batch", "fetched", "--kind", "outcome.downloaded")
+    kemensos.sftp("rm /outbox/kpm-verification/fetched.rejected.json.gpg")
+    assert exchange.ledger("--batch", "fetched", "--kind", "outcome.removed")
+    assert "fetched.rejected.json.gpg" not in kemensos.desk.listing(
+        HOST, exchange.port, "/outbox/kpm-verification")
+
+
+def test_clean_stop_and_start_are_recorded(exchange: Exchange) -> None:
+    assert exchange.stop() == 0
+    exchange.start()
+    kinds = [e["kind"] for e in exchange.ledger("--kind", "exchange.")]
+    assert kinds[-2:] == ["exchange.stopped", "exchange.started"]
+    exchange.verify()

@@ -1,0 +1,33 @@
+"""The documents say what the code does: every reason code and ledger kind is documented."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from exchanged.ledger.kinds import KINDS
+from exchanged.reasons import CATALOGUE
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+
+
+def test_every_reason_code_is_documented() -> None:
+    text = (DOCS / "reasons.md").read_text(encoding="utf-8")
+    missing = [code for code in CATALOGUE if f"`{code}`" not in text]
+    assert not missing
+
+
+def test_every_ledger_kind_is_documented() -> None:
+    text = (DOCS / "ledger.md").read_text(encoding="utf-8")
+    missing = [kind for kind in KINDS if f"`{kind}`" not in text]
+    assert not missing
+
+
+def test_every_ledger_kind_written_by_the_code_is_known() -> None:
+    source = "\n".join(p.read_text(encoding="utf-8")
+                       for p in (DOCS.parent / "exchanged").rglob("*.py"))
+    used = set(re.findall(r'(?:append|_mark)\(\s*(?:[a-z_.]+,\s*)*(?:[A-Z]+,\s*)?"([a-z_]+\.[a-z_]+)"',
+                          source))
+    used |= {f"outcome.{e}" for e in ("downloaded", "removed")}
+    assert used, "the pattern found no ledger writes"
+    assert used <= set(KINDS), used - set(KINDS)
