@@ -11,7 +11,6 @@ import hashlib
 import importlib.resources
 import shutil
 from dataclasses import dataclass
-from datetime import date, datetime
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
@@ -19,22 +18,21 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from exchanged import __version__
 from exchanged.agencies import Agencies, Agency, check_agency_id, parse_ssh_public_key
-from exchanged.errors import ConfigError, KeyProblem, PolicyError, UsageError
+from exchanged.errors import ConfigError, KeyProblem, UsageError
 from exchanged.home import (
-    Config,
     Home,
     Listen,
     atomic_write,
     config_text,
-    load_config,
     make_private_dir,
     new_secret,
 )
 from exchanged.ledger import Ledger, format_ts, utc_now
 from exchanged.openpgp import OpenPGP, create_gnupg_home
-from exchanged.policy import PolicySet, load_policies
-from exchanged.policy.loader import addendum_text, next_addendum_number
+from exchanged.policy import load_policies
+from exchanged.policy.loader import load_policy_files, read_policy_files
 from exchanged.state import SCHEMA as STATE_SCHEMA
+from exchanged.state import archive_policy_set
 
 
 def open_ledger(home: Home, *, readonly: bool = False) -> Ledger:
@@ -115,24 +113,29 @@ def _init(home: Home, name: str, listen_addr: Listen) -> InitReport:
 
     for source in sorted(shipped_policies().glob("*.yaml")):
         atomic_write(home.policies / source.name, source.read_bytes())
-    examples = shipped_policies() / "examples"
-    if examples.is_dir():
-        make_private_dir(home.policies / "examples")
-        for source in sorted(examples.glob("*.yaml")):
-            atomic_write(home.policies / "examples" / source.name, source.read_bytes())
-    policy = load_policies(home.policies)
+    # the example agreement and the policy tests, beside (not among) the policies in force
+    for sub in ("examples", "examples/tests", "tests"):
+        source_dir = shipped_policies() / sub
+        if source_dir.is_dir():
+            make_private_dir(home.policies / sub)
+            for source in sorted(source_dir.glob("*.yaml")):
+                atomic_write(home.policies / sub / source.name, source.read_bytes())
+    files = read_policy_files(home.policies)
+    policy = load_policy_files(files)
 
     ledger = Ledger(home.ledger, extra_schema=STATE_SCHEMA)
     ledger_id = ledger.create(exchange_name=name)
     ledger.open_checked()
-    ledger.append(
-        "exchange.initialised",
-        actor="admin",
-        version=__version__,
-        exchange_fingerprint=fingerprint,
-        host_key=host_fp,
-        policy_sha256=policy.sha256,
-    )
+    with ledger.transaction() as txn:
+        archive_policy_set(txn, policy.sha256, files, format_ts(utc_now()))
+        txn.append(
+            "exchange.initialised",
+            actor="admin",
+            version=__version__,
+            exchange_fingerprint=fingerprint,
+            host_key=host_fp,
+            policy_sha256=policy.sha256,
+        )
     ledger.close()
     openpgp.stop_agent()
     return InitReport(home.root, fingerprint, host_fp, ledger_id)
@@ -197,88 +200,3 @@ def add_agency(
     )
     ledger.close()
     return AgencyReport(agency, inbox, outbox, ssh_fp)
-
-
-@dataclass(frozen=True)
-class AgreementStatus:
-    id: str
-    in_force: bool
-    start: date
-    end: date
-    terminated_on: date | None
-    addenda: int
-    sentence: str
-
-
-def today(config: Config | None) -> date:
-    zone = config.zone if config else Config().zone
-    return datetime.now(zone).date()
-
-
-def check_policies(home: Home, on: date | None = None) -> tuple[PolicySet, list[AgreementStatus]]:
-    """Validate every policy; say which agreements are in force on ``on`` (default today)."""
-    home.require()
-    config = load_config(home)
-    policy = load_policies(home.policies)
-    day = on or today(config)
-    out = []
-    for a in policy.agreements:
-        v = a.validity
-        if a.terminated_on is not None and day >= a.terminated_on:
-            sentence = (f"{a.id}: terminated on {a.terminated_on} ({a.termination_reference}); "
-                        f"it was valid from {v.start} to {v.end}")
-        elif day < v.start:
-            sentence = f"{a.id}: not yet in force: valid from {v.start} to {v.end} ({v.clause})"
-        elif day > v.end:
-            sentence = f"{a.id}: expired: it was valid from {v.start} to {v.end} ({v.clause})"
-        else:
-            sentence = f"{a.id}: in force until {v.end} (valid from {v.start}; {v.clause})"
-        if a.addenda:
-            sentence += f"; {len(a.addenda)} addendum(s)"
-        out.append(AgreementStatus(a.id, a.in_force(day), v.start, v.end, a.terminated_on,
-                                   len(a.addenda), sentence))
-    return policy, out
-
-
-def extend_agreement(home: Home, agreement_id: str, *, until: date, reference: str) -> Path:
-    """Record a written extension (Pasal 6(2), 12(2)) as an addendum file, never editing the agreement."""
-    home.require()
-    if not reference.strip():
-        raise UsageError("--reference must name the written agreement to extend")
-    policy = load_policies(home.policies)
-    agreement = policy.agreement(agreement_id)
-    if agreement is None:
-        known = ", ".join(a.id for a in policy.agreements) or "none"
-        raise UsageError(f"there is no agreement {agreement_id} (known: {known})")
-    if until <= agreement.validity.end:
-        raise UsageError(
-            f"{until} does not extend {agreement_id}: it is already valid until "
-            f"{agreement.validity.end}"
-        )
-    number = next_addendum_number(policy, agreement_id)
-    path = home.policies / f"{agreement_id}.addendum-{number:03d}.yaml"
-    if path.exists():
-        raise ConfigError(f"{path} already exists")
-    text = addendum_text(
-        agreement_id, number, reference.strip(), format_ts(utc_now()),
-        extend_until=until, clause="Pasal 6 ayat (2); Pasal 12 ayat (2)",
-    )
-    ledger = open_ledger(home)
-    atomic_write(path, text.encode("utf-8"))
-    try:
-        new_policy = load_policies(home.policies)
-    except PolicyError:
-        path.unlink()
-        raise
-    ledger.append(
-        "policy.extended",
-        actor="admin",
-        agreement=agreement_id,
-        addendum=number,
-        file=path.name,
-        until=until.isoformat(),
-        reference=reference.strip()[:200],
-        policy_sha256=new_policy.sha256,
-    )
-    ledger.close()
-    return path

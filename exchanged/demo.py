@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         say(exchanged("policy", "check", "--home", str(home)).strip().splitlines()[-1].join(
             ["     ", ""]))
         exchanged("policy", "extend", "--home", str(home), AGREEMENT, "--until", "2099-12-31",
-                  "--reference", EXAMPLE_REFERENCE)
+                  "--reference", EXAMPLE_REFERENCE, "--example")
         say(exchanged("policy", "check", "--home", str(home)).strip().splitlines()[-1].join(
             ["     ", ""]))
 

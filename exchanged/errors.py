@@ -68,12 +68,14 @@ class KeyProblem(Error):
 
 @dataclass(frozen=True)
 class Reason:
-    """Why a batch (or a row) was refused: a stable code and a sentence."""
+    """Why a batch was refused: a stable code, an English and an Indonesian sentence."""
 
     code: str
     message: str
+    message_id: str = ""
 
     def as_dict(self) -> dict[str, str]:
+        """The form the rejection file carries (the contract's ``{code, message}``)."""
         return {"code": self.code, "message": self.message}
 
 

@@ -370,18 +370,26 @@ class Pipeline:
                 reason("REPLAY", batch=batch.batch_id, flow=batch.flow,
                        first=first.received_at if first else "earlier")
             )
-        decision = decide(self.policy.get(), self._request(batch, None))
+        policy = self.policy.get()
+        decision = decide(policy, self._request(batch, None))
         if not decision.allow:
             raise Rejected(*decision.reasons, details=decision.ledger_fields())
+        governing = policy.find_flow(batch.flow)
+        if governing is not None and governing[1].kind not in HANDLERS:
+            raise Rejected(reason("FLOW_NOT_AVAILABLE", flow=batch.flow))
 
     def _request(self, batch: Batch, columns: tuple[str, ...] | None) -> Request:
+        """The facts of a batch for the policy; with its columns, also what its answer discloses."""
         received = datetime.fromisoformat(batch.received_at.replace("Z", "+00:00"))
+        found = self.policy.get().find_flow(batch.flow)
         return Request(
             agency=batch.agency,
             flow=batch.flow,
             on=received.astimezone(self.config.zone).date(),
             columns=columns,
             size=batch.upload_bytes,
+            recipient=batch.agency,
+            disclose=found[1].discloses if found is not None and columns is not None else None,
         )
 
     def _open(self, batch: Batch, plaintext: Path) -> Opened:

@@ -1,94 +1,170 @@
-"""The catalogue of reasons a batch is refused: stable codes and their sentences.
+"""The catalogue of reasons a batch is refused: stable codes, in English and Indonesian.
 
 Agencies script against these codes, so a code never changes meaning once
 shipped. Each sentence says what was wrong and, where it helps, what to do;
 none ever contains personal data (values from the batch): only column names,
-line numbers, dates of the agreement and the like.
+line numbers, dates of the agreement and the like. The rejection file carries
+the English sentence (``message``, as the contract says); ``policy explain``
+and docs/reasons.md show both.
 """
 
 from __future__ import annotations
 
 from exchanged.errors import Reason
 
-#: code -> sentence template (str.format placeholders)
-CATALOGUE: dict[str, str] = {
+#: code -> (English, Indonesian) sentence templates (str.format placeholders)
+CATALOGUE: dict[str, tuple[str, str]] = {
     # the file and its name
     "BAD_FILE_NAME": (
         "The file name {name} does not follow the rule <batch-id>.csv.gpg (or .csv.pgp, "
         ".csv.asc) with a batch id of 1 to 64 characters A-Z a-z 0-9 . _ -; "
-        "this outcome uses the exchange's id {batch} instead."
+        "this outcome uses the exchange's id {batch} instead.",
+        "Nama berkas {name} tidak mengikuti aturan <batch-id>.csv.gpg (atau .csv.pgp, .csv.asc) "
+        "dengan batch id 1 sampai 64 karakter A-Z a-z 0-9 . _ -; hasil ini memakai id {batch} "
+        "dari exchange.",
     ),
     "BATCH_ID_LOOKS_PERSONAL": (
         "The batch id contains a 16- or 18-digit number, which could be a NIK or NIP; "
-        "batch ids must not carry personal data. Use another batch id."
+        "batch ids must not carry personal data. Use another batch id.",
+        "Batch id memuat angka 16 atau 18 digit yang dapat berupa NIK atau NIP; batch id tidak "
+        "boleh memuat data pribadi. Gunakan batch id lain.",
     ),
-    "EMPTY_UPLOAD": "The uploaded file is empty.",
-    "UPLOAD_TOO_LARGE": "The upload is {size} bytes, over the flow's limit of {limit} bytes.",
+    "EMPTY_UPLOAD": ("The uploaded file is empty.", "Berkas yang diunggah kosong."),
+    "UPLOAD_TOO_LARGE": (
+        "The upload is {size} bytes, over the flow's limit of {limit} bytes.",
+        "Unggahan berukuran {size} byte, melebihi batas alur ini sebesar {limit} byte.",
+    ),
     "REPLAY": (
         "Batch id {batch} was already used for flow {flow} by this agency (first received "
-        "{first}); its first outcome stays as it was. Send the batch under a new batch id."
+        "{first}); its first outcome stays as it was. Send the batch under a new batch id.",
+        "Batch id {batch} sudah pernah dipakai instansi ini untuk alur {flow} (pertama diterima "
+        "{first}); hasil pertamanya tidak diubah. Kirim ulang dengan batch id baru.",
     ),
     # OpenPGP
-    "NOT_OPENPGP": "The upload is not an OpenPGP message.",
+    "NOT_OPENPGP": ("The upload is not an OpenPGP message.",
+                    "Unggahan bukan pesan OpenPGP."),
     "CORRUPT_MESSAGE": (
-        "The OpenPGP message is damaged or truncated and cannot be opened completely."
+        "The OpenPGP message is damaged or truncated and cannot be opened completely.",
+        "Pesan OpenPGP rusak atau terpotong sehingga tidak dapat dibuka seluruhnya.",
     ),
     "NOT_ENCRYPTED": (
-        "The upload is not encrypted; encrypt it to the exchange's key (see exchange-public.asc)."
+        "The upload is not encrypted; encrypt it to the exchange's key (see exchange-public.asc).",
+        "Unggahan tidak dienkripsi; enkripsi dengan kunci exchange (lihat exchange-public.asc).",
     ),
     "NOT_ENCRYPTED_TO_EXCHANGE": (
-        "The upload is encrypted, but not to the exchange's key {fingerprint}."
+        "The upload is encrypted, but not to the exchange's key {fingerprint}.",
+        "Unggahan dienkripsi, tetapi tidak untuk kunci exchange {fingerprint}.",
     ),
-    "NOT_SIGNED": "The upload is not signed; sign it with the agency's pinned key {fingerprint}.",
-    "BAD_SIGNATURE": "The upload's signature does not verify: the content was altered or damaged.",
+    "NOT_SIGNED": (
+        "The upload is not signed; sign it with the agency's pinned key {fingerprint}.",
+        "Unggahan tidak ditandatangani; tandatangani dengan kunci instansi yang terdaftar "
+        "{fingerprint}.",
+    ),
+    "BAD_SIGNATURE": (
+        "The upload's signature does not verify: the content was altered or damaged.",
+        "Tanda tangan unggahan tidak sah: isinya telah berubah atau rusak.",
+    ),
     "WRONG_SIGNER": (
-        "The upload is signed by a key other than the agency's pinned key {fingerprint}."
+        "The upload is signed by a key other than the agency's pinned key {fingerprint}.",
+        "Unggahan ditandatangani dengan kunci selain kunci instansi yang terdaftar {fingerprint}.",
     ),
-    "SIGNER_KEY_EXPIRED": "The upload is signed with the agency's key, but that key has expired.",
-    "SIGNER_KEY_REVOKED": "The upload is signed with the agency's key, but that key is revoked.",
+    "SIGNER_KEY_EXPIRED": (
+        "The upload is signed with the agency's key, but that key has expired.",
+        "Unggahan ditandatangani dengan kunci instansi, tetapi kunci itu sudah kedaluwarsa.",
+    ),
+    "SIGNER_KEY_REVOKED": (
+        "The upload is signed with the agency's key, but that key is revoked.",
+        "Unggahan ditandatangani dengan kunci instansi, tetapi kunci itu sudah dicabut.",
+    ),
     "TOO_LARGE_DECRYPTED": (
-        "The batch decrypts to more than the flow's limit of {limit} bytes; it was not processed."
+        "The batch decrypts to more than the flow's limit of {limit} bytes; it was not processed.",
+        "Isi batch setelah didekripsi melebihi batas alur ini sebesar {limit} byte; batch tidak "
+        "diproses.",
     ),
     # the CSV
-    "BAD_ENCODING": "The batch is not valid UTF-8 text (line {line}).",
-    "NO_HEADER": "The batch has no header row.",
-    "BAD_HEADER": "The header row is not valid: {detail}.",
-    "DUPLICATE_COLUMN": "The header names column {column} more than once.",
-    "MISSING_COLUMN": "Required column {column} is missing (flow {flow} needs: {required}).",
+    "BAD_ENCODING": ("The batch is not valid UTF-8 text (line {line}).",
+                     "Batch bukan teks UTF-8 yang sah (baris {line})."),
+    "NO_HEADER": ("The batch has no header row.", "Batch tidak memiliki baris judul kolom."),
+    "BAD_HEADER": ("The header row is not valid: {detail}.",
+                   "Baris judul kolom tidak sah: {detail}."),
+    "DUPLICATE_COLUMN": ("The header names column {column} more than once.",
+                         "Kolom {column} disebut lebih dari sekali pada baris judul."),
+    "MISSING_COLUMN": (
+        "Required column {column} is missing (flow {flow} needs: {required}).",
+        "Kolom wajib {column} tidak ada (alur {flow} memerlukan: {required}).",
+    ),
     "COLUMN_NOT_ALLOWED": (
         "Column {column} is not listed for flow {flow} by the agreement ({clause}); send only "
-        "the columns it lists: {allowed}."
+        "the columns it lists: {allowed}.",
+        "Kolom {column} tidak tercantum untuk alur {flow} dalam perjanjian ({clause}); kirim "
+        "hanya kolom yang tercantum: {allowed}.",
     ),
-    "TOO_MANY_ROWS": "The batch has more than the flow's limit of {limit} rows.",
-    "NO_ROWS": "The batch has a header but no data rows.",
-    "NO_VALID_ROWS": "No row of the register is valid; the previous snapshot stays in force.",
+    "TOO_MANY_ROWS": ("The batch has more than the flow's limit of {limit} rows.",
+                      "Batch memuat lebih dari batas alur ini sebanyak {limit} baris."),
+    "NO_ROWS": ("The batch has a header but no data rows.",
+                "Batch memiliki baris judul tetapi tidak memuat data."),
+    "NO_VALID_ROWS": (
+        "No row of the reference data is valid; the previous snapshot stays in force.",
+        "Tidak ada baris data rujukan yang sah; data sebelumnya tetap berlaku.",
+    ),
     # policy
     "AGREEMENT_NOT_IN_FORCE": (
         "Agreement {agreement} is not in force on {date}: it is valid from {start} to {end} "
-        "({clause})."
+        "({clause}).",
+        "Perjanjian {agreement} tidak berlaku pada {date}: masa berlakunya {start} sampai {end} "
+        "({clause}).",
     ),
     "AGREEMENT_TERMINATED": (
-        "Agreement {agreement} was terminated on {date} ({reference}; {clause})."
+        "Agreement {agreement} was terminated on {date} ({reference}; {clause}).",
+        "Perjanjian {agreement} telah diakhiri pada {date} ({reference}; {clause}).",
+    ),
+    "FLOW_SUSPENDED": (
+        "Flow {flow} is suspended from {start} to {end} ({reference}; {clause}).",
+        "Alur {flow} dihentikan sementara dari {start} sampai {end} ({reference}; {clause}).",
     ),
     "FLOW_NOT_PERMITTED": (
-        "Agency {agency} may not send flow {flow} under agreement {agreement} ({clause})."
+        "Agency {agency} may not send flow {flow} under agreement {agreement} ({clause}).",
+        "Instansi {agency} tidak berhak mengirim alur {flow} berdasarkan perjanjian {agreement} "
+        "({clause}).",
     ),
-    "NO_POLICY": "No agreement defines flow {flow} for agency {agency} (any more).",
+    "NOT_A_RECIPIENT": (
+        "The answer of flow {flow} may go only to {recipients}, not to {agency} ({clause}).",
+        "Jawaban alur {flow} hanya boleh diberikan kepada {recipients}, bukan kepada {agency} "
+        "({clause}).",
+    ),
+    "DISCLOSURE_NOT_ALLOWED": (
+        "Field {field} may not be disclosed by flow {flow} ({clause}); it may disclose only: "
+        "{allowed}.",
+        "Data {field} tidak boleh diungkapkan oleh alur {flow} ({clause}); yang boleh hanya: "
+        "{allowed}.",
+    ),
+    "NO_POLICY": (
+        "No agreement defines flow {flow} for agency {agency} (any more).",
+        "Tidak ada (lagi) perjanjian yang mengatur alur {flow} untuk instansi {agency}.",
+    ),
     "NO_REFERENCE_DATA": (
-        "The reference data this flow matches against ({dataset}) has not been loaded yet."
+        "The reference data this flow matches against ({dataset}) has not been loaded yet.",
+        "Data rujukan untuk pemadanan alur ini ({dataset}) belum dimuat.",
+    ),
+    "FLOW_NOT_AVAILABLE": (
+        "Flow {flow} is in the agreement, but this exchange cannot process it yet.",
+        "Alur {flow} ada dalam perjanjian, tetapi exchange ini belum dapat memprosesnya.",
     ),
     # the exchange itself
     "EXCHANGE_ERROR": (
         "The exchange could not process this batch because of an internal error (recorded in "
-        "ledger entry {seq}); the operator has been alerted. Send it again under a new batch id."
+        "ledger entry {seq}); the operator has been alerted. Send it again under a new batch id.",
+        "Exchange tidak dapat memproses batch ini karena kesalahan internal (tercatat pada entri "
+        "ledger {seq}); operator telah diberi tahu. Kirim ulang dengan batch id baru.",
     ),
 }
 
 
 def reason(code: str, **params: object) -> Reason:
-    """Build the :class:`Reason` for ``code`` with its sentence filled in.
+    """Build the :class:`Reason` for ``code`` with its sentences filled in.
 
     >>> reason("EMPTY_UPLOAD")
-    Reason(code='EMPTY_UPLOAD', message='The uploaded file is empty.')
+    Reason(code='EMPTY_UPLOAD', message='The uploaded file is empty.', message_id='Berkas yang diunggah kosong.')
     """
-    return Reason(code, CATALOGUE[code].format(**params))
+    english, indonesian = CATALOGUE[code]
+    return Reason(code, english.format(**params), indonesian.format(**params))

@@ -29,12 +29,13 @@ from exchanged.admin import open_ledger
 from exchanged.agencies import Agencies
 from exchanged.errors import ConfigError, PolicyError
 from exchanged.home import Config, Home, load_config
-from exchanged.ledger import Ledger
+from exchanged.ledger import Ledger, format_ts, utc_now
 from exchanged.openpgp import OpenPGP
 from exchanged.pipeline import Pipeline, PolicyHolder, outcome_batch_id
-from exchanged.policy import load_policies
+from exchanged.policy.loader import load_policy_files, read_policy_files
 from exchanged.sftp import SFTPServer
 from exchanged.spool import Upload
+from exchanged.state import archive_policy_set
 
 log = logging.getLogger("exchanged")
 
@@ -159,7 +160,8 @@ class Service:
         configure_logging(self.config)
         ledger = open_ledger(self.home)
         try:
-            policy = load_policies(self.home.policies)
+            files = read_policy_files(self.home.policies)
+            policy = load_policy_files(files)
         except PolicyError as e:
             raise ConfigError(f"the policies are invalid, not starting: {e.diagnostics()}") from None
         holder = PolicyHolder(policy)
@@ -167,8 +169,10 @@ class Service:
         pipeline = Pipeline(self.home, self.config, ledger, openpgp, holder)
         door = FrontDoor(self.home, self.config, ledger, pipeline, holder)
         server = SFTPServer(door, self.home.ssh_host_key, self.config.listen)
-        ledger.append("exchange.started", actor="admin", version=__version__,
-                      policy_sha256=policy.sha256, pid=os.getpid())
+        with ledger.transaction() as txn:
+            archive_policy_set(txn, policy.sha256, files, format_ts(utc_now()))
+            txn.append("exchange.started", actor="admin", version=__version__,
+                       policy_sha256=policy.sha256, pid=os.getpid())
         pipeline.recover()
         pipeline.start()
         try:
@@ -207,7 +211,8 @@ class Service:
 
     def _reload_policies(self, ledger: Ledger, holder: PolicyHolder) -> None:
         try:
-            policy = load_policies(self.home.policies)
+            files = read_policy_files(self.home.policies)
+            policy = load_policy_files(files)
         except PolicyError as e:
             log.error("policy reload refused, the previous policy stays: %s", e.diagnostics())
             ledger.append("policy.reload_failed", actor="admin", error=e.diagnostics()[:500],
@@ -217,6 +222,8 @@ class Service:
         agencies = Agencies(self.home)
         for agency in agencies.all():
             agencies.prepare_tree(agency, policy.inbox_flows(agency), policy.outbox_flows(agency))
-        ledger.append("policy.reloaded", actor="admin", policy_sha256=policy.sha256,
-                      files=len(policy.files))
+        with ledger.transaction() as txn:
+            archive_policy_set(txn, policy.sha256, files, format_ts(utc_now()))
+            txn.append("policy.reloaded", actor="admin", policy_sha256=policy.sha256,
+                       files=len(policy.files))
         log.info("policies reloaded: %s", policy.sha256[:12])

@@ -15,10 +15,12 @@ from pathlib import Path
 from typing import IO, Protocol
 
 from exchanged.csvio import CsvReader
+from exchanged.errors import Rejected
 from exchanged.ids import nik, nip, nkk
 from exchanged.ids.exceptions import ValidationError
 from exchanged.matching.register import RegisterStore, Snapshot
 from exchanged.policy.model import Column, Flow
+from exchanged.reasons import reason
 
 DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
@@ -103,6 +105,8 @@ def _check_text(column: Column, value: str) -> str | ValueProblem:
         )
     if any(ord(ch) < 32 for ch in text):
         return ValueProblem("CONTROL_CHARACTER", f"{column.name} contains control characters")
+    if column.pattern is not None and not re.fullmatch(column.pattern, text):
+        return ValueProblem("PATTERN_MISMATCH", f"{column.name} does not have the required form")
     return text
 
 
@@ -130,6 +134,13 @@ CHECKS: Mapping[str, Callable[[Column, str], str | ValueProblem]] = {
     "enum": _check_enum,
     "integer": _check_integer,
 }
+
+
+def too_many_rows(flow: Flow) -> Rejected:
+    """The refusal of a batch over the flow's row limit, naming the rule that refuses it."""
+    return Rejected(reason("TOO_MANY_ROWS", limit=flow.max_rows),
+                    details={"decision": "deny", "rules": [f"{flow.name}.rows"],
+                             "clauses": [flow.limits_clause or flow.clause]})
 
 
 def check_value(column: Column, value: str) -> str | ValueProblem:

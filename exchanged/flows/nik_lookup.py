@@ -1,9 +1,11 @@
-"""``nik-lookup`` flows (kpm-verification): is each NIK in the reference register?
+"""``nik-lookup`` flows (kpm-verification, kpm-status): is each NIK in the reference data?
 
 One answer row per input row, in the same order: the input's ``ref`` (if the
-batch has that column), the ``nik``, a ``status`` and only the register fields
-the policy discloses. A row whose NIK is not structurally valid, or that
-cannot be read at all, is answered ``TIDAK_VALID`` and the batch goes on.
+batch has that column), the ``nik``, a ``status`` and only the reference fields
+the policy discloses. The statuses are the policy's (``ASN`` /
+``TIDAK_DITEMUKAN`` / ``TIDAK_VALID`` for kpm-verification). A row whose NIK
+is not structurally valid, or that cannot be read at all, is answered with the
+``invalid`` status and the batch goes on.
 """
 
 from __future__ import annotations
@@ -13,13 +15,10 @@ from typing import IO
 
 from exchanged.csvio import CsvReader, CsvWriter, Record
 from exchanged.errors import Rejected
-from exchanged.flows.base import FlowContext, FlowResult
+from exchanged.flows.base import FlowContext, FlowResult, too_many_rows
 from exchanged.ids import nik as nik_id
 from exchanged.reasons import reason
 
-ASN = "ASN"
-NOT_FOUND = "TIDAK_DITEMUKAN"
-INVALID = "TIDAK_VALID"
 CHUNK = 5000
 
 
@@ -46,14 +45,15 @@ def nik_lookup(reader: CsvReader, out: IO[bytes], ctx: FlowContext) -> FlowResul
     nik_at = reader.header.index("nik")
     header = (["ref"] if has_ref else []) + ["nik", "status", *disclosed]
     writer = CsvWriter(out, header)
-    counts = {ASN: 0, NOT_FOUND: 0, INVALID: 0}
+    found_status, not_found, invalid = flow.answer.found, flow.answer.not_found, flow.answer.invalid
+    counts = {found_status: 0, not_found: 0, invalid: 0}
     blank = ("",) * len(disclosed)
     rows = 0
     try:
         for part in chunks(reader, CHUNK):
             rows += len(part)
             if flow.max_rows is not None and rows > flow.max_rows:
-                raise Rejected(reason("TOO_MANY_ROWS", limit=flow.max_rows))
+                raise too_many_rows(flow)
             valid: list[str | None] = []
             for record in part:
                 value = None
@@ -63,21 +63,21 @@ def nik_lookup(reader: CsvReader, out: IO[bytes], ctx: FlowContext) -> FlowResul
                     except ValueError:
                         value = None
                 valid.append(value)
-            found = snapshot.lookup_niks({v for v in valid if v is not None}, disclosed)
+            found = snapshot.lookup("nik", {v for v in valid if v is not None}, disclosed)
             for record, value in zip(part, valid, strict=True):
                 ref = []
                 if has_ref:
                     ref = [record.fields[ref_at].strip() if record.fields is not None else ""]
                 if value is None:
                     raw = record.fields[nik_at].strip() if record.fields is not None else ""
-                    writer.write([*ref, raw, INVALID, *blank])
-                    counts[INVALID] += 1
+                    writer.write([*ref, raw, invalid, *blank])
+                    counts[invalid] += 1
                 elif value in found:
-                    writer.write([*ref, value, ASN, *found[value]])
-                    counts[ASN] += 1
+                    writer.write([*ref, value, found_status, *found[value]])
+                    counts[found_status] += 1
                 else:
-                    writer.write([*ref, value, NOT_FOUND, *blank])
-                    counts[NOT_FOUND] += 1
+                    writer.write([*ref, value, not_found, *blank])
+                    counts[not_found] += 1
     finally:
         writer.close()
         snapshot.close()

@@ -1,8 +1,9 @@
-"""``reference-load`` flows (asn-register): a register snapshot that replaces the previous one.
+"""``reference-load`` flows (asn-register, kpm-register): a snapshot that replaces the previous one.
 
 Every row is checked against the flow's column types; invalid rows and
 repeated NIKs or NIPs are reported by line number (the first occurrence is
-kept) and the valid rows become a new snapshot. The snapshot becomes current
+kept) and the valid rows become a new snapshot, holding the identifiers only
+as keyed hashes and, of the other columns, only those the policy ``keeps``. The snapshot becomes current
 only when the batch's result is committed, so a load that fails halfway
 leaves the previous snapshot in force.
 
@@ -20,23 +21,30 @@ from typing import IO
 
 from exchanged.csvio import CsvReader, CsvWriter
 from exchanged.errors import Rejected
-from exchanged.flows.base import DatasetUpdate, FlowContext, FlowResult, ValueProblem, check_value
+from exchanged.flows.base import (
+    DatasetUpdate,
+    FlowContext,
+    FlowResult,
+    ValueProblem,
+    check_value,
+    too_many_rows,
+)
+from exchanged.policy.model import IDENTIFIER_TYPES
 from exchanged.reasons import reason
 
 HEADER = ("record", "line", "code", "detail")
-# identifiers and personal fields are never stored as such (see matching.register)
-NOT_STORED = ("nik", "nip", "nama", "tanggal_lahir")
 
 
 def register_load(reader: CsvReader, out: IO[bytes], ctx: FlowContext) -> FlowResult:
     flow = ctx.flow
     assert flow.dataset is not None
-    stored = tuple(c.name for c in flow.columns if c.name not in NOT_STORED)
     positions = [(flow.column(name), i) for i, name in enumerate(reader.header)]
-    nik_at = reader.header.index("nik")
-    nip_at = reader.header.index("nip")
-    stored_at = [reader.header.index(n) if n in reader.header else -1 for n in stored]
-    builder = ctx.references.store(flow.dataset).new_snapshot(ctx.new_snapshot_id, stored)
+    keys = tuple(c.name for c in flow.columns if c.type in IDENTIFIER_TYPES)
+    unique = tuple(c.name for c in flow.columns if c.type in ("nik", "nip"))
+    keys_at = [reader.header.index(k) if k in reader.header else -1 for k in keys]
+    kept_at = [reader.header.index(n) if n in reader.header else -1 for n in flow.keeps]
+    builder = ctx.references.store(flow.dataset).new_snapshot(
+        ctx.new_snapshot_id, keys=keys, unique=unique, values=flow.keeps)
     problems_path = ctx.work / "problems.csv"
     fd = os.open(problems_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
     invalid = 0
@@ -47,7 +55,7 @@ def register_load(reader: CsvReader, out: IO[bytes], ctx: FlowContext) -> FlowRe
             for record in reader:
                 rows += 1
                 if flow.max_rows is not None and rows > flow.max_rows:
-                    raise Rejected(reason("TOO_MANY_ROWS", limit=flow.max_rows))
+                    raise too_many_rows(flow)
                 if record.fields is None:
                     assert record.problem is not None
                     problems.write(["invalid", str(record.line), record.problem.code,
@@ -69,9 +77,8 @@ def register_load(reader: CsvReader, out: IO[bytes], ctx: FlowContext) -> FlowRe
                     continue
                 builder.add(
                     record.line,
-                    values[nik_at],
-                    values[nip_at],
-                    [values[i] if i >= 0 else "" for i in stored_at],
+                    [values[i] if i >= 0 else "" for i in keys_at],
+                    [values[i] if i >= 0 else "" for i in kept_at],
                 )
             report = builder.finish()
             invalid += len(report.duplicates)

@@ -12,7 +12,8 @@ KINDS: Mapping[str, str] = {
     "ledger.created": "the ledger was created (its id, the exchange's name)",
     "exchange.initialised": "a home was created: the exchange's key and host key fingerprints, "
     "the policy set's hash",
-    "exchange.started": "the daemon started (version, policy hash, pid)",
+    "exchange.started": "the daemon started (version, pid, the policy set's hash; the set is "
+    "archived for replay)",
     "exchange.stopped": "the daemon stopped cleanly",
     "exchange.available": "the exchange can work again after a failure to write (intake resumed)",
     "work.wiped": "stray plaintext found in the work area at start-up was removed (file count)",
@@ -20,6 +21,10 @@ KINDS: Mapping[str, str] = {
     "agency.added": "an agency was registered: pinned OpenPGP fingerprint, SSH key fingerprint, "
     "its flows",
     "policy.extended": "an extension addendum was recorded (agreement, number, new end, reference)",
+    "policy.terminated": "a termination addendum was recorded (agreement, number, date, "
+    "reference, clause)",
+    "agreement.force_majeure": "a party's force majeure notice was recorded (when it occurred, "
+    "when notified, the deadline, whether late; Pasal 10)",
     "policy.reloaded": "the daemon reloaded its policies (new policy hash)",
     "policy.reload_failed": "a reload was refused because a policy is invalid; the previous one "
     "stays",

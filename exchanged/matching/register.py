@@ -1,16 +1,16 @@
 """Reference data snapshots: what a flow matches against, kept without identifiers in the clear.
 
 A snapshot is an immutable SQLite file ``<directory>/<snapshot-id>.db``. It
-holds, per person, a keyed hash (BLAKE2b with the exchange's secret
-``keys/register.key``) of the NIK and of the NIP instead of the numbers, and
-the non-identifying fields a flow may disclose (``jenis_asn``, ``instansi``,
-...). So the store answers "is this NIK an ASN, and what may be disclosed"
-without keeping a list of NIKs on disk.
+holds, per row, a keyed hash (BLAKE2b with the exchange's secret
+``keys/register.key``) of each identifier (NIK, NIP, NKK) instead of the
+number, and only the other fields the policy says to keep. So the store answers
+"is this NIK in the register, and what may be disclosed" without keeping a list
+of NIKs on disk.
 
-A snapshot is built under a hidden temporary name and renamed into place
-when complete; which snapshot is *current* is recorded by the caller (in the
-same database transaction as the ledger entry that announces it), so a load
-that fails halfway leaves the previous snapshot in force.
+A snapshot is built under a hidden temporary name and renamed into place when
+complete; which snapshot is *current* is recorded by the caller (in the same
+database transaction as the ledger entry that announces it), so a load that
+fails halfway leaves the previous snapshot in force.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from pathlib import Path
 
 KEY_BYTES = 16
 CHUNK = 5000
+IN_CHUNK = 900  # below SQLite's bound-parameter limit
 
 
 def identifier_key(secret: bytes, value: str) -> bytes:
@@ -45,13 +46,30 @@ class BuildReport:
     duplicates: tuple[Duplicate, ...]
 
 
-class SnapshotBuilder:
-    """Builds one snapshot; :meth:`finish` renames it into place, :meth:`abort` removes it."""
+def _q(name: str) -> str:
+    # column names come from the validated policy (letters, digits, _), quoted anyway
+    return '"' + name.replace('"', '""') + '"'
 
-    def __init__(self, store: RegisterStore, snapshot_id: str, columns: Sequence[str]) -> None:
+
+def _k(name: str) -> str:
+    return _q(name + "_key")
+
+
+class SnapshotBuilder:
+    """Builds one snapshot; :meth:`finish` renames it into place, :meth:`abort` removes it.
+
+    ``keys`` are the identifier columns (stored as keyed hashes, indexed);
+    those in ``unique`` may appear once (the first row wins, later ones are
+    reported); ``values`` are the other columns kept.
+    """
+
+    def __init__(self, store: RegisterStore, snapshot_id: str, keys: Sequence[str],
+                 unique: Sequence[str], values: Sequence[str]) -> None:
         self._store = store
         self.snapshot_id = snapshot_id
-        self.columns = tuple(columns)
+        self.keys = tuple(keys)
+        self.unique = tuple(unique)
+        self.values = tuple(values)
         self.final = store.directory / f"{snapshot_id}.db"
         self.tmp = store.directory / f".{snapshot_id}.db.tmp"
         fd = os.open(self.tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
@@ -62,21 +80,19 @@ class SnapshotBuilder:
         self._conn.execute("PRAGMA journal_mode=OFF")
         self._conn.execute("PRAGMA synchronous=OFF")
         self._conn.execute("PRAGMA temp_store=FILE")
-        self._conn.execute(
-            f"CREATE TABLE staging (line INTEGER NOT NULL, nik_key BLOB NOT NULL, "
-            f"nip_key BLOB NOT NULL{''.join(f', {_q(c)} TEXT' for c in self.columns)})"
-        )
+        columns = ", ".join(["line INTEGER NOT NULL"] + [f"{_k(k)} BLOB" for k in self.keys]
+                            + [f"{_q(v)} TEXT" for v in self.values])
+        self._conn.execute(f"CREATE TABLE staging ({columns})")
         self._conn.execute("BEGIN")
         self._pending: list[tuple[object, ...]] = []
-        self._insert = (
-            f"INSERT INTO staging VALUES (?, ?, ?{', ?' * len(self.columns)})"
-        )
+        width = 1 + len(self.keys) + len(self.values)
+        self._insert = f"INSERT INTO staging VALUES ({', '.join('?' * width)})"
 
-    def add(self, line: int, nik: str, nip: str, values: Sequence[str]) -> None:
+    def add(self, line: int, keys: Sequence[str], values: Sequence[str]) -> None:
+        """One row: its line, its identifiers (in ``keys`` order, "" if absent), its values."""
         secret = self._store.secret
-        self._pending.append(
-            (line, identifier_key(secret, nik), identifier_key(secret, nip), *values)
-        )
+        hashed = [identifier_key(secret, k) if k else None for k in keys]
+        self._pending.append((line, *hashed, *values))
         if len(self._pending) >= CHUNK:
             self._flush()
 
@@ -86,45 +102,50 @@ class SnapshotBuilder:
             self._pending = []
 
     def finish(self) -> BuildReport:
-        """Keep the first row of each NIK and NIP, report the others, and publish the file."""
+        """Keep the first row of each unique identifier, report the others, publish the file."""
         self._flush()
         c = self._conn
-        cols = "".join(f", {_q(x)}" for x in self.columns)
+        columns = ["line"] + [k + "_key" for k in self.keys] + list(self.values)
+        names = ", ".join(_q(x) for x in columns)
         c.execute(
-            f"CREATE TABLE register (nik_key BLOB PRIMARY KEY, nip_key BLOB NOT NULL UNIQUE, "
-            f"line INTEGER NOT NULL{''.join(f', {_q(x)} TEXT' for x in self.columns)})"
+            "CREATE TABLE register (line INTEGER PRIMARY KEY"
+            + "".join(f", {_k(k)} BLOB" for k in self.keys)
+            + "".join(f", {_q(v)} TEXT" for v in self.values) + ")"
         )
-        c.execute(
-            f"INSERT OR IGNORE INTO register (nik_key, nip_key, line{cols}) "
-            f"SELECT nik_key, nip_key, line{cols} FROM staging ORDER BY line"
-        )
+        for k in self.keys:
+            unique = "UNIQUE " if k in self.unique else ""
+            c.execute(f"CREATE {unique}INDEX {_q('by_' + k)} ON register({_k(k)})")
+        c.execute(f"INSERT OR IGNORE INTO register ({names}) "
+                  f"SELECT {names} FROM staging ORDER BY line")
         duplicates: list[Duplicate] = []
-        for line, first_nik, first_nip in c.execute(
-            "SELECT s.line, rn.line, rp.line FROM staging s "
-            "LEFT JOIN register rn ON rn.nik_key = s.nik_key "
-            "LEFT JOIN register rp ON rp.nip_key = s.nip_key "
-            "WHERE s.line NOT IN (SELECT line FROM register) ORDER BY s.line"
-        ):
-            if first_nik is not None:
-                duplicates.append(Duplicate(line, "nik", first_nik))
-            elif first_nip is not None:
-                duplicates.append(Duplicate(line, "nip", first_nip))
-            else:
-                # both keys were taken by rows that were themselves dropped: the NIK's
-                # first row lost its NIP to an earlier row; report against the NIK
-                first = c.execute(
-                    "SELECT MIN(line) FROM staging WHERE nik_key = "
-                    "(SELECT nik_key FROM staging WHERE line = ?)",
-                    (line,),
-                ).fetchone()[0]
-                duplicates.append(Duplicate(line, "nik", int(first)))
+        if self.unique:
+            joins = " ".join(f"LEFT JOIN register {_q('r_' + k)} ON {_q('r_' + k)}.{_k(k)} = "
+                             f"s.{_k(k)}" for k in self.unique)
+            firsts = ", ".join(f"{_q('r_' + k)}.line" for k in self.unique)
+            for row in c.execute(
+                f"SELECT s.line, {firsts} FROM staging s {joins} "
+                "WHERE s.line NOT IN (SELECT line FROM register) ORDER BY s.line"
+            ):
+                line, found = int(row[0]), row[1:]
+                for column, first in zip(self.unique, found, strict=True):
+                    if first is not None:
+                        duplicates.append(Duplicate(line, column, int(first)))
+                        break
+                else:
+                    # its identifiers were all taken by rows that were dropped
+                    # themselves; report it against the first identifier's first line
+                    k = self.unique[0]
+                    first_line = c.execute(
+                        f"SELECT MIN(line) FROM staging WHERE {_k(k)} = "
+                        f"(SELECT {_k(k)} FROM staging WHERE line = ?)", (line,)).fetchone()[0]
+                    duplicates.append(Duplicate(line, k, int(first_line)))
         c.execute("DROP TABLE staging")
         c.execute("CREATE TABLE snapshot_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
         rows = int(c.execute("SELECT COUNT(*) FROM register").fetchone()[0])
-        c.executemany(
-            "INSERT INTO snapshot_meta VALUES (?, ?)",
-            [("id", self.snapshot_id), ("rows", str(rows)), ("columns", ",".join(self.columns))],
-        )
+        c.executemany("INSERT INTO snapshot_meta VALUES (?, ?)", [
+            ("id", self.snapshot_id), ("rows", str(rows)), ("keys", ",".join(self.keys)),
+            ("values", ",".join(self.values)),
+        ])
         c.execute("COMMIT")
         c.execute("VACUUM")
         c.close()
@@ -161,39 +182,29 @@ class Snapshot:
         self._conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
         meta = dict(self._conn.execute("SELECT key, value FROM snapshot_meta").fetchall())
         self.rows = int(meta["rows"])
-        self.columns = tuple(c for c in meta["columns"].split(",") if c)
+        self.keys = tuple(c for c in meta["keys"].split(",") if c)
+        self.columns = tuple(c for c in meta["values"].split(",") if c)
 
-    def key(self, identifier: str) -> bytes:
-        return identifier_key(self._secret, identifier)
-
-    def lookup_niks(
-        self, niks: Iterable[str], fields: Sequence[str]
-    ) -> dict[str, tuple[str, ...]]:
-        """For each NIK found, the requested fields (in order); NIKs not found are absent."""
-        return self._lookup("nik_key", niks, fields)
-
-    def lookup_nips(
-        self, nips: Iterable[str], fields: Sequence[str]
-    ) -> dict[str, tuple[str, ...]]:
-        return self._lookup("nip_key", nips, fields)
-
-    def _lookup(
-        self, column: str, identifiers: Iterable[str], fields: Sequence[str]
-    ) -> dict[str, tuple[str, ...]]:
+    def lookup(self, key: str, identifiers: Iterable[str], fields: Sequence[str]
+               ) -> dict[str, tuple[str, ...]]:
+        """For each identifier found in column ``key``, the requested fields (in order)."""
+        if key not in self.keys:
+            raise KeyError(key)
         for f in fields:
             if f not in self.columns:
                 raise KeyError(f)
-        by_key = {self.key(i): i for i in identifiers}
+        by_key = {identifier_key(self._secret, i): i for i in identifiers}
         out: dict[str, tuple[str, ...]] = {}
         select = ", ".join(_q(f) for f in fields) if fields else "1"
         keys = list(by_key)
-        for start in range(0, len(keys), 900):
-            part = keys[start : start + 900]
+        for start in range(0, len(keys), IN_CHUNK):
+            part = keys[start : start + IN_CHUNK]
             marks = ",".join("?" * len(part))
             for row in self._conn.execute(
-                f"SELECT {column}, {select} FROM register WHERE {column} IN ({marks})", part
+                f"SELECT {_k(key)}, {select} FROM register WHERE {_k(key)} IN ({marks})", part
             ):
-                out[by_key[row[0]]] = tuple("" if v is None else str(v) for v in row[1:]) if fields else ()
+                values = tuple("" if v is None else str(v) for v in row[1:]) if fields else ()
+                out[by_key[row[0]]] = values
         return out
 
     def close(self) -> None:
@@ -208,8 +219,9 @@ class RegisterStore:
         self.secret = secret
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
 
-    def new_snapshot(self, snapshot_id: str, columns: Sequence[str]) -> SnapshotBuilder:
-        return SnapshotBuilder(self, snapshot_id, columns)
+    def new_snapshot(self, snapshot_id: str, *, keys: Sequence[str], unique: Sequence[str],
+                     values: Sequence[str]) -> SnapshotBuilder:
+        return SnapshotBuilder(self, snapshot_id, keys, unique, values)
 
     def open(self, snapshot_id: str) -> Snapshot:
         return Snapshot(self, snapshot_id)
@@ -228,11 +240,6 @@ class RegisterStore:
                 p.unlink()
                 removed += 1
         return removed
-
-
-def _q(name: str) -> str:
-    # column names come from the validated policy (letters, digits, _), quoted anyway
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _fsync_dir(path: Path) -> None:

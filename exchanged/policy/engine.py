@@ -2,30 +2,59 @@
 
 Pure: no I/O. Rules are derived from the agreement's values, each with a
 stable id and the clause (Pasal) it implements. Evaluation follows the
-Cedar/OPA school: default deny; a request is allowed only if some permit
-rule matches and no forbid rule does (a forbid beats a permit).
+Cedar/OPA school: default deny; a request is allowed only if a permit rule
+matches and no forbid rule does (a forbid beats a permit). Every rule is
+always evaluated, so a decision can list all that would refuse a batch.
+
+The rules of a flow ``F``, in evaluation order:
+
+==========================  ======  ==========================================
+rule                        effect  matches when
+==========================  ======  ==========================================
+``F.sender``                permit  the agency is the flow's sender
+``agreement.validity``      forbid  the date is outside the agreement's validity
+``agreement.terminated``    forbid  an addendum terminated it on or before the date
+``F.suspended``             forbid  an addendum suspends the flow on the date
+``F.recipient``             forbid  the answer would go to a party not allowed it
+``F.columns.required``      forbid  a required column is missing
+``F.columns.listed``        forbid  a column the agreement does not list is sent
+``F.disclosure``            forbid  the answer would disclose a field not allowed
+``F.size``                  forbid  the upload is over the flow's byte limit
+``F.rows``                  forbid  the batch is over the flow's row limit
+==========================  ======  ==========================================
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import date
 
 from exchanged.errors import Reason
 from exchanged.policy.model import Agreement, Flow, PolicySet
 from exchanged.reasons import reason
 
+DEFAULT_DENY = "default.deny"
+
 
 @dataclass(frozen=True)
 class Request:
-    """The facts of a request: who sends which flow, when, with what."""
+    """The facts of a request: who sends which flow, when, with what.
+
+    Facts left as None are not known yet and their rules do not match (the
+    pipeline decides once before decrypting, without columns, and again after).
+    """
 
     agency: str
     flow: str
     on: date
     columns: tuple[str, ...] | None = None
     size: int | None = None
+    rows: int | None = None
+    #: who would receive the answer (the uploading agency, unless said otherwise)
+    recipient: str | None = None
+    #: the fields the answer would disclose
+    disclose: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -40,9 +69,7 @@ class RuleResult:
 
     def as_dict(self) -> dict[str, object]:
         out: dict[str, object] = {
-            "rule": self.rule,
-            "effect": self.effect,
-            "clause": self.clause,
+            "rule": self.rule, "effect": self.effect, "clause": self.clause,
             "matched": self.matched,
         }
         if self.reason is not None:
@@ -53,10 +80,10 @@ class RuleResult:
 @dataclass(frozen=True)
 class Decision:
     allow: bool
-    agency: str
-    flow: str
-    on: date
+    request: Request
     agreement: str | None
+    purpose: str | None
+    purpose_clause: str | None
     evaluated: tuple[RuleResult, ...]
     reasons: tuple[Reason, ...]
     policy_sha256: str
@@ -65,74 +92,94 @@ class Decision:
     @property
     def deciding(self) -> tuple[RuleResult, ...]:
         """The rules that decided: the matched forbids if denied, else the matched permits."""
-        if self.allow:
-            return tuple(r for r in self.evaluated if r.matched and r.effect == "permit")
-        forbids = tuple(r for r in self.evaluated if r.matched and r.effect == "forbid")
-        return forbids or tuple(r for r in self.evaluated if r.effect == "permit")
+        effect = "permit" if self.allow else "forbid"
+        return tuple(r for r in self.evaluated if r.matched and r.effect == effect)
+
+    @property
+    def rule_ids(self) -> tuple[str, ...]:
+        return tuple(r.rule for r in self.deciding)
 
     def ledger_fields(self) -> dict[str, object]:
-        """What the ledger records of a decision: no values, only rule ids and codes."""
-        return {
+        """What the ledger records of a decision: names, rule ids and codes, never values."""
+        req = self.request
+        out: dict[str, object] = {
             "decision": "allow" if self.allow else "deny",
             "agreement": self.agreement,
-            "rules": [r.rule for r in self.deciding],
-            "clauses": sorted({r.clause for r in self.deciding}),
+            "purpose": self.purpose,
+            "rules": list(self.rule_ids),
+            "clauses": sorted({r.clause for r in self.deciding if r.clause}),
             "codes": [r.code for r in self.reasons],
             "policy_sha256": self.policy_sha256,
-            "on": self.on.isoformat(),
+            "on": req.on.isoformat(),
             "disclosed": list(self.disclosed),
         }
+        if req.columns is not None:
+            out["columns"] = list(req.columns)
+        if req.size is not None:
+            out["size"] = req.size
+        return out
 
 
 @dataclass(frozen=True)
 class Rule:
-    """A rule: an id, an effect, the clause it implements and its condition."""
+    """A rule: an id, an effect, the clause it implements and its condition.
+
+    ``check`` returns a Reason when the rule matches (for a permit, a Reason
+    with code PERMIT), or None.
+    """
 
     id: str
     effect: str
     clause: str
-    #: returns a Reason when the rule matches (for a forbid) or an empty Reason for a permit
-    check: Callable[[Request], Reason | None]
+    check: Callable[[Request], Reason | None] = field(compare=False)
+
+
+PERMIT = Reason("PERMIT", "")
 
 
 def rules_for(agreement: Agreement, flow: Flow) -> tuple[Rule, ...]:
     """The rules that govern one flow of one agreement, in evaluation order."""
     v = agreement.validity
+    conf = agreement.confidentiality
 
     def sender(req: Request) -> Reason | None:
-        return Reason("PERMIT", "") if req.agency == flow.sender else None
+        return PERMIT if req.agency == flow.sender else None
 
     def validity(req: Request) -> Reason | None:
         if v.start <= req.on <= v.end:
             return None
-        return reason(
-            "AGREEMENT_NOT_IN_FORCE",
-            agreement=agreement.id,
-            date=req.on.isoformat(),
-            start=v.start.isoformat(),
-            end=v.end.isoformat(),
-            clause=v.clause,
-        )
+        return reason("AGREEMENT_NOT_IN_FORCE", agreement=agreement.id, date=req.on.isoformat(),
+                      start=v.start.isoformat(), end=v.end.isoformat(), clause=v.clause)
 
     def terminated(req: Request) -> Reason | None:
         if agreement.terminated_on is None or req.on < agreement.terminated_on:
             return None
-        return reason(
-            "AGREEMENT_TERMINATED",
-            agreement=agreement.id,
-            date=agreement.terminated_on.isoformat(),
-            reference=agreement.termination_reference,
-            clause=agreement.termination_clause,
-        )
+        return reason("AGREEMENT_TERMINATED", agreement=agreement.id,
+                      date=agreement.terminated_on.isoformat(),
+                      reference=agreement.termination_reference,
+                      clause=agreement.termination_clause)
+
+    def suspended(req: Request) -> Reason | None:
+        for start, end, ref, clause in flow.suspensions:
+            if start <= req.on <= end:
+                return reason("FLOW_SUSPENDED", flow=flow.name, start=start.isoformat(),
+                              end=end.isoformat(), reference=ref, clause=clause)
+        return None
+
+    def recipient(req: Request) -> Reason | None:
+        to = req.recipient if req.recipient is not None else req.agency
+        if to in flow.recipients:
+            return None
+        return reason("NOT_A_RECIPIENT", flow=flow.name, recipients=", ".join(flow.recipients),
+                      agency=to, clause=conf.answers_clause or flow.clause)
 
     def required(req: Request) -> Reason | None:
         if req.columns is None:
             return None
         for name in flow.required:
             if name not in req.columns:
-                return reason(
-                    "MISSING_COLUMN", column=name, flow=flow.name, required=", ".join(flow.required)
-                )
+                return reason("MISSING_COLUMN", column=name, flow=flow.name,
+                              required=", ".join(flow.required))
         return None
 
     def listed(req: Request) -> Reason | None:
@@ -140,13 +187,18 @@ def rules_for(agreement: Agreement, flow: Flow) -> tuple[Rule, ...]:
             return None
         for name in req.columns:
             if name not in flow.allowed:
-                return reason(
-                    "COLUMN_NOT_ALLOWED",
-                    column=name,
-                    flow=flow.name,
-                    clause=flow.columns_clause,
-                    allowed=", ".join(flow.allowed),
-                )
+                return reason("COLUMN_NOT_ALLOWED", column=name, flow=flow.name,
+                              clause=flow.columns_clause, allowed=", ".join(flow.allowed))
+        return None
+
+    def disclosure(req: Request) -> Reason | None:
+        if req.disclose is None:
+            return None
+        for name in req.disclose:
+            if name not in flow.discloses or name in flow.never_disclose:
+                return reason("DISCLOSURE_NOT_ALLOWED", field=name, flow=flow.name,
+                              clause=flow.disclosure_clause or flow.clause,
+                              allowed=", ".join(flow.discloses) or "nothing")
         return None
 
     def size(req: Request) -> Reason | None:
@@ -154,16 +206,42 @@ def rules_for(agreement: Agreement, flow: Flow) -> tuple[Rule, ...]:
             return None
         return reason("UPLOAD_TOO_LARGE", size=req.size, limit=flow.max_bytes)
 
+    def rows(req: Request) -> Reason | None:
+        if req.rows is None or flow.max_rows is None or req.rows <= flow.max_rows:
+            return None
+        return reason("TOO_MANY_ROWS", limit=flow.max_rows)
+
+    # a flow is suspended by a written addendum (Pasal 12(2)) or for force majeure (Pasal 10(3))
+    suspension_clause = ("; ".join(sorted({c for _, _, _, c in flow.suspensions}))
+                         or "Pasal 10 ayat (3); Pasal 12 ayat (2)")
     rules = [
         Rule(f"{flow.name}.sender", "permit", flow.clause, sender),
         Rule("agreement.validity", "forbid", v.clause, validity),
-        Rule("agreement.terminated", "forbid", agreement.termination_clause or v.clause, terminated),
+        Rule("agreement.terminated", "forbid",
+             agreement.termination_clause or "Pasal 6 ayat (2) dan (3)", terminated),
+        Rule(f"{flow.name}.suspended", "forbid", suspension_clause, suspended),
+        Rule(f"{flow.name}.recipient", "forbid", conf.answers_clause or flow.clause, recipient),
         Rule(f"{flow.name}.columns.required", "forbid", flow.columns_clause, required),
         Rule(f"{flow.name}.columns.listed", "forbid", flow.columns_clause, listed),
     ]
+    if flow.discloses or flow.never_disclose:
+        rules.append(Rule(f"{flow.name}.disclosure", "forbid",
+                          flow.disclosure_clause or flow.clause, disclosure))
     if flow.max_bytes is not None:
-        rules.append(Rule(f"{flow.name}.size", "forbid", flow.clause, size))
+        rules.append(Rule(f"{flow.name}.size", "forbid", flow.limits_clause or flow.clause, size))
+    if flow.max_rows is not None:
+        rules.append(Rule(f"{flow.name}.rows", "forbid", flow.limits_clause or flow.clause, rows))
     return tuple(rules)
+
+
+def all_rules(policy: PolicySet) -> dict[str, tuple[str, str]]:
+    """Every rule id of a policy set, with its effect and clause (for coverage and listings)."""
+    out: dict[str, tuple[str, str]] = {}
+    for a in policy.agreements:
+        for f in a.flows:
+            for r in rules_for(a, f):
+                out[r.id] = (r.effect, r.clause)
+    return out
 
 
 def decide(policy: PolicySet, req: Request) -> Decision:
@@ -171,12 +249,8 @@ def decide(policy: PolicySet, req: Request) -> Decision:
     found = policy.find_flow(req.flow)
     if found is None:
         return Decision(
-            allow=False,
-            agency=req.agency,
-            flow=req.flow,
-            on=req.on,
-            agreement=None,
-            evaluated=(RuleResult("default.deny", "forbid", "", True),),
+            allow=False, request=req, agreement=None, purpose=None, purpose_clause=None,
+            evaluated=(RuleResult(DEFAULT_DENY, "forbid", "", True),),
             reasons=(reason("NO_POLICY", flow=req.flow, agency=req.agency),),
             policy_sha256=policy.sha256,
         )
@@ -194,28 +268,17 @@ def decide(policy: PolicySet, req: Request) -> Decision:
             evaluated.append(RuleResult(rule.id, rule.effect, rule.clause, matched, outcome))
             if outcome is not None:
                 forbid_reasons.append(outcome)
-    reasons: Sequence[Reason]
+    reasons = list(forbid_reasons)
     if not permitted:
-        reasons = [
-            reason(
-                "FLOW_NOT_PERMITTED",
-                agency=req.agency,
-                flow=flow.name,
-                agreement=agreement.id,
-                clause=flow.clause,
-            )
-        ] + forbid_reasons
-    else:
-        reasons = forbid_reasons
+        # default deny: no permit matched; say why in the agreement's words
+        evaluated.append(RuleResult(DEFAULT_DENY, "forbid", flow.clause, True))
+        reasons.insert(0, reason("FLOW_NOT_PERMITTED", agency=req.agency, flow=flow.name,
+                                 agreement=agreement.id, clause=flow.clause))
     allow = permitted and not forbid_reasons
+    purpose = agreement.purpose(flow.purpose)
     return Decision(
-        allow=allow,
-        agency=req.agency,
-        flow=flow.name,
-        on=req.on,
-        agreement=agreement.id,
-        evaluated=tuple(evaluated),
-        reasons=tuple(reasons),
-        policy_sha256=policy.sha256,
+        allow=allow, request=req, agreement=agreement.id, purpose=flow.purpose,
+        purpose_clause=purpose.clause if purpose else None, evaluated=tuple(evaluated),
+        reasons=tuple(reasons), policy_sha256=policy.sha256,
         disclosed=flow.discloses if allow else (),
     )

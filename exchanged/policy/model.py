@@ -1,4 +1,4 @@
-"""The policy model: agreements, their parties and flows, as frozen values.
+"""The policy model: agreements, their parties, flows and obligations, as frozen values.
 
 A policy file describes one agreement the way a legal officer reads it; the
 engine derives its rules from these values (see :mod:`exchanged.policy.engine`).
@@ -6,11 +6,15 @@ engine derives its rules from these values (see :mod:`exchanged.policy.engine`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 
 #: column types a flow may declare; each has a validator in the flows
 COLUMN_TYPES = ("nik", "nip", "nkk", "date", "text", "enum", "integer")
+#: identifier types: stored only as keyed hashes in reference snapshots
+IDENTIFIER_TYPES = ("nik", "nip", "nkk")
+#: what a flow does with its rows (each kind has a handler in exchanged.flows)
+FLOW_KINDS = ("reference-load", "nik-lookup", "nip-compare")
 
 
 @dataclass(frozen=True)
@@ -21,6 +25,7 @@ class Contact:
     address: str = ""
     phone: str = ""
     email: str = ""
+    clause: str = ""
 
 
 @dataclass(frozen=True)
@@ -35,12 +40,31 @@ class Party:
 
 
 @dataclass(frozen=True)
+class Purpose:
+    id: str
+    text: str
+    clause: str
+
+
+@dataclass(frozen=True)
 class Column:
     name: str
     type: str = "text"
     required: bool = False
     values: tuple[str, ...] = ()
     max_length: int | None = None
+    pattern: str | None = None
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The statuses a flow answers with, and the clause that defines them."""
+
+    clause: str = ""
+    found: str = ""
+    not_found: str = ""
+    invalid: str = ""
+    differs: str = ""
 
 
 @dataclass(frozen=True)
@@ -52,15 +76,24 @@ class Flow:
     purpose: str
     clause: str
     sender: str
-    answer_to: tuple[str, ...]
+    recipients: tuple[str, ...]
     columns: tuple[Column, ...]
     columns_clause: str
+    answer: Answer = Answer()
     discloses: tuple[str, ...] = ()
+    never_disclose: tuple[str, ...] = ()
     disclosure_clause: str = ""
+    compares: tuple[str, ...] = ()
+    #: reference-load flows: the columns kept in the snapshot (identifiers are kept
+    #: only as keyed hashes; every other column is checked, then dropped)
+    keeps: tuple[str, ...] = ()
     reference: str | None = None
     dataset: str | None = None
     max_bytes: int | None = None
     max_rows: int | None = None
+    limits_clause: str = ""
+    #: suspensions by addenda: (from, until inclusive, reference, clause)
+    suspensions: tuple[tuple[date, date, str, str], ...] = ()
 
     @property
     def required(self) -> tuple[str, ...]:
@@ -85,8 +118,43 @@ class Validity:
 
 
 @dataclass(frozen=True)
+class Confidentiality:
+    answers_only_to_requester: bool = True
+    answers_clause: str = ""
+    purpose_limitation: bool = True
+    purpose_clause: str = ""
+    survives_end: bool = True
+    survives_clause: str = ""
+    security_clause: str = ""
+
+
+@dataclass(frozen=True)
+class Retention:
+    """How long each artefact is kept (enforced by the scheduler)."""
+
+    clause: str = ""
+    plaintext: str = "after-processing"
+    encrypted_uploads_days: int = 90
+    outcomes_days: int = 30
+    reference_snapshots: str = "current-only"
+    after_end_days: int = 30
+
+
+@dataclass(frozen=True)
+class Monitoring:
+    evaluations_per_year: int = 2
+    evaluations_clause: str = ""
+    minutes_per_year: int = 2
+    minutes_clause: str = ""
+    renewal_notice_days: int = 30
+    renewal_clause: str = ""
+    force_majeure_notice_days: int = 14
+    force_majeure_clause: str = ""
+
+
+@dataclass(frozen=True)
 class Addendum:
-    """A written change to an agreement (Pasal 6(2), 12(2)): its own file."""
+    """A written change to an agreement (Pasal 6(2), 12(2)): a file of its own."""
 
     agreement: str
     number: int
@@ -94,8 +162,14 @@ class Addendum:
     file: str
     recorded: str
     clause: str
+    sha256: str = ""
     extend_until: date | None = None
     terminate_on: date | None = None
+    #: flows suspended: (flow, from, until)
+    suspend: tuple[tuple[str, date, date], ...] = ()
+    #: changes to flows: flow -> changed keys (already applied to the agreement)
+    amends: tuple[str, ...] = ()
+    example: bool = False
 
 
 @dataclass(frozen=True)
@@ -105,8 +179,7 @@ class Agreement:
     numbers: tuple[tuple[str, str], ...]
     signed_on: date
     signed_at: str
-    purpose: str
-    purpose_clause: str
+    purposes: tuple[Purpose, ...]
     #: the validity after every addendum is applied
     validity: Validity
     #: the validity as signed
@@ -114,10 +187,16 @@ class Agreement:
     parties: tuple[Party, ...]
     flows: tuple[Flow, ...]
     file: str
+    confidentiality: Confidentiality = Confidentiality()
+    retention: Retention = Retention()
+    monitoring: Monitoring = Monitoring()
     addenda: tuple[Addendum, ...] = ()
+    #: the clause under which addenda change the agreement
+    changes_clause: str = ""
     terminated_on: date | None = None
     termination_reference: str = ""
     termination_clause: str = ""
+    sha256: str = ""
 
     def party(self, party_id: str) -> Party | None:
         for p in self.parties:
@@ -131,6 +210,12 @@ class Agreement:
                 return f
         return None
 
+    def purpose(self, purpose_id: str) -> Purpose | None:
+        for p in self.purposes:
+            if p.id == purpose_id:
+                return p
+        return None
+
     def in_force(self, on: date) -> bool:
         if self.terminated_on is not None and on >= self.terminated_on:
             return False
@@ -141,6 +226,9 @@ class Agreement:
         if self.terminated_on is not None:
             return min(self.validity.end, self.terminated_on)
         return self.validity.end
+
+    def with_changes(self, **changes: object) -> Agreement:
+        return replace(self, **changes)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -171,7 +259,7 @@ class PolicySet:
     def outbox_flows(self, agency: str) -> tuple[str, ...]:
         """Flows whose outcomes the agency receives (its /outbox/<flow>/ folders)."""
         names = set(self.inbox_flows(agency))
-        names |= {f.name for a in self.agreements for f in a.flows if agency in f.answer_to}
+        names |= {f.name for a in self.agreements for f in a.flows if agency in f.recipients}
         return tuple(sorted(names))
 
     def parties(self) -> tuple[str, ...]:

@@ -67,7 +67,7 @@ class Exchange:
 
     def extend(self, until: str = "2099-12-31") -> None:
         exchanged("policy", "extend", "--home", str(self.home), AGREEMENT, "--until", until,
-                  "--reference", "EXAMPLE ONLY - test addendum, not a real agreement")
+                  "--reference", "EXAMPLE ONLY - test addendum, not a real agreement", "--example")
 
     def start(self) -> None:
         logf = open(self.log, "ab")

@@ -16,7 +16,8 @@ def test_root_shows_only_inbox_and_outbox(kemensos: Agency) -> None:
     out = kemensos.sftp("ls -1 /", "ls -1 /inbox", "ls -1 /outbox").stdout.decode()
     names = [line.strip().rstrip("/").rsplit("/", 1)[-1] for line in out.splitlines()
              if line.strip() and not line.startswith("sftp>")]
-    assert names == ["inbox", "outbox", "kpm-verification", "kpm-verification"]
+    flows = ["jabfung-integration", "kpm-register", "kpm-verification"]
+    assert names == ["inbox", "outbox", *flows, *flows]
 
 
 def test_another_agencys_tree_does_not_exist(kemensos: Agency, bkn: Agency, work: Path) -> None:
