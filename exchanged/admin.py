@@ -55,12 +55,23 @@ def ssh_fingerprint(blob: bytes) -> str:
     return "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
 
 
+def known_hosts_line(listen: Listen, public_key: str) -> str:
+    """The line an agency adds to ~/.ssh/known_hosts to pin the exchange's host key."""
+    host = listen.host
+    if host in ("0.0.0.0", "::", ""):
+        host = "EXCHANGE-HOST-NAME"
+    key_type, key = public_key.split()[:2]
+    where = host if listen.port == 22 else f"[{host}]:{listen.port}"
+    return f"{where} {key_type} {key}"
+
+
 @dataclass(frozen=True)
 class InitReport:
     home: Path
     fingerprint: str
     host_key_fingerprint: str
     ledger_id: str
+    known_hosts_line: str
 
 
 def init_home(home: Home, *, name: str = "exchanged", listen: str = "127.0.0.1:2222") -> InitReport:
@@ -138,7 +149,8 @@ def _init(home: Home, name: str, listen_addr: Listen) -> InitReport:
         )
     ledger.close()
     openpgp.stop_agent()
-    return InitReport(home.root, fingerprint, host_fp, ledger_id)
+    return InitReport(home.root, fingerprint, host_fp, ledger_id,
+                      known_hosts_line(listen_addr, public.decode("ascii")))
 
 
 @dataclass(frozen=True)
@@ -162,21 +174,30 @@ def add_agency(
         raise UsageError("--name must not be empty")
     try:
         ssh_text = ssh_key.read_text(encoding="utf-8")
-        gpg_data = gpg_key.read_bytes()
     except (OSError, UnicodeDecodeError) as e:
-        raise UsageError(f"cannot read a key file: {getattr(e, 'strerror', None) or e}") from None
+        raise UsageError(f"cannot read the SSH key {ssh_key}: "
+                         f"{getattr(e, 'strerror', None) or 'not text'}") from None
+    try:
+        gpg_data = gpg_key.read_bytes()
+    except OSError as e:
+        raise UsageError(f"cannot read the OpenPGP key {gpg_key}: {e.strerror}") from None
     key = parse_ssh_public_key(ssh_text)
+    for other in agencies.all().values():
+        if any(k.data == key.data for k in other.ssh_keys):
+            raise KeyProblem(f"that SSH key already logs in agency {other.id}")
     policy = load_policies(home.policies)
     openpgp = OpenPGP(home.gnupg)
     try:
         info = openpgp.import_agency_key(gpg_data)
+        own = openpgp.exchange_fingerprint()
     finally:
         openpgp.stop_agent()
-    if info.fingerprint == openpgp.exchange_fingerprint():
+    if info.fingerprint == own:
         raise KeyProblem("that is the exchange's own key, not the agency's")
     for other in agencies.all().values():
         if other.gpg_fingerprint == info.fingerprint:
             raise KeyProblem(f"that OpenPGP key is already pinned for agency {other.id}")
+
     agency = Agency(
         id=agency_id,
         name=name.strip(),

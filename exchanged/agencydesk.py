@@ -77,12 +77,16 @@ class AgencyDesk:
     def ssh_public(self) -> Path:
         return self.ssh_key.with_suffix(".pub")
 
-    def import_key(self, path: Path) -> str:
-        """gpg --import; returns the imported key's fingerprint."""
+    def import_key(self, path: Path, *, certify: bool = False) -> str:
+        """gpg --import; with ``certify``, also gpg --quick-lsign-key (the README's step
+        once the fingerprint has been checked), so gpg will encrypt to it."""
         out = self.gpg("--status-fd", "1", "--import", str(path)).stdout.decode()
         for line in out.splitlines():
             if line.startswith("[GNUPG:] IMPORT_OK"):
-                return line.split()[-1]
+                fingerprint = line.split()[-1]
+                if certify:
+                    self.gpg("--quick-lsign-key", fingerprint)
+                return fingerprint
         raise DeskError("nothing imported")
 
     def trust_host(self, host: str, port: int, host_public_key: Path) -> None:
@@ -99,8 +103,8 @@ class AgencyDesk:
 
     def seal(self, plaintext: Path, out: Path, *, recipient: str | None, sign: bool = True,
              armor: bool = False, signer: str | None = None) -> Path:
-        """gpg --sign --encrypt: the way a batch must be prepared."""
-        args = ["--trust-model", "always", "--output", str(out)]
+        """gpg --sign --encrypt: the way a batch must be prepared (the README's command)."""
+        args = ["--output", str(out)]
         if armor:
             args.append("--armor")
         if sign:

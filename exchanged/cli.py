@@ -41,7 +41,7 @@ def _day(text: str) -> date:
     try:
         return date.fromisoformat(text)
     except ValueError:
-        raise UsageError(f"{text!r} is not a date written YYYY-MM-DD") from None
+        raise UsageError(f"{text!r} is not a real date written YYYY-MM-DD") from None
 
 
 def _moment(text: str, config: Config, *, end: bool = False) -> str:
@@ -74,6 +74,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     print(f"exchange OpenPGP key: {report.fingerprint}")
     print(f"  public key for agencies: {report.home / 'exchange-public.asc'}")
     print(f"SSH host key: {report.host_key_fingerprint}")
+    print(f"  known_hosts line for agencies: {report.known_hosts_line}")
     print(f"ledger: {report.ledger_id}")
     return 0
 
@@ -282,6 +283,15 @@ def cmd_ledger_query(args: argparse.Namespace) -> int:
 
     home = _home(args)
     config = load_config(home)
+    if args.kind is not None:
+        from exchanged.ledger.kinds import KINDS
+
+        prefix = args.kind.rstrip("*")
+        family = args.kind.endswith(("*", "."))
+        if not (args.kind in KINDS or family and any(k.startswith(prefix) for k in KINDS)):
+            families = sorted({k.split(".")[0] + "." for k in KINDS})
+            raise UsageError(f"{args.kind!r} is not a ledger entry kind (families: "
+                             f"{', '.join(families)}; see docs/ledger.md)")
     query = Query(
         agency=args.agency,
         flow=args.flow,
@@ -313,13 +323,20 @@ def cmd_ledger_query(args: argparse.Namespace) -> int:
 def cmd_generate(args: argparse.Namespace) -> int:
     from exchanged import synth
 
-    register = synth.SyntheticRegister(args.register_rows, args.seed)
-    if args.what == "register":
-        n = synth.write_register_csv(args.output, register)
-    else:
-        rows = synth.kpm_batch(register, args.rows, args.seed + 1)
-        n = synth.write_kpm_csv(args.output, rows, columns=tuple(args.columns.split(",")),
-                                truth_path=args.truth)
+    try:
+        if args.what == "register":
+            # --rows is the register's size here; a KPM batch names its register instead
+            register = synth.SyntheticRegister(args.rows, args.seed)
+            n = synth.write_register_csv(args.output, register)
+        else:
+            register = synth.SyntheticRegister(args.register_rows, args.seed)
+            rows = synth.kpm_batch(register, args.rows, args.seed + 1)
+            n = synth.write_kpm_csv(args.output, rows, columns=tuple(args.columns.split(",")),
+                                    truth_path=args.truth)
+    except OSError as e:
+        raise UsageError(f"cannot write {e.filename or args.output}: {e.strerror}") from None
+    except ValueError as e:
+        raise UsageError(str(e).rstrip(".")) from None
     print(f"wrote {n} rows to {args.output}")
     return 0
 
@@ -429,11 +446,16 @@ def build_parser() -> Parser:
               "write synthetic test data (never real people): a register or a KPM batch")
     sp.add_argument("what", choices=("register", "kpm"))
     sp.add_argument("--output", required=True, metavar="FILE.csv")
-    sp.add_argument("--rows", type=int, default=1000, help="KPM batch rows")
-    sp.add_argument("--register-rows", type=int, default=10000, help="register rows")
-    sp.add_argument("--seed", type=int, default=1)
-    sp.add_argument("--columns", default="ref,nik", help="KPM batch columns")
-    sp.add_argument("--truth", metavar="FILE.csv", help="KPM batch: also write the expected answers")
+    sp.add_argument("--rows", type=int, default=1000,
+                    help="rows to write (the register's size, or the batch's)")
+    sp.add_argument("--seed", type=int, default=1,
+                    help="the register's seed; a KPM batch is drawn from the register of the "
+                    "same --seed and --register-rows")
+    sp.add_argument("--register-rows", type=int, default=1000,
+                    help="kpm: the size of the register the batch is drawn from")
+    sp.add_argument("--columns", default="ref,nik",
+                    help="kpm: the batch's columns, from ref,nik,nama,tanggal_lahir")
+    sp.add_argument("--truth", metavar="FILE.csv", help="kpm: also write the expected answers")
     return p
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import json
 import shutil
 import signal
 import socket
@@ -76,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
                              ("kemensos", "Kementerian Sosial Republik Indonesia")):
             desk = AgencyDesk(agency, root / agency)
             desk.create_keys()
-            desk.import_key(home / "exchange-public.asc")
+            desk.import_key(home / "exchange-public.asc", certify=True)
             desk.trust_host(HOST, port, home / "keys" / "ssh_host_ed25519_key.pub")
             public = desk.export_public(desk.dir / f"{agency}.asc")
             exchanged("agency", "add", "--home", str(home), agency, "--name", name,
@@ -158,8 +159,12 @@ def main(argv: list[str] | None = None) -> int:
         say("\n7. Compliance checks the ledger:")
         say("     " + exchanged("ledger", "verify", "--home", str(home)).strip())
         for line in exchanged("ledger", "query", "--home", str(home), "--batch",
-                              "kpm-2026-11-w4").splitlines()[1:]:
-            say("     " + line[:150])
+                              "kpm-2026-11-w4", "--format", "json").splitlines():
+            entry = json.loads(line)
+            data = entry["data"]
+            detail = ", ".join(f"{k}={data[k]}" for k in ("rows", "counts", "decision", "rules",
+                                                           "outcome_name") if k in data)
+            say(f"     {entry['seq']:>4} {entry['ts'][:19]} {entry['kind']:<20} {detail}")
 
         leftovers = _plaintext_left(home, kpm_csv)
         say(f"\n8. Plaintext of the KPM batch left in the home: {leftovers or 'none'}")

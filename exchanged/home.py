@@ -215,7 +215,8 @@ def load_config(home: Home) -> Config:
             known = ", ".join(sorted(CONFIG_KEYS))
             raise ConfigError(f"{home.config_file}: unknown setting {key!r} (known: {known})")
         if not isinstance(value, kind) or isinstance(value, bool):
-            raise ConfigError(f"{home.config_file}: {key} must be a {kind.__name__}")
+            noun = "a whole number" if kind is int else "text"
+            raise ConfigError(f"{home.config_file}: {key} must be {noun}")
         values[str(key)] = value
     if "listen" in values:
         values["listen"] = Listen.parse(values["listen"])

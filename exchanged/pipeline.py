@@ -16,9 +16,9 @@ upload ends in exactly one outcome:
 - ``answered``  the outcome is in the agency's outbox.
 
 A crash in the middle of a stage repeats that stage at start-up (the work
-area is wiped, the upload decrypted again). A batch whose stage was
-interrupted three times is a poison batch: it is answered with
-EXCHANGE_ERROR rather than retried forever. An unexpected error in a stage
+area is wiped, the upload decrypted again). A batch found unfinished at a
+fourth start-up is a poison batch: it is answered with EXCHANGE_ERROR rather
+than retried forever. An unexpected error in a stage
 is answered the same way, with the ledger entry that records it.
 """
 
@@ -48,6 +48,7 @@ from exchanged.ledger import Ledger, Transaction, format_ts, utc_now
 from exchanged.openpgp import Opened, OpenPGP
 from exchanged.policy import PolicySet, Request, decide
 from exchanged.reasons import reason
+from exchanged.redact import mask
 from exchanged.spool import Spool, Upload, UploadMeta, new_uid
 from exchanged.state import (
     ADMITTED,
@@ -64,7 +65,7 @@ from exchanged.state import (
 log = logging.getLogger("exchanged.pipeline")
 
 BATCH_NAME_RE = re.compile(r"^(?P<id>[A-Za-z0-9._-]{1,64})\.csv\.(?:gpg|pgp|asc)$")
-PERSONAL_NUMBER_RE = re.compile(r"(?<!\d)(\d{16}|\d{18})(?!\d)")
+#: a batch found unfinished at this many start-ups is a poison batch (Mailman's rule)
 MAX_RECOVERIES = 3
 RETRY_SECONDS = 5.0
 STOP = ""
@@ -101,8 +102,7 @@ def outcome_batch_id(name: str) -> str | None:
 
 def shown_name(name: str) -> str:
     """A file name made safe to quote back: printable ASCII, at most 80 characters, digits masked."""
-    safe = "".join(ch if 32 < ord(ch) < 127 else "?" for ch in name)
-    safe = PERSONAL_NUMBER_RE.sub(lambda m: "#" * len(m.group()), safe)
+    safe = mask("".join(ch if 32 < ord(ch) < 127 else "?" for ch in name))
     return repr(safe[:80] + ("..." if len(safe) > 80 else ""))
 
 
@@ -184,7 +184,7 @@ class Pipeline:
 
     def _record_received(self, meta: UploadMeta, *, recovered: bool) -> None:
         batch_id = batch_id_of(meta.name)
-        name_ok = batch_id is not None and not PERSONAL_NUMBER_RE.search(batch_id)
+        name_ok = batch_id is not None and not meta.name_personal
         with self.ledger.transaction() as txn:
             replay_of = self.state.insert(
                 txn,
@@ -238,9 +238,11 @@ class Pipeline:
         removed = self.references.clean()
         if removed:
             self.ledger.append("dataset.cleaned", files=removed)
-        for batch in self.state.unfinished():
-            self.ledger.append("batch.resumed", **batch.ids(), uid=batch.uid, stage=batch.stage,
-                               attempts=batch.attempts)
+        for unfinished in self.state.unfinished():
+            with self.ledger.transaction() as txn:
+                batch = self.state.count_recovery(txn, unfinished.uid)
+                txn.append("batch.resumed", **batch.ids(), uid=batch.uid, stage=batch.stage,
+                           recoveries=batch.attempts)
             self._queue.put(batch.uid)
 
     def start(self) -> None:
@@ -295,12 +297,8 @@ class Pipeline:
 
     def advance(self, uid: str) -> None:
         """Take one batch from whatever stage it is in to ``answered``."""
-        try:
-            with self.ledger.transaction() as txn:
-                batch = self.state.claim(txn, uid)
-        except LedgerError as e:
-            raise ExchangeUnavailable(str(e)) from None
-        if batch.stage == ANSWERED:
+        batch = self.state.get(uid)
+        if batch is None or batch.stage == ANSWERED:
             return
         try:
             if batch.attempts > MAX_RECOVERIES and batch.stage in (RECEIVED, OPENED, ADMITTED):
@@ -359,11 +357,10 @@ class Pipeline:
         if batch.stage != RECEIVED:
             return
         if not batch.name_ok:
-            name = self.spool.meta(batch.uid).name
-            found = batch_id_of(name)
-            if found is not None:
+            meta = self.spool.meta(batch.uid)
+            if meta.name_personal:
                 raise Rejected(reason("BATCH_ID_LOOKS_PERSONAL"))
-            raise Rejected(reason("BAD_FILE_NAME", name=shown_name(name), batch=batch.batch_id))
+            raise Rejected(reason("BAD_FILE_NAME", name=shown_name(meta.name), batch=batch.batch_id))
         if batch.replay_of:
             first = self.state.get(batch.replay_of)
             raise Rejected(
@@ -539,13 +536,14 @@ class Pipeline:
 
     def _outcome_name(self, txn: Transaction, batch: Batch, kind: str) -> str:
         suffix = ".result.csv.gpg" if kind == "result" else ".rejected.json.gpg"
-        name = batch.batch_id + suffix
-        n = 2
-        # an outcome never replaces another: a replay's rejection gets its own name
-        while self.state.outcome_name_taken(txn, batch.agency, batch.flow, name):
-            name = f"{batch.batch_id}.replay-{n}{suffix}"
+        if not batch.replay_of:
+            return batch.batch_id + suffix
+        # an outcome never replaces another: a replay's rejection says so in its name
+        n = 1
+        while self.state.outcome_name_taken(txn, batch.agency, batch.flow,
+                                             f"{batch.batch_id}.replay-{n}{suffix}"):
             n += 1
-        return name
+        return f"{batch.batch_id}.replay-{n}{suffix}"
 
     def _exchange_error(self, batch: Batch, what: str) -> tuple[Reason, ...]:
         seq = self.ledger.append("batch.failed", **batch.ids(), uid=batch.uid, stage=batch.stage,

@@ -10,6 +10,7 @@ the ledger).
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import logging
@@ -20,7 +21,7 @@ import threading
 from datetime import datetime
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import IO, Any
 
 import paramiko
 
@@ -158,6 +159,31 @@ class Service:
     def run(self) -> int:
         os.umask(0o077)
         configure_logging(self.config)
+        lock = self._lock()
+        try:
+            return self._run()
+        finally:
+            lock.close()
+
+    def _lock(self) -> IO[str]:
+        """One daemon per home: a second one would wipe the first one's work area."""
+        path = self.home.root / "exchanged.pid"
+        f = open(path, "a+", encoding="ascii")
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            pid = f.read().strip() or "unknown"
+            f.close()
+            raise ConfigError(f"another exchanged is already running on {self.home.root} "
+                              f"(pid {pid})") from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"{os.getpid()}\n")
+        f.flush()
+        return f
+
+    def _run(self) -> int:
         ledger = open_ledger(self.home)
         try:
             files = read_policy_files(self.home.policies)
@@ -166,34 +192,37 @@ class Service:
             raise ConfigError(f"the policies are invalid, not starting: {e.diagnostics()}") from None
         holder = PolicyHolder(policy)
         openpgp = OpenPGP(self.home.gnupg)
-        pipeline = Pipeline(self.home, self.config, ledger, openpgp, holder)
-        door = FrontDoor(self.home, self.config, ledger, pipeline, holder)
-        server = SFTPServer(door, self.home.ssh_host_key, self.config.listen)
-        with ledger.transaction() as txn:
-            archive_policy_set(txn, policy.sha256, files, format_ts(utc_now()))
-            txn.append("exchange.started", actor="admin", version=__version__,
-                       policy_sha256=policy.sha256, pid=os.getpid())
-        pipeline.recover()
-        pipeline.start()
         try:
-            host, port = server.start()
-        except OSError as e:
-            pipeline.stop()
-            raise ConfigError(f"cannot listen on {self.config.listen}: {e.strerror}") from None
-        self._install_signals()
-        log.info("exchanged %s ready: SFTP on %s:%d, policy %s", __version__, host, port,
-                 policy.sha256[:12])
-        try:
-            while not self._stop.is_set():
-                self._stop.wait(0.5)
-                if self._reload.is_set():
-                    self._reload.clear()
-                    self._reload_policies(ledger, holder)
+            pipeline = Pipeline(self.home, self.config, ledger, openpgp, holder)
+            door = FrontDoor(self.home, self.config, ledger, pipeline, holder)
+            server = SFTPServer(door, self.home.ssh_host_key, self.config.listen)
+            try:
+                host, port = server.bind()
+            except OSError as e:
+                raise ConfigError(f"cannot listen on {self.config.listen}: {e.strerror}") from None
+            # the port is ours: only now is anything recorded or recovered
+            with ledger.transaction() as txn:
+                archive_policy_set(txn, policy.sha256, files, format_ts(utc_now()))
+                txn.append("exchange.started", actor="admin", version=__version__,
+                           policy_sha256=policy.sha256, pid=os.getpid())
+            pipeline.recover()
+            pipeline.start()
+            server.serve()
+            self._install_signals()
+            log.info("exchanged %s ready: SFTP on %s:%d, policy %s", __version__, host, port,
+                     policy.sha256[:12])
+            try:
+                while not self._stop.is_set():
+                    self._stop.wait(0.5)
+                    if self._reload.is_set():
+                        self._reload.clear()
+                        self._reload_policies(ledger, holder)
+            finally:
+                log.info("exchanged stopping")
+                server.stop()
+                pipeline.stop()
+                ledger.append("exchange.stopped", actor="admin")
         finally:
-            log.info("exchanged stopping")
-            server.stop()
-            pipeline.stop()
-            ledger.append("exchange.stopped", actor="admin")
             ledger.close()
             openpgp.stop_agent()
         return 0

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from exchanged.home import Home, atomic_write, fsync_dir, make_private_dir
+from exchanged.redact import looks_personal, mask
 
 UPLOAD_FILE = "upload"
 OUTCOME_FILE = "outcome"
@@ -41,10 +42,17 @@ def new_uid(now: datetime | None = None) -> str:
 
 @dataclass(frozen=True)
 class UploadMeta:
+    """What the spool keeps of an upload besides its bytes.
+
+    ``name`` is the file name with any 16- or 18-digit number masked (a batch
+    id could carry a NIK); ``name_personal`` says whether one was.
+    """
+
     uid: str
     agency: str
     flow: str
     name: str
+    name_personal: bool
     sha256: str
     size: int
     received_at: str
@@ -104,7 +112,8 @@ class Upload:
         self.fd = -1
         self.size = self.path.stat().st_size
         meta = UploadMeta(
-            self.uid, self.agency, self.flow, self.name, self._digest(), self.size, received_at
+            self.uid, self.agency, self.flow, mask(self.name), looks_personal(self.name),
+            self._digest(), self.size, received_at,
         )
         os.rename(self.path, self.dir / UPLOAD_FILE)
         atomic_write(self.dir / META_FILE, meta.to_json())

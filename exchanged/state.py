@@ -201,8 +201,8 @@ class State:
         ).fetchone()
         return None if row is None else (str(row[0]), str(row[1]))
 
-    def claim(self, txn: Transaction, uid: str) -> Batch:
-        """A worker starts on a batch: count the attempt (crash recovery counts on this)."""
+    def count_recovery(self, txn: Transaction, uid: str) -> Batch:
+        """The daemon found this batch unfinished at start-up (Mailman's ``.bak`` counter)."""
         txn.execute("UPDATE batches SET attempts = attempts + 1 WHERE uid = ?", (uid,))
         return self.get_in(txn, uid)
 
@@ -212,7 +212,10 @@ class State:
             "decision", "reasons", "reject_seq", "outcome_kind", "outcome_name",
             "outcome_sha256", "counts",
         }
-        sets = ["stage = ?", "updated_at = ?", "attempts = 0"]
+        # attempts is not reset: it counts the start-ups that found this batch
+        # unfinished, so a batch that keeps crashing the daemon is caught whatever
+        # stage it reaches
+        sets = ["stage = ?", "updated_at = ?"]
         params: list[Any] = [stage, now]
         for key, value in fields.items():
             assert key in allowed, key

@@ -33,6 +33,7 @@ from typing import Any
 
 from exchanged.errors import LedgerError
 from exchanged.ledger.kinds import KINDS
+from exchanged.redact import PERSONAL_NUMBER_RE
 
 GENESIS = "0" * 64
 SCHEMA_VERSION = "1"
@@ -70,8 +71,6 @@ BEGIN SELECT RAISE(ABORT, 'ledger metadata is write-once: DELETE refused'); END;
 
 TRIGGERS = ("ledger_no_update", "ledger_no_delete", "ledger_meta_no_update", "ledger_meta_no_delete")
 
-# A run of exactly 16 or 18 digits not inside a longer run: a NIK, NKK or NIP.
-PERSONAL_NUMBER_RE = re.compile(r"(?<!\d)(\d{16}|\d{18})(?!\d)")
 HEX_RE = re.compile(r"^[0-9a-fA-F]*$")
 # keys whose values are digests or fingerprints: checked to be hex instead
 DIGEST_KEY_SUFFIXES = ("sha256", "hash", "fingerprint")

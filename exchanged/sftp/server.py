@@ -50,6 +50,7 @@ class Connection(paramiko.ServerInterface):
         self.session: Session | None = None
         self.attempted_user = ""
         self.attempts = 0
+        self.login_recorded = False
 
     def get_allowed_auths(self, username: str) -> str:
         return "publickey"
@@ -67,9 +68,10 @@ class Connection(paramiko.ServerInterface):
         self.attempted_user = username
         self.attempts += 1
         if self.door.authenticate(username, key):
-            # paramiko asks twice: once for the key (no signature yet), once signed;
-            # channels open only after the signed one, so the session is safe to
-            # create here, and the login is recorded once it is complete
+            # paramiko asks twice: once for the key (no signature yet), once signed
+            # (before checking the signature); channels open only after a verified
+            # login, so the session is safe to create here and the login is
+            # recorded when the first channel opens
             self.session = Session(agency=username, remote=self.remote)
             return AUTH_SUCCESSFUL
         return AUTH_FAILED
@@ -81,7 +83,11 @@ class Connection(paramiko.ServerInterface):
         return (None, None)
 
     def check_channel_request(self, kind: str, chanid: int) -> int:
+        # channels open only after a complete (signed) login: record it once, here
         if kind == "session" and self.session is not None:
+            if not self.login_recorded:
+                self.login_recorded = True
+                self.door.login_succeeded(self.session.agency, self.remote)
             return OPEN_SUCCEEDED
         return OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
 
@@ -127,19 +133,32 @@ class SFTPServer:
         self._lock = threading.Lock()
         self.address: tuple[str, int] | None = None
 
-    def start(self) -> tuple[str, int]:
+    def bind(self) -> tuple[str, int]:
+        """Take the listening address (fails at once if it is in use)."""
         family = socket.AF_INET6 if ":" in self.listen.host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.listen.host, self.listen.port))
-        sock.listen(64)
+        try:
+            sock.bind((self.listen.host, self.listen.port))
+            sock.listen(64)
+        except OSError:
+            sock.close()
+            raise
         sock.settimeout(0.5)
         self._sock = sock
         host, port = sock.getsockname()[:2]
         self.address = (str(host), int(port))
+        return self.address
+
+    def serve(self) -> None:
+        """Start accepting connections."""
         self._thread = threading.Thread(target=self._accept_loop, name="sftp-accept", daemon=True)
         self._thread.start()
-        return self.address
+
+    def start(self) -> tuple[str, int]:
+        address = self.bind()
+        self.serve()
+        return address
 
     def stop(self) -> None:
         self._stopping.set()
@@ -204,5 +223,3 @@ class SFTPServer:
                 return
             transport.join(0.1)
             waited += 0.1
-        if transport.is_authenticated() and conn.session is not None:
-            self.door.login_succeeded(conn.session.agency, conn.remote)

@@ -162,7 +162,7 @@ def make_exchange(root: Path, desks: dict[str, AgencyDesk], *, extend: bool = Tr
         ex.add_agency(desks[agency], name)
     for desk in desks.values():
         try:
-            desk.import_key(ex.public_key)
+            desk.import_key(ex.public_key, certify=True)
         except DeskError:
             pass
         desk.trust_host(HOST, ex.port, ex.home / "keys" / "ssh_host_ed25519_key.pub")

@@ -60,7 +60,7 @@ def test_signed_but_not_encrypted(exchange: Exchange, kemensos: Agency, work: Pa
 def test_encrypted_to_another_key(exchange: Exchange, kemensos: Agency, work: Path,
                                   desks: dict[str, AgencyDesk]) -> None:
     intruder_fpr = kemensos.desk.import_key(
-        desks["intruder"].export_public(work / "intruder.asc"))
+        desks["intruder"].export_public(work / "intruder.asc"), certify=True)
     sealed = kemensos.seal(plain(work), "other-key.csv.gpg", recipient=intruder_fpr)
     kemensos.submit(FLOW, sealed)
     body = assert_rejected(exchange, kemensos, "other-key", "NOT_ENCRYPTED_TO_EXCHANGE")
@@ -116,7 +116,7 @@ def test_replay_keeps_the_first_answer(exchange: Exchange, kemensos: Agency, wor
         (exchange.home / "drop" / "kemensos" / "outbox" / FLOW / "once.rejected.json.gpg")
         .read_bytes()).hexdigest()
     kemensos.submit(FLOW, sealed)
-    replay = kemensos.outcome(FLOW, "once.replay-2.rejected.json.gpg")
+    replay = kemensos.outcome(FLOW, "once.replay-1.rejected.json.gpg")
     assert b'"REPLAY"' in replay and b"once" in replay
     again = hashlib.sha256(
         (exchange.home / "drop" / "kemensos" / "outbox" / FLOW / "once.rejected.json.gpg")

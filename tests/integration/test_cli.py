@@ -166,3 +166,26 @@ def test_every_command_is_documented() -> None:
     assert len(commands) >= 9
     for command in commands:
         assert re.search(re.escape(command) + r"\b", readme), f"{command} is not in README.md"
+
+
+def test_ledger_query_refuses_an_unknown_kind(home: Path) -> None:
+    r = exchanged("ledger", "query", "--home", str(home), "--kind", "nope", check=False)
+    assert r.returncode == 2 and "not a ledger entry kind" in one_sentence(r.stderr)
+    assert exchanged("ledger", "query", "--home", str(home), "--kind", "ledger.").stdout
+
+
+def test_generate_errors_are_one_sentence(tmp_path: Path) -> None:
+    r = exchanged("generate", "kpm", "--output", str(tmp_path / "k.csv"), "--columns",
+                  "ref,alamat", check=False)
+    assert r.returncode == 2
+    one_sentence(r.stderr)
+    r = exchanged("generate", "register", "--output", str(tmp_path / "no" / "r.csv"), check=False)
+    assert r.returncode == 2 and "cannot write" in one_sentence(r.stderr)
+    out = exchanged("generate", "register", "--rows", "25", "--output", str(tmp_path / "r.csv"))
+    assert "wrote 25 rows" in out.stdout
+
+
+def test_init_prints_the_known_hosts_line(tmp_path: Path) -> None:
+    out = exchanged("init", "--home", str(tmp_path / "h"), "--listen", "0.0.0.0:2222").stdout
+    line = next(x for x in out.splitlines() if "known_hosts line" in x)
+    assert "[EXCHANGE-HOST-NAME]:2222 ssh-ed25519 AAAA" in line

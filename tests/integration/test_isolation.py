@@ -126,3 +126,14 @@ def test_cut_off_upload_is_discarded_and_recorded(exchange: Exchange, kemensos: 
     assert not exchange.ledger("--batch", "cutoff"), "a cut-off upload must never be received"
     assert not any((exchange.home / "spool" / "uploads").iterdir())
     assert exchange.alive()
+
+
+def test_an_ssh_key_logs_in_one_agency_only(exchange: Exchange, desks: dict[str, AgencyDesk],
+                                            work: Path) -> None:
+    from tests.integration.support import exchanged
+
+    other = desks["intruder"].export_public(work / "intruder.asc")
+    r = exchanged("agency", "add", "--home", str(exchange.home), "kemendagri", "--name", "X",
+                  "--ssh-key", str(desks["kemensos"].ssh_public), "--gpg-key", str(other),
+                  check=False)
+    assert r.returncode == 2 and "already logs in agency kemensos" in r.stderr

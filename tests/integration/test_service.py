@@ -83,3 +83,23 @@ def test_clean_stop_and_start_are_recorded(exchange: Exchange) -> None:
     kinds = [e["kind"] for e in exchange.ledger("--kind", "exchange.")]
     assert kinds[-2:] == ["exchange.stopped", "exchange.started"]
     exchange.verify()
+
+
+def test_a_second_daemon_on_the_same_home_is_refused_and_harms_nothing(exchange: Exchange) -> None:
+    before = exchange.ledger()
+    r = exchanged("run", "--home", str(exchange.home), check=False)
+    assert r.returncode == 2
+    assert "already running" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert exchange.ledger() == before
+    assert exchange.alive()
+
+
+def test_every_login_is_recorded_even_a_short_one(exchange: Exchange, kemensos: Agency) -> None:
+    before = len(exchange.ledger("--kind", "login.succeeded", "--agency", "kemensos"))
+    kemensos.sftp("ls /")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if len(exchange.ledger("--kind", "login.succeeded", "--agency", "kemensos")) > before:
+            return
+        time.sleep(0.2)
+    raise AssertionError("a short SFTP session left no login.succeeded entry")
