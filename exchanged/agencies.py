@@ -19,7 +19,7 @@ import yaml
 from exchanged.errors import ConfigError, KeyProblem, UsageError
 from exchanged.home import Home, atomic_write, make_private_dir
 
-AGENCY_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
+AGENCY_ID_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
 SSH_KEY_TYPES = (
     "ssh-ed25519",
     "ecdsa-sha2-nistp256",
@@ -61,7 +61,7 @@ class Agency:
 
 
 def check_agency_id(agency_id: str) -> str:
-    if not AGENCY_ID_RE.match(agency_id):
+    if not AGENCY_ID_RE.fullmatch(agency_id):
         raise UsageError(
             f"agency id {agency_id!r} must be 1-32 lower-case letters, digits and dashes"
         )
@@ -108,7 +108,7 @@ class Agencies:
         return out
 
     def get(self, agency_id: str) -> Agency | None:
-        if not AGENCY_ID_RE.match(agency_id):
+        if not AGENCY_ID_RE.fullmatch(agency_id):
             return None
         p = self.path(agency_id)
         return self._read(p) if p.exists() else None

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from exchanged.admin import open_ledger
-from exchanged.errors import CheckFailed, ConfigError, PolicyError, UsageError
+from exchanged.errors import CheckFailed, ConfigError, LedgerError, UsageError
 from exchanged.home import Config, Home, atomic_write, load_config
-from exchanged.ledger import format_ts, utc_now
+from exchanged.ledger import check_no_personal_data, format_ts, utc_now
 from exchanged.policy import Decision, PolicySet, Request, decide
 from exchanged.policy.loader import (
     addendum_text,
@@ -94,19 +94,27 @@ def _record_addendum(home: Home, agreement_id: str, kind: str, text: str, number
     path = home.policies / f"{agreement_id}.addendum-{number:03d}.yaml"
     if path.exists():
         raise ConfigError(f"{path} already exists")
+    # what the ledger would refuse (a reference carrying a NIK) is refused before any file
+    try:
+        check_no_personal_data(fields)
+    except LedgerError:
+        raise UsageError("the reference holds a 16- or 18-digit number, which could be personal "
+                         "data; write the reference without it") from None
     ledger = open_ledger(home)
     atomic_write(path, text.encode("utf-8"))
     try:
         files = read_policy_files(home.policies)
         policy = load_policy_files(files)
-    except PolicyError:
+        with ledger.transaction() as txn:
+            archive_policy_set(txn, policy.sha256, files, format_ts(utc_now()))
+            txn.append(kind, actor="admin", agreement=agreement_id, addendum=number,
+                       file=path.name, policy_sha256=policy.sha256, **fields)
+    except BaseException:
+        # no addendum in force without its ledger entry
         path.unlink()
         raise
-    with ledger.transaction() as txn:
-        archive_policy_set(txn, policy.sha256, files, format_ts(utc_now()))
-        txn.append(kind, actor="admin", agreement=agreement_id, addendum=number, file=path.name,
-                   policy_sha256=policy.sha256, **fields)
-    ledger.close()
+    finally:
+        ledger.close()
     return path
 
 

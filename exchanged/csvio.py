@@ -22,10 +22,11 @@ from typing import IO
 
 from exchanged.errors import Rejected
 from exchanged.reasons import reason
+from exchanged.redact import looks_personal
 
 #: the largest field accepted (a field bigger than this fails its row only)
 MAX_FIELD = 64 * 1024
-HEADER_NAME_RE = re.compile(r"^[a-z_][a-z0-9_]{0,63}$")
+HEADER_NAME_RE = re.compile(r"[a-z_][a-z0-9_]{0,63}")
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -68,20 +69,20 @@ class CsvReader:
             raise Rejected(reason("BAD_HEADER", detail="it cannot be parsed as CSV")) from None
         self._last_line = self._reader.line_num
         names = []
-        for cell in raw:
+        for position, cell in enumerate(raw, start=1):
             if has_surrogates(cell):
                 raise Rejected(reason("BAD_ENCODING", line=1))
             name = cell.strip().lower()
-            if not HEADER_NAME_RE.match(name):
-                shown = name if len(name) <= 40 and name.isprintable() else "(unprintable)"
-                if not name:
-                    raise Rejected(reason("BAD_HEADER", detail="a column has no name"))
-                raise Rejected(
-                    reason(
-                        "BAD_HEADER",
-                        detail=f"column name {shown!r} is not letters, digits and _",
-                    )
-                )
+            if not name:
+                raise Rejected(reason("BAD_HEADER", detail=f"column {position} has no name"))
+            # never quote a cell that is not a column name: without a header row, the
+            # first row's values (a NIK, a name) would be quoted back
+            if not HEADER_NAME_RE.fullmatch(name) or looks_personal(name):
+                raise Rejected(reason(
+                    "BAD_HEADER",
+                    detail=f"column {position} is not named with letters, digits and _ "
+                    "(is the header row missing?)",
+                ))
             if name in names:
                 raise Rejected(reason("DUPLICATE_COLUMN", column=name))
             names.append(name)

@@ -146,7 +146,7 @@ class Home:
 
 # -- configuration ---------------------------------------------------------------------
 
-LISTEN_RE = re.compile(r"^(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-]+):(?P<port>\d{1,5})$")
+LISTEN_RE = re.compile(r"(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-]+):(?P<port>\d{1,5})")
 
 
 @dataclass(frozen=True)
@@ -156,7 +156,7 @@ class Listen:
 
     @classmethod
     def parse(cls, text: str) -> Listen:
-        m = LISTEN_RE.match(text.strip())
+        m = LISTEN_RE.fullmatch(text.strip())
         if not m or not 0 <= int(m["port"]) <= 65535:
             raise ConfigError(f"listen address {text!r} is not HOST:PORT (e.g. 0.0.0.0:2222)")
         return cls(m["host"].strip("[]"), int(m["port"]))
@@ -178,6 +178,9 @@ class Config:
     workers: int = 2
     #: largest upload accepted from any agency, before the flow's own limit
     max_upload_bytes: int = 20 * 1024**3
+    #: the largest plaintext a batch may decrypt to when its flow sets no max_bytes
+    #: (a compression bomb stops here)
+    max_plaintext_bytes: int = 64 * 1024**3
     log_format: str = "text"
     log_level: str = "info"
 
@@ -192,6 +195,7 @@ CONFIG_KEYS = {
     "timezone": str,
     "workers": int,
     "max_upload_bytes": int,
+    "max_plaintext_bytes": int,
     "log_format": str,
     "log_level": str,
 }

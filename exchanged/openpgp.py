@@ -22,7 +22,7 @@ from pathlib import Path
 
 import gnupg
 
-from exchanged.errors import ConfigError, KeyProblem, Rejected
+from exchanged.errors import ConfigError, ExchangeUnavailable, KeyProblem, Rejected
 from exchanged.reasons import reason
 
 # Options on every gpg call: never prompt, never fetch keys from the network,
@@ -40,6 +40,22 @@ GPG_OPTIONS = [
     "--trust-model",
     "always",
 ]
+
+
+# gpg's messages for a failure of the exchange's own disk (gpg runs with LC_ALL=C)
+RESOURCE_MESSAGES = ("No space left on device", "Disk quota exceeded", "Input/output error",
+                     "Read-only file system", "Too many open files")
+
+
+class SealFailed(Exception):
+    """gpg could not sign and encrypt an outcome (not the sender's fault; retried)."""
+
+
+def _resource_failure(stderr: str) -> str | None:
+    for message in RESOURCE_MESSAGES:
+        if message in stderr:
+            return message
+    return None
 
 
 @dataclass(frozen=True)
@@ -104,6 +120,8 @@ def classify_open(
         status.has("DECRYPTION_FAILED")
         or not status.has("DECRYPTION_OKAY")
         or not status.has("END_DECRYPTION")
+        # exactly one literal: no unsigned data beside the signed
+        or len(status.all("PLAINTEXT")) != 1
     ):
         raise Rejected(reason("CORRUPT_MESSAGE"))
     if status.has("BADSIG"):
@@ -137,9 +155,12 @@ class OpenPGP:
         logging.getLogger("gnupg").setLevel(logging.CRITICAL)
         if not gnupghome.is_dir():
             raise ConfigError(f"the exchange's GnuPG home {gnupghome} is missing")
+        # C locale: gpg's few messages we read (a full disk) are then in English
+        env = {**os.environ, "LC_ALL": "C", "LANGUAGE": "C"}
         try:
             self._gpg = gnupg.GPG(
-                gpgbinary=gpg_binary, gnupghome=str(gnupghome), options=list(GPG_OPTIONS)
+                gpgbinary=gpg_binary, gnupghome=str(gnupghome), options=list(GPG_OPTIONS),
+                env=env,
             )
         except (OSError, ValueError, RuntimeError) as e:
             raise ConfigError(f"gpg cannot be started: {e}") from None
@@ -270,10 +291,14 @@ class OpenPGP:
         extra = ["--max-output", str(max_bytes + 1)] if max_bytes else []
         try:
             result = self._gpg.decrypt_file(str(src), output=str(dst), extra_args=extra)
-            status = Status.parse(str(getattr(result, "stderr", "")))
+            stderr = str(getattr(result, "stderr", ""))
+            problem = _resource_failure(stderr)
+            if problem is not None:
+                raise ExchangeUnavailable(f"gpg could not write the plaintext: {problem}")
+            status = Status.parse(stderr)
             size = dst.stat().st_size if dst.exists() else 0
-            hit_limit = bool(max_bytes) and (size > (max_bytes or 0) or "exceeded" in
-                                              str(getattr(result, "stderr", "")))
+            # gpg stops writing one byte past the limit
+            hit_limit = bool(max_bytes) and size > (max_bytes or 0)
             opened = classify_open(
                 status, pinned, exchange=exchange, hit_limit=hit_limit, limit=max_bytes
             )
@@ -292,11 +317,15 @@ class OpenPGP:
             output=str(dst),
             extra_args=["--set-filename", filename],
         )
-        status = Status.parse(str(getattr(result, "stderr", "")))
+        stderr = str(getattr(result, "stderr", ""))
+        status = Status.parse(stderr)
         if not (status.has("END_ENCRYPTION") and status.has("SIG_CREATED")):
             remove_quietly(dst)
+            problem = _resource_failure(stderr)
+            if problem is not None:
+                raise ExchangeUnavailable(f"gpg could not write the outcome: {problem}")
             problems = [k for k, _ in status.lines if k in ("INV_RECP", "INV_SGNR", "FAILURE")]
-            raise KeyProblem(
+            raise SealFailed(
                 "gpg could not sign and encrypt the outcome"
                 + (f" ({', '.join(problems)})" if problems else "")
             )

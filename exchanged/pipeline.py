@@ -15,11 +15,20 @@ upload ends in exactly one outcome:
                 and encrypted to the agency, in the spool;
 - ``answered``  the outcome is in the agency's outbox.
 
-A crash in the middle of a stage repeats that stage at start-up (the work
-area is wiped, the upload decrypted again). A batch found unfinished at a
-fourth start-up is a poison batch: it is answered with EXCHANGE_ERROR rather
-than retried forever. An unexpected error in a stage
-is answered the same way, with the ledger entry that records it.
+What can go wrong, and what then happens:
+
+- the sender's fault (a bad signature, a column too many): the batch is
+  *rejected* with the reasons;
+- the exchange cannot write (disk full, ledger unwritable, I/O error): the
+  batch stays where it is, intake stops (fail closed) and the batch is retried
+  until it works; nothing is charged to the batch;
+- gpg cannot seal an outcome (the agent restarting, an agency key that expired):
+  the batch stays where it is and is retried with a growing delay;
+- anything else is a bug: the batch is answered EXCHANGE_ERROR, with the
+  ledger entry that records the error;
+- the daemon dies: at start-up the stage is repeated (the work area is wiped,
+  the upload decrypted again). A batch that was being processed at four
+  start-ups is a poison batch and is answered EXCHANGE_ERROR (Mailman's rule).
 """
 
 from __future__ import annotations
@@ -32,8 +41,10 @@ import os
 import queue
 import re
 import shutil
+import sqlite3
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -43,13 +54,13 @@ from exchanged.agencies import Agencies
 from exchanged.csvio import CsvReader
 from exchanged.errors import ExchangeUnavailable, LedgerError, Reason, Rejected
 from exchanged.flows import HANDLERS, FlowContext, FlowResult
-from exchanged.home import Config, Home, fsync_dir
+from exchanged.home import Config, Home, atomic_write, fsync_dir
 from exchanged.ledger import Ledger, Transaction, format_ts, utc_now
-from exchanged.openpgp import Opened, OpenPGP
-from exchanged.policy import PolicySet, Request, decide
+from exchanged.openpgp import Opened, OpenPGP, SealFailed
+from exchanged.policy import Flow, PolicySet, Request, decide
 from exchanged.reasons import reason
-from exchanged.redact import mask
-from exchanged.spool import Spool, Upload, UploadMeta, new_uid
+from exchanged.redact import looks_personal, mask
+from exchanged.spool import Spool, Upload, UploadMeta
 from exchanged.state import (
     ADMITTED,
     ANSWERED,
@@ -64,11 +75,18 @@ from exchanged.state import (
 
 log = logging.getLogger("exchanged.pipeline")
 
-BATCH_NAME_RE = re.compile(r"^(?P<id>[A-Za-z0-9._-]{1,64})\.csv\.(?:gpg|pgp|asc)$")
-#: a batch found unfinished at this many start-ups is a poison batch (Mailman's rule)
+BATCH_NAME_RE = re.compile(r"(?P<id>[A-Za-z0-9._-]{1,64})\.csv\.(?:gpg|pgp|asc)")
+#: a batch that was being processed at this many start-ups is a poison batch
 MAX_RECOVERIES = 3
 RETRY_SECONDS = 5.0
+SEAL_RETRY_SECONDS = (10.0, 60.0, 300.0, 900.0)
+#: free space the work area needs before a batch is decrypted, beyond the upload's size
+FREE_SPACE_MARGIN = 64 * 1024 * 1024
 STOP = ""
+RESOURCE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EACCES, errno.EMFILE,
+                   errno.ENFILE)
+RESOURCE_SQLITE = ("disk is full", "disk i/o error", "readonly", "unable to open database",
+                   "database is locked")
 
 
 def batch_id_of(name: str) -> str | None:
@@ -76,28 +94,22 @@ def batch_id_of(name: str) -> str | None:
 
     >>> batch_id_of("2026-11-kpm.csv.gpg")
     '2026-11-kpm'
-    >>> batch_id_of("../x.csv.gpg") is None
-    True
+    >>> batch_id_of("../x.csv.gpg") is None, batch_id_of("b1.csv.gpg\\n") is None
+    (True, True)
     """
-    m = BATCH_NAME_RE.match(name)
+    m = BATCH_NAME_RE.fullmatch(name)
     if m is None or m["id"].startswith("."):
         return None
     return m["id"]
 
 
-OUTCOME_RE = re.compile(
-    r"^(?P<id>[A-Za-z0-9._-]{1,64}?)(?:\.replay-\d+)?\.(?:result\.csv|rejected\.json)\.gpg$"
-)
+def batch_id_looks_personal(batch_id: str) -> bool:
+    """A 16- or 18-digit number, also when broken up by ``.``, ``_`` or ``-``.
 
-
-def outcome_batch_id(name: str) -> str | None:
-    """The batch id an outcome file belongs to.
-
-    >>> outcome_batch_id("b-1.replay-2.rejected.json.gpg")
-    'b-1'
+    >>> batch_id_looks_personal("kpm-3171.0141.0190.0001"), batch_id_looks_personal("2026-11-w4")
+    (True, False)
     """
-    m = OUTCOME_RE.match(name)
-    return m["id"] if m else None
+    return looks_personal(batch_id) or looks_personal(re.sub(r"[._-]", "", batch_id))
 
 
 def shown_name(name: str) -> str:
@@ -128,6 +140,23 @@ class Sealed:
     sha256: str
 
 
+class RetryLater(Exception):
+    """This batch cannot go on now (not the exchange as a whole): try it again later."""
+
+
+def _resource_error(error: BaseException) -> str | None:
+    """If ``error`` means the exchange cannot write or read its files, say what; else None."""
+    if isinstance(error, (ExchangeUnavailable, LedgerError)):
+        return str(error)
+    if isinstance(error, OSError) and error.errno in RESOURCE_ERRNOS:
+        return os.strerror(error.errno or 0)
+    if isinstance(error, sqlite3.OperationalError):
+        text = str(error).lower()
+        if any(t in text for t in RESOURCE_SQLITE):
+            return f"the database cannot be written ({text})"
+    return None
+
+
 class Pipeline:
     def __init__(
         self,
@@ -155,6 +184,11 @@ class Pipeline:
         self._stopping = threading.Event()
         self._idle = threading.Condition()
         self._busy = 0
+        self._retries: dict[str, int] = {}
+        self._timers: list[threading.Timer] = []
+        # one load per dataset at a time, in the order they were received
+        self._dataset_locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
         #: set while the exchange cannot work (disk full, ledger unwritable): intake refused
         self.unavailable = threading.Event()
 
@@ -165,10 +199,28 @@ class Pipeline:
             raise ExchangeUnavailable("the exchange cannot accept uploads right now")
         return self.spool.new_upload(agency, flow, name)
 
+    def adopt(self, agency: str, flow: str, path: Path, name: str) -> Upload:
+        """A held upload renamed to its final name becomes an upload like any other."""
+        if self.unavailable.is_set():
+            raise ExchangeUnavailable("the exchange cannot accept uploads right now")
+        return self.spool.adopt(path, agency, flow, name)
+
     def receive(self, upload: Upload) -> str:
-        """An upload was closed normally: it becomes a received batch, queued for processing."""
+        """An upload was closed normally: it becomes a received batch, queued for processing.
+
+        If it cannot be recorded, it is not received at all (the client is told its
+        upload failed) and intake stops until the exchange can write again.
+        """
         meta = upload.finish(self._now())
-        self._record_received(meta, recovered=False)
+        try:
+            self._record_received(meta, recovered=False)
+        except Exception as e:
+            self.spool.unreceive(meta.uid)
+            self.unavailable.set()
+            log.error("upload %s could not be recorded (%s): refused, intake stopped",
+                      meta.uid, type(e).__name__)
+            self._schedule(meta.uid, RETRY_SECONDS, probe=True)
+            raise ExchangeUnavailable("the upload could not be recorded") from None
         self._queue.put(meta.uid)
         return meta.uid
 
@@ -184,41 +236,27 @@ class Pipeline:
 
     def _record_received(self, meta: UploadMeta, *, recovered: bool) -> None:
         batch_id = batch_id_of(meta.name)
-        name_ok = batch_id is not None and not meta.name_personal
+        name_ok = (batch_id is not None and not meta.name_personal
+                   and not batch_id_looks_personal(batch_id))
+        recorded_id = batch_id if name_ok and batch_id else meta.uid
         with self.ledger.transaction() as txn:
             replay_of = self.state.insert(
-                txn,
-                uid=meta.uid,
-                agency=meta.agency,
-                flow=meta.flow,
-                batch_id=batch_id if name_ok and batch_id else meta.uid,
-                name_ok=name_ok,
-                received_at=meta.received_at,
-                upload_sha256=meta.sha256,
+                txn, uid=meta.uid, agency=meta.agency, flow=meta.flow, batch_id=recorded_id,
+                name_ok=name_ok, received_at=meta.received_at, upload_sha256=meta.sha256,
                 upload_bytes=meta.size,
             )
-            fields: dict[str, Any] = {
-                "uid": meta.uid,
-                "upload_sha256": meta.sha256,
-                "bytes": meta.size,
-                "name_ok": name_ok,
-            }
+            fields: dict[str, Any] = {"uid": meta.uid, "upload_sha256": meta.sha256,
+                                      "bytes": meta.size, "name_ok": name_ok}
             if replay_of:
                 fields["replay_of"] = replay_of
             if recovered:
                 fields["recovered"] = True
-            txn.append(
-                "batch.received",
-                agency=meta.agency,
-                flow=meta.flow,
-                batch=batch_id if name_ok and batch_id else meta.uid,
-                actor=meta.agency,
-                **fields,
-            )
+            txn.append("batch.received", agency=meta.agency, flow=meta.flow, batch=recorded_id,
+                       actor=meta.agency, **fields)
         log.info("batch %s received from %s/%s (%d bytes)", meta.uid, meta.agency, meta.flow,
                  meta.size)
 
-    # -- workers ------------------------------------------------------------------------------
+    # -- start-up, workers, retries -----------------------------------------------------------
 
     def recover(self) -> None:
         """Start-up: wipe stray plaintext, drop cut-off uploads, adopt and queue unfinished work."""
@@ -230,11 +268,7 @@ class Pipeline:
             shutil.rmtree(folder, ignore_errors=True)
             self.ledger.append("upload.interrupted", uid=folder.name, bytes=size,
                                why="the exchange stopped while the upload was being written")
-        known = self.state.known_uids()
-        for uid in self.spool.received_uids():
-            if uid not in known:
-                # renamed into the spool, but the crash came before its ledger entry
-                self._record_received(self.spool.meta(uid), recovered=True)
+        self._adopt_orphans()
         removed = self.references.clean()
         if removed:
             self.ledger.append("dataset.cleaned", files=removed)
@@ -245,6 +279,13 @@ class Pipeline:
                            recoveries=batch.attempts)
             self._queue.put(batch.uid)
 
+    def _adopt_orphans(self) -> None:
+        """Received folders without a database row: renamed in, then the daemon died."""
+        known = self.state.known_uids()
+        for uid in self.spool.received_uids():
+            if uid not in known:
+                self._record_received(self.spool.meta(uid), recovered=True)
+
     def start(self) -> None:
         for i in range(self.config.workers):
             t = threading.Thread(target=self._work, name=f"pipeline-{i}", daemon=True)
@@ -252,11 +293,19 @@ class Pipeline:
             self._workers.append(t)
 
     def stop(self, timeout: float = 30.0) -> None:
+        """Stop the workers; a batch interrupted by a clean stop is not charged a recovery."""
         self._stopping.set()
+        for timer in self._timers:
+            timer.cancel()
         for _ in self._workers:
             self._queue.put(STOP)
         for t in self._workers:
             t.join(timeout)
+        if not any(t.is_alive() for t in self._workers):
+            try:
+                self.state.clear_running()
+            except (sqlite3.Error, LedgerError):
+                pass
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Block until the queue is empty and no batch is in progress (for tests and the demo)."""
@@ -276,22 +325,56 @@ class Pipeline:
                 self.advance(uid)
             except ExchangeUnavailable as e:
                 self._pause(uid, str(e))
+            except RetryLater as e:
+                self._retry_later(uid, str(e))
             except Exception:  # the last guard: a worker never dies
                 log.error("batch %s could not be advanced", uid, exc_info=True)
+                self._retry_later(uid, "unexpected error")
             finally:
                 self.ledger.close()
                 with self._idle:
                     self._busy -= 1
                     self._idle.notify_all()
 
+    def _schedule(self, uid: str, delay: float, *, probe: bool = False) -> None:
+        if self._stopping.is_set():
+            return
+        target = self._probe if probe else self._queue.put
+        timer = threading.Timer(delay, target, args=(uid,))
+        timer.daemon = True
+        timer.start()
+        self._timers = [t for t in self._timers if t.is_alive()] + [timer]
+
+    def _probe(self, uid: str) -> None:
+        """After a failed intake: can the exchange write again? Then adopt what it can."""
+        try:
+            self._adopt_orphans()
+        except Exception as e:
+            if _resource_error(e) is None:
+                log.error("probe failed", exc_info=True)
+            self._schedule(uid, RETRY_SECONDS, probe=True)
+            return
+        self._available_again()
+
     def _pause(self, uid: str, why: str) -> None:
         """Fail closed: refuse new uploads, keep the batch where it is, retry later."""
         if not self.unavailable.is_set():
             log.error("the exchange cannot work (%s): intake stopped until it can", why)
         self.unavailable.set()
-        if self._stopping.wait(RETRY_SECONDS):
-            return
-        self._queue.put(uid)
+        self._schedule(uid, RETRY_SECONDS)
+
+    def _retry_later(self, uid: str, why: str) -> None:
+        n = self._retries.get(uid, 0)
+        self._retries[uid] = n + 1
+        delay = SEAL_RETRY_SECONDS[min(n, len(SEAL_RETRY_SECONDS) - 1)]
+        log.warning("batch %s will be retried in %.0f s: %s", uid, delay, why)
+        self._schedule(uid, delay)
+
+    def _available_again(self) -> None:
+        if self.unavailable.is_set():
+            self.unavailable.clear()
+            self.ledger.append("exchange.available")
+            log.info("the exchange works again: intake resumed")
 
     # -- a batch's life --------------------------------------------------------------------------
 
@@ -301,6 +384,7 @@ class Pipeline:
         if batch is None or batch.stage == ANSWERED:
             return
         try:
+            self.state.set_running(uid, True)
             if batch.attempts > MAX_RECOVERIES and batch.stage in (RECEIVED, OPENED, ADMITTED):
                 batch = self._reject(batch, self._exchange_error(batch, "interrupted repeatedly"))
             if batch.stage in (RECEIVED, OPENED, ADMITTED):
@@ -309,18 +393,16 @@ class Pipeline:
                 batch = self._seal_rejection(batch)
             if batch.stage == PROCESSED:
                 batch = self._deliver(batch)
-        except (ExchangeUnavailable, LedgerError) as e:
-            raise ExchangeUnavailable(str(e)) from None
-        except OSError as e:
-            if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EACCES):
-                raise ExchangeUnavailable(os.strerror(e.errno or 0)) from None
-            self._fail(uid, e)
+            self.state.set_running(uid, False)
+        except SealFailed as e:
+            raise RetryLater(f"the outcome could not be sealed ({e})") from None
         except Exception as e:
+            problem = _resource_error(e)
+            if problem is not None:
+                raise ExchangeUnavailable(problem) from None
             self._fail(uid, e)
-        if self.unavailable.is_set():
-            self.unavailable.clear()
-            self.ledger.append("exchange.available")
-            log.info("the exchange works again: intake resumed")
+        self._retries.pop(uid, None)
+        self._available_again()
 
     def _open_admit_process(self, batch: Batch) -> Batch:
         """received/opened/admitted → processed, or → rejected with the reasons."""
@@ -332,10 +414,15 @@ class Pipeline:
                 if batch.stage == RECEIVED:
                     batch = self._mark(batch, OPENED, "batch.opened",
                                        signer_fingerprint=opened.signer_fingerprint,
+                                       signed_at=opened.signed_at,
                                        plaintext_bytes=opened.plaintext_bytes)
-                with open(plaintext, "rb") as stream:
+                policy = self.policy.get()
+                found = policy.find_flow(batch.flow)
+                if found is None:
+                    raise Rejected(reason("NO_POLICY", flow=batch.flow, agency=batch.agency))
+                flow = found[1]
+                with open(plaintext, "rb") as stream, self._dataset_lock(flow):
                     reader = CsvReader(stream)
-                    policy = self.policy.get()
                     if batch.stage == OPENED:
                         decision = decide(policy, self._request(batch, reader.header))
                         if not decision.allow:
@@ -345,12 +432,36 @@ class Pipeline:
                             state={"decision": json.dumps(decision.ledger_fields())},
                             **decision.ledger_fields(),
                         )
+                    self._check_fresh(flow, opened)
                     answer = work / "answer.csv"
-                    result = self._process(batch, policy, reader, answer, work)
-                sealed = self._seal(batch, answer, "result")
-                return self._record_processed(batch, result, sealed)
+                    result = self._process(batch, flow, reader, answer, work)
+                    sealed = self._seal(batch, answer, "result")
+                    return self._record_processed(batch, result, sealed, opened)
             except Rejected as r:
                 return self._reject(batch, r.reasons, r.details)
+
+    @contextmanager
+    def _dataset_lock(self, flow: Flow) -> Iterator[None]:
+        """Loads of one dataset run one at a time, so the newest upload is the one in force."""
+        if flow.dataset is None:
+            yield
+            return
+        with self._guard:
+            lock = self._dataset_locks.setdefault(flow.dataset, threading.Lock())
+        with lock:
+            yield
+
+    def _check_fresh(self, flow: Flow, opened: Opened) -> None:
+        """A reference load signed before the one in force would roll the data back."""
+        if flow.dataset is None:
+            return
+        current = self.state.current_signed_at(flow.dataset)
+        if current is not None and opened.signed_at < current:
+            raise Rejected(reason(
+                "STALE_REFERENCE", dataset=flow.dataset,
+                signed=datetime.fromtimestamp(opened.signed_at).astimezone().isoformat(),
+                current=datetime.fromtimestamp(current).astimezone().isoformat(),
+            ))
 
     def _precheck(self, batch: Batch) -> None:
         """What can be refused before decrypting: the name, a replay, the policy without columns."""
@@ -358,15 +469,14 @@ class Pipeline:
             return
         if not batch.name_ok:
             meta = self.spool.meta(batch.uid)
-            if meta.name_personal:
+            found = batch_id_of(meta.name)
+            if meta.name_personal or (found is not None and batch_id_looks_personal(found)):
                 raise Rejected(reason("BATCH_ID_LOOKS_PERSONAL"))
             raise Rejected(reason("BAD_FILE_NAME", name=shown_name(meta.name), batch=batch.batch_id))
         if batch.replay_of:
             first = self.state.get(batch.replay_of)
-            raise Rejected(
-                reason("REPLAY", batch=batch.batch_id, flow=batch.flow,
-                       first=first.received_at if first else "earlier")
-            )
+            raise Rejected(reason("REPLAY", batch=batch.batch_id, flow=batch.flow,
+                                  first=first.received_at if first else "earlier"))
         policy = self.policy.get()
         decision = decide(policy, self._request(batch, None))
         if not decision.allow:
@@ -380,12 +490,8 @@ class Pipeline:
         received = datetime.fromisoformat(batch.received_at.replace("Z", "+00:00"))
         found = self.policy.get().find_flow(batch.flow)
         return Request(
-            agency=batch.agency,
-            flow=batch.flow,
-            on=received.astimezone(self.config.zone).date(),
-            columns=columns,
-            size=batch.upload_bytes,
-            recipient=batch.agency,
+            agency=batch.agency, flow=batch.flow, on=received.astimezone(self.config.zone).date(),
+            columns=columns, size=batch.upload_bytes, recipient=batch.agency,
             disclose=found[1].discloses if found is not None and columns is not None else None,
         )
 
@@ -394,19 +500,17 @@ class Pipeline:
         if agency is None:
             raise RuntimeError("the uploading agency is no longer registered")
         found = self.policy.get().find_flow(batch.flow)
-        limit = found[1].max_bytes if found else None
-        return self.openpgp.open(
-            self.spool.upload_path(batch.uid), plaintext,
-            pinned=agency.gpg_fingerprint, exchange=self.exchange_fpr, max_bytes=limit,
-        )
+        limit = (found[1].max_bytes if found and found[1].max_bytes
+                 else self.config.max_plaintext_bytes)
+        free = shutil.disk_usage(plaintext.parent).free
+        if free < batch.upload_bytes * 2 + FREE_SPACE_MARGIN:
+            raise ExchangeUnavailable(f"not enough free space to open a batch ({free} bytes)")
+        return self.openpgp.open(self.spool.upload_path(batch.uid), plaintext,
+                                 pinned=agency.gpg_fingerprint, exchange=self.exchange_fpr,
+                                 max_bytes=limit)
 
-    def _process(
-        self, batch: Batch, policy: PolicySet, reader: CsvReader, answer: Path, work: Path
-    ) -> FlowResult:
-        found = policy.find_flow(batch.flow)
-        if found is None:
-            raise Rejected(reason("NO_POLICY", flow=batch.flow, agency=batch.agency))
-        _, flow = found
+    def _process(self, batch: Batch, flow: Flow, reader: CsvReader, answer: Path, work: Path
+                 ) -> FlowResult:
         ctx = FlowContext(flow=flow, references=self.references, work=work,
                           new_snapshot_id=batch.uid)
         fd = os.open(answer, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
@@ -416,9 +520,11 @@ class Pipeline:
             raise Rejected(reason("NO_ROWS"))
         return result
 
-    def _record_processed(self, batch: Batch, result: FlowResult, sealed: Sealed) -> Batch:
+    def _record_processed(self, batch: Batch, result: FlowResult, sealed: Sealed,
+                          opened: Opened) -> Batch:
         now = self._now()
         replaced = None
+        update = result.dataset_update
         with self.ledger.transaction() as txn:
             name = self._outcome_name(txn, batch, "result")
             counts = dict(result.counts)
@@ -430,44 +536,43 @@ class Pipeline:
                 extra["reference_snapshot"] = result.reference_snapshot
             txn.append("batch.processed", **batch.ids(), uid=batch.uid, rows=result.rows,
                        counts=counts, outcome_sha256=sealed.sha256, **extra)
-            update = result.dataset_update
             if update is not None:
                 replaced = self.state.set_snapshot(txn, update.dataset, update.snapshot_id,
-                                                   update.rows, now, batch.uid)
+                                                   update.rows, now, batch.uid, opened.signed_at)
                 txn.append("dataset.replaced", **batch.ids(), uid=batch.uid,
                            dataset=update.dataset, snapshot=update.snapshot_id, rows=update.rows,
                            previous=replaced)
-        if result.dataset_update is not None and replaced:
-            self.references.store(result.dataset_update.dataset).remove_unreferenced(
-                [result.dataset_update.snapshot_id]
-            )
+        if update is not None and replaced:
+            # under the dataset's lock: no other load of it is being built
+            self.references.store(update.dataset).remove_unreferenced([update.snapshot_id])
         log.info("batch %s processed: %d rows", batch.uid, result.rows)
         return self.state.get(batch.uid) or batch
 
-    def _reject(
-        self, batch: Batch, reasons: tuple[Reason, ...],
-        details: Mapping[str, Any] | None = None,
-    ) -> Batch:
-        """Record the decision to refuse: the ledger entry's number goes into the rejection."""
+    def _reject(self, batch: Batch, reasons: tuple[Reason, ...],
+                details: Mapping[str, Any] | None = None) -> Batch:
+        """Record the decision to refuse: the ledger entry's number goes into the rejection.
+
+        The reasons' sentences go to the spool (beside the encrypted upload), not to
+        ledger.db: they name columns the agency sent, which is its data.
+        """
         now = self._now()
         fields = {k: v for k, v in (details or {}).items() if k != "codes"}
+        codes = [r.code for r in reasons]
+        atomic_write(self.spool.reasons_path(batch.uid),
+                     json.dumps([r.as_dict() for r in reasons], ensure_ascii=False).encode())
         with self.ledger.transaction() as txn:
             name = self._outcome_name(txn, batch, "rejected")
             seq = txn.append("batch.rejected", **batch.ids(), uid=batch.uid,
-                             stage=batch.stage, codes=[r.code for r in reasons], **fields)
-            self.state.move(txn, batch.uid, REJECTED, now,
-                            reasons=json.dumps([r.as_dict() for r in reasons]),
+                             stage=batch.stage, codes=codes, **fields)
+            self.state.move(txn, batch.uid, REJECTED, now, reasons=json.dumps(codes),
                             reject_seq=seq, outcome_kind="rejected", outcome_name=name)
-        log.info("batch %s rejected: %s", batch.uid, ", ".join(r.code for r in reasons))
+        log.info("batch %s rejected: %s", batch.uid, ", ".join(codes))
         return self.state.get(batch.uid) or batch
 
     def _seal_rejection(self, batch: Batch) -> Batch:
-        body = {
-            "batch": batch.batch_id,
-            "flow": batch.flow,
-            "reasons": batch.reason_list,
-            "ledger_seq": batch.reject_seq,
-        }
+        reasons = json.loads(self.spool.reasons_path(batch.uid).read_bytes())
+        body = {"batch": batch.batch_id, "flow": batch.flow, "reasons": reasons,
+                "ledger_seq": batch.reject_seq}
         with self.spool.work_dir(batch.uid) as work:
             plain = work / "rejected.json"
             fd = os.open(plain, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
@@ -483,10 +588,11 @@ class Pipeline:
     def _seal(self, batch: Batch, plaintext: Path, kind: str) -> Sealed:
         agency = self.agencies.get(batch.agency)
         if agency is None:
-            raise RuntimeError("the agency is no longer registered")
+            raise SealFailed("the agency is no longer registered")
         target = self.spool.outcome_path(batch.uid)
         tmp = target.with_name(".outcome.tmp")
-        inner = f"{batch.batch_id}.result.csv" if kind == "result" else f"{batch.batch_id}.rejected.json"
+        inner = (f"{batch.batch_id}.result.csv" if kind == "result"
+                 else f"{batch.batch_id}.rejected.json")
         self.openpgp.seal(plaintext, tmp, recipient=agency.gpg_fingerprint,
                           signer=self.exchange_fpr, filename=inner)
         digest = _sha256_file(tmp)
@@ -524,10 +630,8 @@ class Pipeline:
 
     # -- helpers ------------------------------------------------------------------------------
 
-    def _mark(
-        self, batch: Batch, stage: str, kind: str, *, state: dict[str, object] | None = None,
-        **fields: Any,
-    ) -> Batch:
+    def _mark(self, batch: Batch, stage: str, kind: str, *,
+              state: dict[str, object] | None = None, **fields: Any) -> Batch:
         """Move a batch to ``stage`` and record ledger entry ``kind``, in one transaction."""
         with self.ledger.transaction() as txn:
             self.state.move(txn, batch.uid, stage, self._now(), **(state or {}))
@@ -554,14 +658,21 @@ class Pipeline:
         """An unexpected error: answer the batch with EXCHANGE_ERROR, never leave it unanswered."""
         log.error("batch %s failed: %s", uid, type(error).__name__, exc_info=error)
         batch = self.state.get(uid)
-        if batch is None or batch.stage in (PROCESSED, ANSWERED):
+        if batch is None or batch.stage == ANSWERED:
             return
-        if batch.stage == REJECTED:
-            return  # sealing the rejection failed: retried at the next start
-        reasons = self._exchange_error(batch, type(error).__name__)
-        batch = self._reject(batch, reasons)
-        batch = self._seal_rejection(batch)
-        self._deliver(batch)
+        try:
+            if batch.stage in (RECEIVED, OPENED, ADMITTED):
+                batch = self._reject(batch, self._exchange_error(batch, type(error).__name__))
+            if batch.stage == REJECTED:
+                batch = self._seal_rejection(batch)
+            if batch.stage == PROCESSED:
+                self._deliver(batch)
+        except Exception as again:
+            problem = _resource_error(again)
+            if problem is not None:
+                raise ExchangeUnavailable(problem) from None
+            # a rejected or processed batch only needs sealing and delivering: later
+            raise RetryLater(f"{type(again).__name__} at stage {batch.stage}") from None
 
     def _now(self) -> str:
         return format_ts(self.clock())
@@ -583,4 +694,4 @@ def _fsync_file(path: Path) -> None:
         os.close(fd)
 
 
-__all__ = ["Pipeline", "PolicyHolder", "batch_id_of", "new_uid", "outcome_batch_id"]
+__all__ = ["Pipeline", "PolicyHolder", "batch_id_of"]

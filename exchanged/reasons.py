@@ -103,6 +103,12 @@ CATALOGUE: dict[str, tuple[str, str]] = {
                       "Batch memuat lebih dari batas alur ini sebanyak {limit} baris."),
     "NO_ROWS": ("The batch has a header but no data rows.",
                 "Batch memiliki baris judul tetapi tidak memuat data."),
+    "STALE_REFERENCE": (
+        "This {dataset} upload was signed at {signed}, before the one in force (signed at "
+        "{current}); an older snapshot cannot replace a newer one.",
+        "Unggahan {dataset} ini ditandatangani pada {signed}, sebelum data yang berlaku "
+        "(ditandatangani pada {current}); data lama tidak dapat menggantikan data yang lebih baru.",
+    ),
     "NO_VALID_ROWS": (
         "No row of the reference data is valid; the previous snapshot stays in force.",
         "Tidak ada baris data rujukan yang sah; data sebelumnya tetap berlaku.",

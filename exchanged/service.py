@@ -32,7 +32,7 @@ from exchanged.errors import ConfigError, PolicyError
 from exchanged.home import Config, Home, load_config
 from exchanged.ledger import Ledger, format_ts, utc_now
 from exchanged.openpgp import OpenPGP
-from exchanged.pipeline import Pipeline, PolicyHolder, outcome_batch_id
+from exchanged.pipeline import Pipeline, PolicyHolder
 from exchanged.policy.loader import load_policy_files, read_policy_files
 from exchanged.sftp import SFTPServer
 from exchanged.spool import Upload
@@ -128,7 +128,7 @@ class FrontDoor:
         return self.pipeline.new_upload(agency, flow, name)
 
     def adopt(self, agency: str, flow: str, path: Path, name: str) -> Upload:
-        return self.pipeline.spool.adopt(path, agency, flow, name)
+        return self.pipeline.adopt(agency, flow, path, name)
 
     def receive(self, upload: Upload) -> str:
         return self.pipeline.receive(upload)
@@ -137,7 +137,7 @@ class FrontDoor:
         self.pipeline.discard(upload, why)
 
     def outcome_event(self, agency: str, flow: str, name: str, event: str, size: int) -> None:
-        batch = outcome_batch_id(name)
+        batch = self.pipeline.state.outcome_owner(agency, flow, name)
         self.ledger.append(f"outcome.{event}", agency=agency, flow=flow, batch=batch,
                            actor=agency, bytes=size, name_sha256=_sha256(name))
 
@@ -242,7 +242,9 @@ class Service:
         try:
             files = read_policy_files(self.home.policies)
             policy = load_policy_files(files)
-        except PolicyError as e:
+        except Exception as e:  # whatever breaks a reload, the running policy stays
+            if not isinstance(e, PolicyError):
+                e = PolicyError(f"the policies could not be loaded ({type(e).__name__})")
             log.error("policy reload refused, the previous policy stays: %s", e.diagnostics())
             ledger.append("policy.reload_failed", actor="admin", error=e.diagnostics()[:500],
                           policy_sha256=holder.get().sha256)

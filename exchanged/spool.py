@@ -32,6 +32,7 @@ from exchanged.redact import looks_personal, mask
 UPLOAD_FILE = "upload"
 OUTCOME_FILE = "outcome"
 META_FILE = "meta.json"
+REASONS_FILE = "reasons.json"
 
 
 def new_uid(now: datetime | None = None) -> str:
@@ -89,8 +90,9 @@ class Upload:
         if offset == self._hashed and self._hash is not None:
             self._hash.update(data)
             self._hashed += len(data)
-        elif offset + len(data) > self._hashed:
-            self._hash = None  # out of order: hash the file at the end
+        else:
+            # out of order, or a rewrite of bytes already hashed: hash the file at the end
+            self._hash = None
         self.size = max(self.size, offset + len(data))
 
     def forget_hash(self) -> None:
@@ -163,6 +165,18 @@ class Spool:
 
     def outcome_path(self, uid: str) -> Path:
         return self.batch_dir(uid) / OUTCOME_FILE
+
+    def reasons_path(self, uid: str) -> Path:
+        """The reasons of a rejection, kept until the rejection is sealed and delivered."""
+        return self.batch_dir(uid) / REASONS_FILE
+
+    def unreceive(self, uid: str) -> None:
+        """Take back a received folder that could not be recorded: it is discarded."""
+        try:
+            os.rename(self.batch_dir(uid), self.home.uploads / uid)
+        except OSError:
+            return
+        shutil.rmtree(self.home.uploads / uid, ignore_errors=True)
 
     def meta(self, uid: str) -> UploadMeta:
         return UploadMeta.from_json((self.batch_dir(uid) / META_FILE).read_bytes())

@@ -40,6 +40,7 @@ CREATE TABLE IF NOT EXISTS batches (
     replay_of TEXT,
     stage TEXT NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0,
+    running INTEGER NOT NULL DEFAULT 0,
     received_at TEXT NOT NULL,
     updated_at TEXT NOT NULL,
     upload_sha256 TEXT NOT NULL,
@@ -75,12 +76,14 @@ CREATE TABLE IF NOT EXISTS datasets (
     snapshot TEXT NOT NULL,
     rows INTEGER NOT NULL,
     loaded_at TEXT NOT NULL,
-    uid TEXT NOT NULL
+    uid TEXT NOT NULL,
+    signed_at INTEGER NOT NULL DEFAULT 0
 );
 """
 
 COLUMNS = (
-    "uid, agency, flow, batch_id, name_ok, replay_of, stage, attempts, received_at, updated_at, "
+    "uid, agency, flow, batch_id, name_ok, replay_of, stage, attempts, running, received_at, "
+    "updated_at, "
     "upload_sha256, upload_bytes, decision, reasons, reject_seq, outcome_kind, outcome_name, "
     "outcome_sha256, counts"
 )
@@ -96,6 +99,7 @@ class Batch:
     replay_of: str | None
     stage: str
     attempts: int
+    running: int
     received_at: str
     updated_at: str
     upload_sha256: str
@@ -107,11 +111,6 @@ class Batch:
     outcome_name: str | None
     outcome_sha256: str | None
     counts: str | None
-
-    @property
-    def reason_list(self) -> list[dict[str, str]]:
-        value: list[dict[str, str]] = json.loads(self.reasons or "[]")
-        return value
 
     @property
     def decision_fields(self) -> dict[str, Any]:
@@ -202,9 +201,27 @@ class State:
         return None if row is None else (str(row[0]), str(row[1]))
 
     def count_recovery(self, txn: Transaction, uid: str) -> Batch:
-        """The daemon found this batch unfinished at start-up (Mailman's ``.bak`` counter)."""
-        txn.execute("UPDATE batches SET attempts = attempts + 1 WHERE uid = ?", (uid,))
+        """At start-up: a batch that was being processed when the daemon died counts one
+        more recovery (Mailman's ``.bak`` counter); one merely waiting does not."""
+        txn.execute("UPDATE batches SET attempts = attempts + running, running = 0 WHERE uid = ?",
+                    (uid,))
         return self.get_in(txn, uid)
+
+    def set_running(self, uid: str, running: bool) -> None:
+        # not a stage change (no ledger entry): crash accounting only, autocommitted
+        self.ledger.connection().execute("UPDATE batches SET running = ? WHERE uid = ?",
+                                         (int(running), uid))
+
+    def clear_running(self) -> None:
+        """A clean stop: the batches it interrupted are not charged a recovery."""
+        self.ledger.connection().execute("UPDATE batches SET running = 0 WHERE running != 0")
+
+    def outcome_owner(self, agency: str, flow: str, name: str) -> str | None:
+        """The batch id whose outcome has this file name."""
+        row = self.ledger.connection().execute(
+            "SELECT batch_id FROM batches WHERE agency = ? AND flow = ? AND outcome_name = ?",
+            (agency, flow, name)).fetchone()
+        return None if row is None else str(row[0])
 
     def move(self, txn: Transaction, uid: str, stage: str, now: str, **fields: Any) -> None:
         assert stage in STAGES
@@ -240,17 +257,25 @@ class State:
         return None if row is None else str(row[0])
 
     def set_snapshot(
-        self, txn: Transaction, dataset: str, snapshot: str, rows: int, now: str, uid: str
+        self, txn: Transaction, dataset: str, snapshot: str, rows: int, now: str, uid: str,
+        signed_at: int,
     ) -> str | None:
         """Make ``snapshot`` current; returns the one it replaces."""
         row = txn.execute("SELECT snapshot FROM datasets WHERE name = ?", (dataset,)).fetchone()
         txn.execute(
-            "INSERT INTO datasets (name, snapshot, rows, loaded_at, uid) VALUES (?, ?, ?, ?, ?) "
+            "INSERT INTO datasets (name, snapshot, rows, loaded_at, uid, signed_at) "
+            "VALUES (?, ?, ?, ?, ?, ?) "
             "ON CONFLICT(name) DO UPDATE SET snapshot = excluded.snapshot, rows = excluded.rows, "
-            "loaded_at = excluded.loaded_at, uid = excluded.uid",
-            (dataset, snapshot, rows, now, uid),
+            "loaded_at = excluded.loaded_at, uid = excluded.uid, signed_at = excluded.signed_at",
+            (dataset, snapshot, rows, now, uid, signed_at),
         )
         return None if row is None else str(row[0])
+
+    def current_signed_at(self, dataset: str) -> int | None:
+        """When the upload behind the current snapshot was signed (Unix time)."""
+        row = self.ledger.connection().execute(
+            "SELECT signed_at FROM datasets WHERE name = ?", (dataset,)).fetchone()
+        return None if row is None else int(row[0])
 
     def datasets(self) -> list[tuple[str, str, int, str]]:
         return [

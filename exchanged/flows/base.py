@@ -22,7 +22,7 @@ from exchanged.matching.register import RegisterStore, Snapshot
 from exchanged.policy.model import Column, Flow
 from exchanged.reasons import reason
 
-DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,7 @@ def _check_identifier(
 
 def _check_date(column: Column, value: str) -> str | ValueProblem:
     text = value.strip()
-    if DATE_RE.match(text):
+    if DATE_RE.fullmatch(text):
         try:
             date.fromisoformat(text)
             return text

@@ -4,8 +4,9 @@ One answer row per input row, in the same order: the input's ``ref`` (if the
 batch has that column), the ``nik``, a ``status`` and only the reference fields
 the policy discloses. The statuses are the policy's (``ASN`` /
 ``TIDAK_DITEMUKAN`` / ``TIDAK_VALID`` for kpm-verification). A row whose NIK
-is not structurally valid, or that cannot be read at all, is answered with the
-``invalid`` status and the batch goes on.
+is not structurally valid, whose other columns break their types (a ``ref``
+over its length, a ``tanggal_lahir`` that is no date), or that cannot be read
+at all, is answered with the ``invalid`` status and the batch goes on.
 """
 
 from __future__ import annotations
@@ -15,7 +16,13 @@ from typing import IO
 
 from exchanged.csvio import CsvReader, CsvWriter, Record
 from exchanged.errors import Rejected
-from exchanged.flows.base import FlowContext, FlowResult, too_many_rows
+from exchanged.flows.base import (
+    FlowContext,
+    FlowResult,
+    ValueProblem,
+    check_value,
+    too_many_rows,
+)
 from exchanged.ids import nik as nik_id
 from exchanged.reasons import reason
 
@@ -43,6 +50,10 @@ def nik_lookup(reader: CsvReader, out: IO[bytes], ctx: FlowContext) -> FlowResul
     has_ref = "ref" in reader.header
     ref_at = reader.header.index("ref") if has_ref else -1
     nik_at = reader.header.index("nik")
+    # the other columns are checked against their types too: a row that breaks one is
+    # answered as invalid, like a row with an invalid NIK
+    others = [(column, i) for i, name in enumerate(reader.header)
+              if name != "nik" and (column := flow.column(name)) is not None]
     header = (["ref"] if has_ref else []) + ["nik", "status", *disclosed]
     writer = CsvWriter(out, header)
     found_status, not_found, invalid = flow.answer.found, flow.answer.not_found, flow.answer.invalid
@@ -57,7 +68,10 @@ def nik_lookup(reader: CsvReader, out: IO[bytes], ctx: FlowContext) -> FlowResul
             valid: list[str | None] = []
             for record in part:
                 value = None
-                if record.fields is not None:
+                if record.fields is not None and all(
+                    not isinstance(check_value(column, record.fields[i]), ValueProblem)
+                    for column, i in others
+                ):
                     try:
                         value = nik_id.validate(record.fields[nik_at])
                     except ValueError:

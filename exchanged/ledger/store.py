@@ -71,7 +71,18 @@ BEGIN SELECT RAISE(ABORT, 'ledger metadata is write-once: DELETE refused'); END;
 
 TRIGGERS = ("ledger_no_update", "ledger_no_delete", "ledger_meta_no_update", "ledger_meta_no_delete")
 
-HEX_RE = re.compile(r"^[0-9a-fA-F]*$")
+
+def _expected_triggers() -> dict[str, str]:
+    """Each trigger's exact SQL, as SCHEMA creates it (a look-alike that does nothing fails)."""
+    out = {}
+    for statement in SCHEMA.split(";"):
+        statement = statement.strip()
+        if statement.startswith("CREATE TRIGGER"):
+            name = statement.split()[5]
+            out[name] = statement.replace("IF NOT EXISTS ", "") + "; END"
+    return out
+
+HEX_RE = re.compile(r"[0-9a-fA-F]*")
 # keys whose values are digests or fingerprints: checked to be hex instead
 DIGEST_KEY_SUFFIXES = ("sha256", "hash", "fingerprint")
 
@@ -171,7 +182,7 @@ def check_no_personal_data(value: Any, path: str = "") -> None:
     if isinstance(value, str):
         key = path.rsplit(".", 1)[-1]
         if key.endswith(DIGEST_KEY_SUFFIXES):
-            if not HEX_RE.match(value) or len(value) > 128:
+            if not HEX_RE.fullmatch(value) or len(value) > 128:
                 raise LedgerError(f"refused to write {path} to the ledger: not a hex digest")
             return
         if PERSONAL_NUMBER_RE.search(value):
@@ -353,11 +364,13 @@ class Ledger:
             conn.executescript(self._extra_schema)
 
     def missing_triggers(self) -> list[str]:
+        """Triggers that are gone, or that are not what the ledger created."""
         rows = self.connection().execute(
-            "SELECT name FROM sqlite_master WHERE type = 'trigger'"
+            "SELECT name, sql FROM sqlite_master WHERE type = 'trigger'"
         ).fetchall()
-        present = {r[0] for r in rows}
-        return [t for t in TRIGGERS if t not in present]
+        present = {r[0]: " ".join(str(r[1]).split()) for r in rows}
+        expected = {k: " ".join(v.split()) for k, v in _expected_triggers().items()}
+        return [t for t in TRIGGERS if present.get(t) != expected.get(t)]
 
     def ledger_id(self) -> str:
         row = self.connection().execute("SELECT value FROM ledger_meta WHERE key = 'id'").fetchone()

@@ -51,9 +51,9 @@ from exchanged.policy.model import (
 
 AGREEMENT_FORMAT = "exchanged/agreement-v1"
 ADDENDUM_FORMAT = "exchanged/addendum-v1"
-ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
-FLOW_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,47}$")
-COLUMN_RE = re.compile(r"^[a-z_][a-z0-9_]{0,63}$")
+ID_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
+FLOW_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,47}")
+COLUMN_RE = re.compile(r"[a-z_][a-z0-9_]{0,63}")
 TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
 
 Path_ = tuple[str | int, ...]
@@ -276,7 +276,7 @@ def parse_agreement(src: Source) -> Agreement:
         raise src.error(("format",), f"must be {AGREEMENT_FORMAT}")
     body = top.sub("agreement", AGREEMENT_BODY_KEYS)
     agreement_id = body.text("id")
-    if not ID_RE.match(agreement_id):
+    if not ID_RE.fullmatch(agreement_id):
         raise src.error(("agreement", "id"), "must be lower-case letters, digits and dashes")
     expected_name = f"{agreement_id}.yaml"
     if src.name != expected_name:
@@ -301,7 +301,7 @@ def parse_agreement(src: Source) -> Agreement:
     purposes: list[Purpose] = []
     for purpose_id in body.mapping("purposes"):
         path: Path_ = ("agreement", "purposes", str(purpose_id))
-        if not isinstance(purpose_id, str) or not ID_RE.match(purpose_id):
+        if not isinstance(purpose_id, str) or not ID_RE.fullmatch(purpose_id):
             raise src.error(path, "a purpose id must be lower-case letters, digits and dashes")
         pr = Reader(src, path, src.data["agreement"]["purposes"][purpose_id], ("text", "clause"))
         purposes.append(Purpose(purpose_id, pr.text("text"), pr.text("clause")))
@@ -309,7 +309,7 @@ def parse_agreement(src: Source) -> Agreement:
     parties: list[Party] = []
     for party_id in top.mapping("parties"):
         path = ("parties", str(party_id))
-        if not isinstance(party_id, str) or not ID_RE.match(party_id):
+        if not isinstance(party_id, str) or not ID_RE.fullmatch(party_id):
             raise src.error(path, "a party id must be lower-case letters, digits and dashes")
         pr = Reader(src, path, src.data["parties"][party_id], PARTY_KEYS)
         contact = None
@@ -393,7 +393,7 @@ def parse_monitoring(r: Reader | None) -> Monitoring:
 
 def parse_flow(src: Source, path: Path_, name: str, raw: Any, party_ids: set[str],
                purpose_ids: set[str], confidentiality: Confidentiality) -> Flow:
-    if not FLOW_RE.match(name):
+    if not FLOW_RE.fullmatch(name):
         raise src.error(path, "a flow name must be lower-case letters, digits and dashes")
     fr = Reader(src, path, raw, FLOW_KEYS)
     kind = fr.text("kind")
@@ -419,7 +419,7 @@ def parse_flow(src: Source, path: Path_, name: str, raw: Any, party_ids: set[str
     columns: list[Column] = []
     for col_name in cols_r.mapping("list"):
         cpath = path + ("columns", "list", str(col_name))
-        if not isinstance(col_name, str) or not COLUMN_RE.match(col_name):
+        if not isinstance(col_name, str) or not COLUMN_RE.fullmatch(col_name):
             raise src.error(cpath, "a column name must be lower-case letters, digits and _")
         cr = Reader(src, cpath, raw["columns"]["list"][col_name] or {}, COLUMN_KEYS)
         ctype = cr.text("type", required=False, default="text")

@@ -44,7 +44,9 @@ from exchanged.spool import Upload
 log = logging.getLogger("exchanged.sftp")
 
 TEMPORARY_SUFFIXES = (".filepart", ".part", ".partial", ".tmp", ".upload")
-SAFE_HELD_NAME = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
+#: files one session may hold open at once (each is a file descriptor here)
+MAX_OPEN_FILES = 32
+SAFE_HELD_NAME = re.compile(r"[A-Za-z0-9._-]{1,200}")
 MAX_NAME_BYTES = 1024
 
 
@@ -98,7 +100,19 @@ class Session:
     #: uploads handed over in this session: path -> (size, mtime), so a client's
     #: stat or setstat right after its upload succeeds (WinSCP sets the time)
     delivered: dict[str, tuple[int, int]] = field(default_factory=dict)
+    open_files: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def take_file(self) -> bool:
+        with self.lock:
+            if self.open_files >= MAX_OPEN_FILES:
+                return False
+            self.open_files += 1
+            return True
+
+    def release_file(self) -> None:
+        with self.lock:
+            self.open_files = max(0, self.open_files - 1)
 
 
 @dataclass(frozen=True)
@@ -154,7 +168,10 @@ class UploadHandle(paramiko.SFTPHandle):
         if self.closed:
             return
         self.closed = True
-        self.folders.finish_upload(self)
+        try:
+            self.folders.finish_upload(self)
+        finally:
+            self.folders.session.release_file()
 
 
 class ReadHandle(paramiko.SFTPHandle):
@@ -182,6 +199,7 @@ class ReadHandle(paramiko.SFTPHandle):
 
     def close(self) -> None:
         super().close()
+        self.folders.session.release_file()
         if self.sent >= self.size:
             self.folders.door.outcome_event(
                 self.folders.session.agency, self.place.flow, self.place.name, "downloaded",
@@ -311,6 +329,14 @@ class DropFolders(paramiko.SFTPServerInterface):
         place = self._place(path)
         if place.kind != "file":
             return SFTP_PERMISSION_DENIED if place.kind != "none" else SFTP_NO_SUCH_FILE
+        if not self.session.take_file():
+            return SFTP_FAILURE
+        handle = self._open(place, path, flags)
+        if isinstance(handle, int):
+            self.session.release_file()
+        return handle
+
+    def _open(self, place: Place, path: str, flags: int) -> paramiko.SFTPHandle | int:
         writing = bool(flags & (os.O_WRONLY | os.O_RDWR))
         if place.area == "outbox":
             if writing:
@@ -346,7 +372,7 @@ class DropFolders(paramiko.SFTPServerInterface):
             self.door.discard(upload, handle.refused)
             return
         name = upload.name
-        if is_temporary_name(name) and SAFE_HELD_NAME.match(name):
+        if is_temporary_name(name) and SAFE_HELD_NAME.fullmatch(name):
             self._hold(upload)
             return
         self.door.receive(upload)
@@ -368,7 +394,7 @@ class DropFolders(paramiko.SFTPServerInterface):
         if self._file_stat(old) is None:
             return SFTP_NO_SUCH_FILE
         held = self._disk(old) / old.name
-        if is_temporary_name(new.name) and SAFE_HELD_NAME.match(new.name):
+        if is_temporary_name(new.name) and SAFE_HELD_NAME.fullmatch(new.name):
             os.replace(held, self._disk(new) / new.name)
             return SFTP_OK
         try:
@@ -414,4 +440,4 @@ def _listable(name: str, area: str) -> bool:
     """Hidden files (our own temporaries) never show; inbox shows only held uploads."""
     if area == "outbox":
         return not name.startswith(".")
-    return is_temporary_name(name) and bool(SAFE_HELD_NAME.match(name))
+    return is_temporary_name(name) and bool(SAFE_HELD_NAME.fullmatch(name))

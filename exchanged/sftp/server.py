@@ -38,7 +38,10 @@ DISABLED_ALGORITHMS = {
     "keys": ["ssh-rsa", "ssh-dss"],
     "pubkeys": ["ssh-rsa", "ssh-dss"],
 }
-LOGIN_GRACE_SECONDS = 60
+#: a connection must complete its login within this time
+LOGIN_GRACE_SECONDS = 20
+#: connections from one address that have not logged in yet
+MAX_UNAUTHENTICATED_PER_ADDRESS = 8
 
 
 class Connection(paramiko.ServerInterface):
@@ -130,6 +133,7 @@ class SFTPServer:
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
         self._transports: set[paramiko.Transport] = set()
+        self._pending: dict[str, int] = {}
         self._lock = threading.Lock()
         self.address: tuple[str, int] | None = None
 
@@ -181,18 +185,35 @@ class SFTPServer:
             except OSError:
                 if self._stopping.is_set():
                     return
+                # out of file descriptors: do not spin, let connections end
+                self._stopping.wait(0.2)
                 continue
+            address = str(addr[0])
             with self._lock:
                 busy = len(self._transports)
-            if busy >= self.max_connections:
+                pending = self._pending.get(address, 0)
+                if busy < self.max_connections and pending < MAX_UNAUTHENTICATED_PER_ADDRESS:
+                    self._pending[address] = pending + 1
+                    accepted = True
+                else:
+                    accepted = False
+            if not accepted:
                 client.close()
                 continue
             threading.Thread(
-                target=self._serve, args=(client, f"{addr[0]}:{addr[1]}"),
+                target=self._serve, args=(client, address, f"{addr[0]}:{addr[1]}"),
                 name=f"sftp-{addr[0]}", daemon=True,
             ).start()
 
-    def _serve(self, client: socket.socket, remote: str) -> None:
+    def _logged_in(self, address: str) -> None:
+        with self._lock:
+            left = self._pending.get(address, 1) - 1
+            if left > 0:
+                self._pending[address] = left
+            else:
+                self._pending.pop(address, None)
+
+    def _serve(self, client: socket.socket, address: str, remote: str) -> None:
         client.settimeout(None)
         transport = paramiko.Transport(client, disabled_algorithms=DISABLED_ALGORITHMS)
         transport.add_server_key(self.host_key)
@@ -200,26 +221,36 @@ class SFTPServer:
         transport.set_subsystem_handler("sftp", ExchangeSFTPServer, DropFolders)
         with self._lock:
             self._transports.add(transport)
+        pending = True
+        authenticated = False
         try:
             try:
                 transport.start_server(server=conn)
             except (paramiko.SSHException, EOFError, OSError):
                 return
-            self._await_login(transport, conn)
+            authenticated = self._await_login(transport)
+            self._logged_in(address)
+            pending = False
             while transport.is_active() and not self._stopping.is_set():
                 transport.join(1.0)
         finally:
+            if pending:
+                self._logged_in(address)
             with self._lock:
                 self._transports.discard(transport)
             transport.close()
-            if conn.session is None and conn.attempts:
+            if not authenticated and conn.attempts:
                 self.door.login_failed(conn.attempted_user, remote, conn.attempts)
 
-    def _await_login(self, transport: paramiko.Transport, conn: Connection) -> None:
+    def _await_login(self, transport: paramiko.Transport) -> bool:
+        """Wait for a verified login; True if it came (even if the client left at once)."""
         waited = 0.0
         while transport.is_active() and not transport.is_authenticated():
             if waited >= LOGIN_GRACE_SECONDS or self._stopping.is_set():
                 transport.close()
-                return
+                break
             transport.join(0.1)
             waited += 0.1
+        # is_authenticated() turns False once the transport ends; its handler remembers
+        handler = transport.auth_handler
+        return bool(handler is not None and handler.is_authenticated())

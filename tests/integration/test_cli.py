@@ -189,3 +189,14 @@ def test_init_prints_the_known_hosts_line(tmp_path: Path) -> None:
     out = exchanged("init", "--home", str(tmp_path / "h"), "--listen", "0.0.0.0:2222").stdout
     line = next(x for x in out.splitlines() if "known_hosts line" in x)
     assert "[EXCHANGE-HOST-NAME]:2222 ssh-ed25519 AAAA" in line
+
+
+def test_extend_refuses_a_reference_with_a_nik_and_writes_nothing(tmp_path: Path,
+                                                                 home: Path) -> None:
+    copy = tmp_path / "home"
+    shutil.copytree(home, copy, ignore=shutil.ignore_patterns("S.*"))
+    before = sorted(p.name for p in (copy / "policies").iterdir())
+    r = exchanged("policy", "extend", "--home", str(copy), AGREEMENT, "--until", "2030-01-01",
+                  "--reference", "letter about 3171014101900001", check=False)
+    assert r.returncode == 2 and "personal data" in one_sentence(r.stderr)
+    assert sorted(p.name for p in (copy / "policies").iterdir()) == before

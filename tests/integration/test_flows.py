@@ -178,3 +178,26 @@ def test_a_killed_daemon_resumes_and_answers_exactly_once(
     assert [n for n in outbox if n.startswith("big.")] == ["big.result.csv.gpg"]
     assert not any((fresh.home / "work").iterdir())
     fresh.verify()
+
+
+def test_loads_follow_the_order_they_were_received_and_old_ones_cannot_roll_back(
+    fresh: Exchange, desks: dict[str, AgencyDesk], work: Path
+) -> None:
+    bkn, kemensos = Agency(desks["bkn"], fresh), Agency(desks["kemensos"], fresh)
+    older, newer = synth.SyntheticRegister(40_000, seed=21), synth.SyntheticRegister(500, seed=22)
+    old_csv, new_csv = work / "old.csv", work / "new.csv"
+    synth.write_register_csv(str(old_csv), older)
+    synth.write_register_csv(str(new_csv), newer)
+    old_sealed = bkn.seal(old_csv, "reg-old.csv.gpg")
+    time.sleep(1.1)  # signatures carry whole seconds
+    new_sealed = bkn.seal(new_csv, "reg-new.csv.gpg")
+    # the big older one first, the small newer one right after: both workers busy at once
+    bkn.submit("asn-register", old_sealed)
+    bkn.submit("asn-register", new_sealed)
+    assert "ROWS_LOADED,40000" in bkn.outcome("asn-register", "reg-old.result.csv.gpg").decode()
+    assert "ROWS_LOADED,500" in bkn.outcome("asn-register", "reg-new.result.csv.gpg").decode()
+    verify_kpm(kemensos, work, newer, "kpm-newest", 300)
+    # the older upload sent again under a new name cannot become current again
+    bkn.submit("asn-register", old_sealed, remote_name="reg-old-again.csv.gpg")
+    assert bkn.codes("asn-register", "reg-old-again") == ["STALE_REFERENCE"]
+    verify_kpm(kemensos, work, newer, "kpm-still-newest", 300)

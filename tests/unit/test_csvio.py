@@ -67,3 +67,15 @@ def test_writer_neutralises_formulas() -> None:
     assert out.getvalue().decode() == (
         "ref,status\r\n'=1+1,ASN\r\n'+62,'@SUM(A1)\r\n'-5,ok\r\n"
     )
+
+
+def test_a_missing_header_row_is_not_quoted_back() -> None:
+    with pytest.raises(Rejected) as info:
+        CsvReader(io.BytesIO(b"3171014101900001,Siti Aminah\n"))
+    message = info.value.reasons[0].message
+    assert info.value.reasons[0].code == "BAD_HEADER"
+    assert "3171014101900001" not in message and "Siti" not in message
+    assert "column 1" in message
+    with pytest.raises(Rejected) as info:
+        CsvReader(io.BytesIO(b"_3171014101900001\n"))
+    assert "3171014101900001" not in info.value.reasons[0].message

@@ -31,3 +31,10 @@ def test_every_ledger_kind_written_by_the_code_is_known() -> None:
     used |= {f"outcome.{e}" for e in ("downloaded", "removed")}
     assert used, "the pattern found no ledger writes"
     assert used <= set(KINDS), used - set(KINDS)
+
+
+def test_the_sentence_table_is_the_catalogue() -> None:
+    text = (DOCS / "reasons.md").read_text(encoding="utf-8")
+    for code, (english, indonesian) in CATALOGUE.items():
+        row = f"| `{code}` | {english.replace('|', '/')} | {indonesian.replace('|', '/')} |"
+        assert row in text, f"docs/reasons.md's sentence for {code} is out of date"

@@ -142,3 +142,13 @@ def test_rolled_back_transaction_leaves_no_entry(ledger: Ledger) -> None:
             raise RuntimeError("stage failed")
     assert ledger.head() == head
     assert ledger.verify().ok
+
+
+def test_a_trigger_that_does_nothing_is_detected(ledger: Ledger) -> None:
+    conn = sqlite3.connect(ledger.path)
+    conn.execute("DROP TRIGGER ledger_no_delete")
+    conn.execute("CREATE TRIGGER ledger_no_delete BEFORE DELETE ON ledger BEGIN SELECT 1; END")
+    conn.commit()
+    assert not Ledger(ledger.path).verify().ok
+    with pytest.raises(LedgerError, match="triggers are missing"):
+        Ledger(ledger.path).open_checked()

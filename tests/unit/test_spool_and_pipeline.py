@@ -1,0 +1,72 @@
+"""The spool's upload bookkeeping and the pipeline's sorting of errors."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import sqlite3
+from pathlib import Path
+
+from exchanged.errors import ExchangeUnavailable, LedgerError
+from exchanged.home import Home
+from exchanged.openpgp import _resource_failure
+from exchanged.pipeline import _resource_error, batch_id_looks_personal
+from exchanged.spool import Spool
+
+
+def spool(tmp_path: Path) -> Spool:
+    home = Home(tmp_path)
+    for d in home.directories():
+        d.mkdir(parents=True, exist_ok=True)
+    return Spool(home)
+
+
+def test_the_recorded_hash_is_of_the_bytes_kept(tmp_path: Path) -> None:
+    s = spool(tmp_path)
+    up = s.new_upload("kemensos", "kpm-verification", "b.csv.gpg")
+    up.write(0, b"aaaa")
+    up.write(4, b"bbbb")
+    up.write(0, b"XX")  # a client rewrites a range it already sent
+    meta = up.finish("2026-01-01T00:00:00Z")
+    assert meta.sha256 == hashlib.sha256(b"XXaabbbb").hexdigest()
+
+
+def test_in_order_writes_are_hashed_as_they_come(tmp_path: Path) -> None:
+    s = spool(tmp_path)
+    up = s.new_upload("kemensos", "kpm-verification", "b.csv.gpg")
+    for i in range(10):
+        up.write(i * 3, b"abc")
+    meta = up.finish("2026-01-01T00:00:00Z")
+    assert meta.sha256 == hashlib.sha256(b"abc" * 10).hexdigest()
+    assert not meta.name_personal
+
+
+def test_a_personal_number_in_a_file_name_is_masked(tmp_path: Path) -> None:
+    s = spool(tmp_path)
+    up = s.new_upload("kemensos", "kpm-verification", "kpm-3171014101900001.csv.gpg")
+    up.write(0, b"x")
+    meta = up.finish("2026-01-01T00:00:00Z")
+    assert meta.name_personal and "3171014101900001" not in meta.name
+    assert "3171014101900001" not in (s.batch_dir(meta.uid) / "meta.json").read_text()
+
+
+def test_resource_errors_stop_intake_and_bugs_do_not() -> None:
+    assert _resource_error(OSError(errno.ENOSPC, "full"))
+    assert _resource_error(OSError(errno.EIO, "io"))
+    assert _resource_error(sqlite3.OperationalError("database or disk is full"))
+    assert _resource_error(LedgerError("the ledger cannot be written"))
+    assert _resource_error(ExchangeUnavailable("x"))
+    assert _resource_error(OSError(errno.ENOENT, "no such file")) is None
+    assert _resource_error(KeyError("x")) is None
+    assert _resource_error(sqlite3.OperationalError("no such column: x")) is None
+
+
+def test_gpg_write_failures_are_recognised() -> None:
+    assert _resource_failure("gpg: error writing to 'x': No space left on device\n")
+    assert _resource_failure("[GNUPG:] PLAINTEXT 62 0 limit-exceeded.csv\n") is None
+
+
+def test_batch_ids_hiding_a_number() -> None:
+    assert batch_id_looks_personal("3171.0141.0190.0001")
+    assert batch_id_looks_personal("x_1990010120150310_01")
+    assert not batch_id_looks_personal("kpm-2026-11-w4")
