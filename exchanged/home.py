@@ -10,6 +10,7 @@ Layout (folders 0700, files 0600)::
     keys/register.key      secret for the keyed hashes of NIK and NIP at rest
     exchange-public.asc    the exchange's public key, for agencies
     ledger.db              the append-only ledger and the batches' stages
+    checkpoints/           signed ledger tree heads (also delivered to every agency)
     spool/uploads/         uploads being written (never processed if cut off)
     spool/batches/<uid>/   each received batch: its encrypted upload and outcome
     reference/<dataset>/   reference data snapshots (the ASN register)
@@ -111,6 +112,10 @@ class Home:
     def work(self) -> Path:
         return self.root / "work"
 
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / "checkpoints"
+
     def agency_tree(self, agency: str) -> Path:
         return self.drop / agency
 
@@ -133,6 +138,7 @@ class Home:
             self.reference,
             self.drop,
             self.work,
+            self.checkpoints,
         )
 
     def require(self) -> None:
@@ -183,6 +189,8 @@ class Config:
     max_plaintext_bytes: int = 64 * 1024**3
     log_format: str = "text"
     log_level: str = "info"
+    #: how often the daemon signs a ledger checkpoint and delivers it to every agency
+    checkpoint_interval_hours: int = 24
 
     @property
     def zone(self) -> ZoneInfo:
@@ -198,6 +206,7 @@ CONFIG_KEYS = {
     "max_plaintext_bytes": int,
     "log_format": str,
     "log_level": str,
+    "checkpoint_interval_hours": int,
 }
 
 
@@ -231,6 +240,8 @@ def load_config(home: Home) -> Config:
         raise ConfigError(f"{home.config_file}: unknown timezone {config.timezone!r}") from None
     if config.workers < 1 or config.workers > 64:
         raise ConfigError(f"{home.config_file}: workers must be between 1 and 64")
+    if not 1 <= config.checkpoint_interval_hours <= 24 * 31:
+        raise ConfigError(f"{home.config_file}: checkpoint_interval_hours must be 1 to 744")
     if config.log_format not in ("text", "json"):
         raise ConfigError(f"{home.config_file}: log_format must be text or json")
     if config.log_level not in ("debug", "info", "warning", "error"):
@@ -252,6 +263,8 @@ def config_text(name: str, listen: Listen) -> str:
         "# text or json (one object per line, for journald and log shippers)\n"
         "log_format: text\n"
         "log_level: info\n"
+        "# a signed ledger checkpoint for every agency's /outbox/ledger/, this often\n"
+        "checkpoint_interval_hours: 24\n"
     )
 
 

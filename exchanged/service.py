@@ -28,12 +28,14 @@ import paramiko
 from exchanged import __version__
 from exchanged.admin import open_ledger
 from exchanged.agencies import Agencies
+from exchanged.checkpoints import LEDGER_FOLDER
 from exchanged.errors import ConfigError, PolicyError
 from exchanged.home import Config, Home, load_config
 from exchanged.ledger import Ledger, format_ts, utc_now
 from exchanged.openpgp import OpenPGP
 from exchanged.pipeline import Pipeline, PolicyHolder
 from exchanged.policy.loader import load_policy_files, read_policy_files
+from exchanged.scheduler import Scheduler
 from exchanged.sftp import SFTPServer
 from exchanged.spool import Upload
 from exchanged.state import archive_policy_set
@@ -111,7 +113,8 @@ class FrontDoor:
         return self.policy.get().inbox_flows(agency)
 
     def outbox_flows(self, agency: str) -> tuple[str, ...]:
-        return self.policy.get().outbox_flows(agency)
+        # every agency also collects the ledger's signed checkpoints
+        return (*self.policy.get().outbox_flows(agency), LEDGER_FOLDER)
 
     def inbox_dir(self, agency: str, flow: str) -> Path:
         return self.home.inbox(agency, flow)
@@ -207,6 +210,8 @@ class Service:
                            policy_sha256=policy.sha256, pid=os.getpid())
             pipeline.recover()
             pipeline.start()
+            scheduler = Scheduler(self.home, self.config, ledger)
+            scheduler.start()
             server.serve()
             self._install_signals()
             log.info("exchanged %s ready: SFTP on %s:%d, policy %s", __version__, host, port,
@@ -220,6 +225,7 @@ class Service:
             finally:
                 log.info("exchanged stopping")
                 server.stop()
+                scheduler.stop()
                 pipeline.stop()
                 ledger.append("exchange.stopped", actor="admin")
         finally:
@@ -252,7 +258,8 @@ class Service:
         holder.set(policy)
         agencies = Agencies(self.home)
         for agency in agencies.all():
-            agencies.prepare_tree(agency, policy.inbox_flows(agency), policy.outbox_flows(agency))
+            agencies.prepare_tree(agency, policy.inbox_flows(agency),
+                                  (*policy.outbox_flows(agency), LEDGER_FOLDER))
         with ledger.transaction() as txn:
             archive_policy_set(txn, policy.sha256, files, format_ts(utc_now()))
             txn.append("policy.reloaded", actor="admin", policy_sha256=policy.sha256,

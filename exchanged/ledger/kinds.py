@@ -10,6 +10,8 @@ from collections.abc import Mapping
 KINDS: Mapping[str, str] = {
     # the ledger and the exchange
     "ledger.created": "the ledger was created (its id, the exchange's name)",
+    "ledger.checkpoint": "a checkpoint was signed: the tree head (size, Merkle root) and the "
+    "agencies it was delivered to",
     "exchange.initialised": "a home was created: the exchange's key and host key fingerprints, "
     "the policy set's hash",
     "exchange.started": "the daemon started (version, pid, the policy set's hash; the set is "
@@ -51,6 +53,9 @@ KINDS: Mapping[str, str] = {
     "batch.answered": "the outcome was placed in the agency's outbox (name, SHA-256)",
     "outcome.downloaded": "the agency downloaded an outcome completely",
     "outcome.removed": "the agency removed an outcome from its outbox",
+    # reports
+    "report.generated": "a periodic report was made (berita acara or evaluasi: agreement, "
+    "period, the checkpoint's size, the report's SHA-256)",
     # reference data
     "dataset.replaced": "a reference snapshot (the ASN register) became current (rows, the one "
     "it replaced)",

@@ -55,6 +55,7 @@ ID_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 FLOW_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,47}")
 COLUMN_RE = re.compile(r"[a-z_][a-z0-9_]{0,63}")
 TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
+RESERVED_FLOW_NAMES = ("ledger",)
 
 Path_ = tuple[str | int, ...]
 
@@ -395,6 +396,9 @@ def parse_flow(src: Source, path: Path_, name: str, raw: Any, party_ids: set[str
                purpose_ids: set[str], confidentiality: Confidentiality) -> Flow:
     if not FLOW_RE.fullmatch(name):
         raise src.error(path, "a flow name must be lower-case letters, digits and dashes")
+    if name in RESERVED_FLOW_NAMES:
+        raise src.error(path, f"{name} is reserved (every agency's /outbox/{name}/ holds the "
+                        "ledger's checkpoints)")
     fr = Reader(src, path, raw, FLOW_KEYS)
     kind = fr.text("kind")
     if kind not in FLOW_KINDS:

@@ -17,7 +17,8 @@ def test_root_shows_only_inbox_and_outbox(kemensos: Agency) -> None:
     names = [line.strip().rstrip("/").rsplit("/", 1)[-1] for line in out.splitlines()
              if line.strip() and not line.startswith("sftp>")]
     flows = ["jabfung-integration", "kpm-register", "kpm-verification"]
-    assert names == ["inbox", "outbox", *flows, *flows]
+    # every agency also collects the ledger's signed checkpoints
+    assert names == ["inbox", "outbox", *flows, *flows, "ledger"]
 
 
 def test_another_agencys_tree_does_not_exist(kemensos: Agency, bkn: Agency, work: Path) -> None:

@@ -75,7 +75,7 @@ def test_inserted_row_is_detected(ledger: Ledger) -> None:
     _tamper(
         ledger.path,
         *shift,
-        "INSERT INTO ledger SELECT 6, ts, kind, agency, flow, 'forged', actor, data, prev, hash "
+        "INSERT INTO ledger SELECT 6, ts, kind, agency, flow, 'forged', actor, data, prev, leaf, hash "
         "FROM ledger WHERE seq = 7",
     )
     report = Ledger(ledger.path).verify()

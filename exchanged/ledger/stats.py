@@ -1,0 +1,56 @@
+"""Counts over the ledger that compliance staff ask for: by agency, flow, kind, outcome, month."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from exchanged.ledger.store import Ledger
+
+
+@dataclass(frozen=True)
+class Stats:
+    entries: int
+    by_agency: tuple[tuple[str, int], ...]
+    by_flow: tuple[tuple[str, int], ...]
+    by_kind: tuple[tuple[str, int], ...]
+    #: batches answered, by outcome (result / rejected)
+    by_outcome: tuple[tuple[str, int], ...]
+    #: refusals, by reason code
+    by_reason: tuple[tuple[str, int], ...]
+    #: entries by month (UTC)
+    by_month: tuple[tuple[str, int], ...]
+
+    def sections(self) -> tuple[tuple[str, tuple[tuple[str, int], ...]], ...]:
+        return (("agency", self.by_agency), ("flow", self.by_flow), ("kind", self.by_kind),
+                ("outcome", self.by_outcome), ("reason", self.by_reason),
+                ("month", self.by_month))
+
+
+def stats(ledger: Ledger, since: str | None = None, until: str | None = None) -> Stats:
+    conn = ledger.connection()
+    where, params = "1 = 1", []
+    if since is not None:
+        where += " AND ts >= ?"
+        params.append(since)
+    if until is not None:
+        where += " AND ts < ?"
+        params.append(until)
+
+    def grouped(expr: str, extra: str = "", source: str = "ledger") -> tuple[tuple[str, int], ...]:
+        rows = conn.execute(
+            f"SELECT {expr} AS k, COUNT(*) FROM {source} WHERE {where} {extra} "
+            "GROUP BY k ORDER BY k", params).fetchall()
+        return tuple((str(k) if k is not None else "-", int(n)) for k, n in rows)
+
+    total = int(conn.execute(f"SELECT COUNT(*) FROM ledger WHERE {where}", params).fetchone()[0])
+    return Stats(
+        entries=total,
+        by_agency=grouped("agency"),
+        by_flow=grouped("flow"),
+        by_kind=grouped("kind"),
+        by_outcome=grouped("json_extract(data, '$.outcome')", "AND kind = 'batch.answered'"),
+        by_reason=grouped(
+            "codes.value", "AND kind = 'batch.rejected'",
+            source="ledger, json_each(json_extract(ledger.data, '$.codes')) AS codes"),
+        by_month=grouped("substr(ts, 1, 7)"),
+    )

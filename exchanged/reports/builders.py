@@ -1,0 +1,234 @@
+"""The agreement's two periodic documents, built from the ledger's figures.
+
+- the *berita acara hasil pemadanan data* (minutes of the data-matching results,
+  Pasal 3 ayat (2) huruf d, Pasal 4 ayat (1) huruf d), at least twice a year;
+- the *laporan pemantauan dan evaluasi* (monitoring and evaluation, Pasal 7).
+
+Both are in Indonesian, the language the parties sign in, with the agreement's
+parties and officials taken from the policy, and name the signed checkpoint
+their figures were computed from.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import date, timedelta
+
+from exchanged.ledger.checkpoint import TreeHead
+from exchanged.policy.model import Agreement
+from exchanged.reasons import CATALOGUE
+from exchanged.reports.document import Document, Section, Signature, table
+from exchanged.reports.figures import FlowFigures, Period
+
+MONTHS_ID = ("Januari", "Februari", "Maret", "April", "Mei", "Juni", "Juli", "Agustus",
+             "September", "Oktober", "November", "Desember")
+
+
+def tanggal(d: date) -> str:
+    """A date as Indonesian documents write it.
+
+    >>> tanggal(date(2023, 4, 3))
+    '3 April 2023'
+    """
+    return f"{d.day} {MONTHS_ID[d.month - 1]} {d.year}"
+
+
+def n(value: int) -> str:
+    return f"{value:,}".replace(",", ".")
+
+
+def _common(agreement: Agreement, period: Period, head: TreeHead, generated: str
+            ) -> tuple[tuple[str, str], ...]:
+    numbers = "; ".join(f"{party}: {number}" for party, number in agreement.numbers)
+    return (
+        ("Perjanjian", f"{agreement.title}"),
+        ("Nomor", numbers),
+        ("Ditandatangani", f"{agreement.signed_at}, {tanggal(agreement.signed_on)}"),
+        ("Periode", f"{period.label}: {tanggal(period.first_day)} s.d. {tanggal(period.last_day)}"),
+        ("Sumber angka", f"ledger exchange, entri 1 s.d. {head.tree_size} "
+                         f"(checkpoint {head.timestamp}, tree head {head.root_hash})"),
+        ("Kunci exchange", head.exchange_fingerprint),
+        ("Dibuat", generated),
+    )
+
+
+def _parties(agreement: Agreement) -> Section:
+    rows = []
+    for p in agreement.parties:
+        c = p.contact
+        contact = "; ".join(x for x in ((c.unit, c.address, c.phone, c.email) if c else ()) if x)
+        rows.append((p.role, p.name, f"{p.signatory}, {p.signatory_position}".strip(", "),
+                     contact + (f" ({c.clause})" if c and c.clause else "")))
+    return Section("Para Pihak", tables=(table(
+        ("Pihak", "Instansi", "Penandatangan perjanjian", "Korespondensi (Pasal 8)"), rows),))
+
+
+def _signatures(agreement: Agreement) -> tuple[Signature, ...]:
+    out = []
+    for p in agreement.parties:
+        official = p.contact.unit if p.contact else p.name
+        out.append(Signature(p.role, p.name, official, "Nama / NIP / tanggal"))
+    return tuple(out)
+
+
+def _recheck(kind: str, agreement: Agreement, period: Period, head: TreeHead) -> Section:
+    return Section("Pemeriksaan ulang", paragraphs=(
+        "Angka dalam dokumen ini dihitung dari entri ledger 1 sampai "
+        f"{head.tree_size}, yang dijamin oleh checkpoint yang ditandatangani exchange "
+        f"(tree head {head.root_hash}) dan telah dikirim ke setiap pihak. Setiap pihak dapat "
+        "meminta angka yang sama dihitung ulang dengan perintah "
+        f"'exchanged report {kind} --agreement {agreement.id} --period {period.label} "
+        "--checkpoint <berkas checkpoint> --format json', dan memeriksa dengan "
+        "'exchanged ledger verify --against <berkas checkpoint>' bahwa ledger memuat entri "
+        "tersebut tanpa perubahan.",
+    ))
+
+
+STATUS_LABELS = {
+    "loaded": "Baris dimuat ke data rujukan",
+    "invalid": "Baris tidak sah (tidak dimuat)",
+    "ASN": "ASN (keterangan ASN)",
+    "TIDAK_DITEMUKAN": "TIDAK_DITEMUKAN (data tidak ditemukan)",
+    "TIDAK_VALID": "TIDAK_VALID (NIK tidak sah)",
+    "KEMUNGKINAN_ASN": "KEMUNGKINAN_ASN (perlu konfirmasi)",
+    "SESUAI": "SESUAI",
+    "BERBEDA": "BERBEDA (perbedaan data)",
+    "KPM": "KPM (penerima manfaat)",
+}
+
+
+def _flow_rows(f: FlowFigures) -> list[tuple[str, str]]:
+    rows = [("Batch diterima", n(f.received)), ("Dijawab dengan hasil", n(f.results)),
+            ("Ditolak", n(f.rejected)), ("Baris diproses", n(f.rows))]
+    rows += [(STATUS_LABELS.get(status, status), n(count))
+             for status, count in sorted(f.statuses.items())]
+    if f.loads:
+        rows.append(("Data rujukan dimuat", n(f.loads)))
+        if f.last_load_rows is not None:
+            rows.append(("Baris data rujukan terakhir", n(f.last_load_rows)))
+    return rows
+
+
+def _reasons(reasons: Counter[str]) -> tuple[tuple[str, str, str], ...]:
+    return tuple((code, n(count), CATALOGUE[code][1].split(":")[0].split(";")[0]
+                  if code in CATALOGUE else "")
+                 for code, count in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def berita_acara(agreement: Agreement, period: Period, figures: dict[str, FlowFigures],
+                 head: TreeHead, generated: str) -> Document:
+    sections = [_parties(agreement)]
+    for flow in agreement.flows:
+        f = figures[flow.name]
+        purpose = agreement.purpose(flow.purpose)
+        paragraphs = [f"{purpose.text if purpose else flow.purpose} ({flow.clause}). "
+                      f"Pengirim: {flow.sender}."]
+        tables = [table(("Uraian", "Jumlah"), _flow_rows(f))]
+        if f.reasons:
+            tables.append(table(("Alasan penolakan", "Jumlah", "Keterangan"), _reasons(f.reasons)))
+        sections.append(Section(f"Alur {flow.name}", tuple(paragraphs), tuple(tables)))
+    discrepancy_rows = []
+    for flow in agreement.flows:
+        f = figures[flow.name]
+        for status in (flow.answer.invalid, flow.answer.differs):
+            if status and f.statuses.get(status):
+                discrepancy_rows.append((flow.name, status, n(f.statuses[status])))
+    sections.append(Section(
+        "Perbedaan data",
+        paragraphs=("Baris yang datanya tidak sah atau berbeda dengan data pihak lain, untuk "
+                    "diselesaikan para pihak (Pasal 3 ayat (2) huruf g, Pasal 4 ayat (2) huruf g). "
+                    "Rinciannya per baris ada pada jawaban yang diterima pihak pengirim.",),
+        tables=(table(("Alur", "Status", "Jumlah baris"), discrepancy_rows),)
+        if discrepancy_rows else (),
+    ))
+    sections.append(_recheck("berita-acara", agreement, period, head))
+    totals = {name: f.as_dict() for name, f in figures.items()}
+    return Document(
+        kind="berita-acara",
+        title="Berita Acara Hasil Pemadanan Data",
+        subtitle=f"{agreement.id} — periode {period.label} "
+                 f"({agreement.monitoring.minutes_clause or 'Pasal 3 ayat (2) huruf d'})",
+        facts=_common(agreement, period, head, generated),
+        sections=tuple(sections),
+        signatures=_signatures(agreement),
+        footer=(f"Dokumen ini dibuat oleh exchanged dari ledger {head.ledger_id}; tidak memuat "
+                "data pribadi.",),
+        figures={"agreement": agreement.id, "period": period.label,
+                 "tree_size": head.tree_size, "root_hash": head.root_hash, "flows": totals},
+    )
+
+
+def evaluasi(agreement: Agreement, period: Period, figures: dict[str, FlowFigures],
+             events: Counter[str], head: TreeHead, generated: str, *, ledger_ok: bool,
+             previous: list[str]) -> Document:
+    v = agreement.validity
+    m = agreement.monitoring
+    status_rows = [
+        ("Berlaku", f"{tanggal(v.start)} s.d. {tanggal(v.end)} ({v.clause})"),
+        ("Berlaku pada akhir periode", "ya" if agreement.in_force(period.last_day) else "tidak"),
+    ]
+    if agreement.terminated_on:
+        status_rows.append(("Diakhiri", f"{tanggal(agreement.terminated_on)} "
+                                        f"({agreement.termination_reference})"))
+    status_rows.append(("Pemberitahuan perpanjangan/pengakhiran paling lambat",
+                        f"{tanggal(v.end - timedelta(days=m.renewal_notice_days))} "
+                        f"({m.renewal_clause})"))
+    for add in agreement.addenda:
+        label = " (CONTOH)" if add.example else ""
+        status_rows.append((f"Adendum {add.number}{label}", add.reference))
+    sections = [Section("Status perjanjian", tables=(table(("Uraian", "Keterangan"),
+                                                           status_rows),))]
+    months = sorted({month for f in figures.values() for month in f.by_month})
+    activity = [(flow, *[n(figures[flow].by_month.get(month, 0)) for month in months],
+                 n(figures[flow].received), n(figures[flow].rejected),
+                 f"{100 * figures[flow].rejected / figures[flow].received:.1f}%"
+                 if figures[flow].received else "-")
+                for flow in figures]
+    sections.append(Section(
+        "Kegiatan pertukaran data",
+        paragraphs=("Batch diterima per bulan (UTC), jumlah, dan tingkat penolakan per alur.",),
+        tables=(table(("Alur", *months, "Jumlah", "Ditolak", "Penolakan"), activity),),
+    ))
+    reasons: Counter[str] = Counter()
+    for f in figures.values():
+        reasons.update(f.reasons)
+    if reasons:
+        sections.append(Section("Alasan penolakan terbanyak", tables=(
+            table(("Kode", "Jumlah", "Keterangan"), _reasons(reasons)[:10]),)))
+    labels = (
+        ("login.failed", "Login SFTP gagal"),
+        ("upload.interrupted", "Unggahan terputus (tidak diproses)"),
+        ("batch.failed", "Kesalahan internal exchange"),
+        ("exchange.available", "Pemulihan setelah exchange tidak dapat menulis"),
+        ("policy.reloaded", "Kebijakan dimuat ulang"),
+        ("policy.reload_failed", "Pemuatan ulang kebijakan ditolak"),
+        ("policy.extended", "Adendum perpanjangan dicatat"),
+        ("policy.terminated", "Adendum pengakhiran dicatat"),
+        ("agreement.force_majeure", "Pemberitahuan keadaan kahar (Pasal 10)"),
+        ("ledger.checkpoint", "Checkpoint ledger ditandatangani"),
+    )
+    sections.append(Section("Keamanan dan operasional (Pasal 9)", tables=(
+        table(("Kejadian", "Jumlah"), [(label, n(events.get(kind, 0))) for kind, label in labels]),
+    )))
+    sections.append(Section("Integritas ledger", paragraphs=(
+        f"Rantai hash ledger {'utuh' if ledger_ok else 'TIDAK UTUH'} saat dokumen ini dibuat; "
+        f"checkpoint {head.tree_size} entri, tree head {head.root_hash}.",
+    )))
+    due = (f"{m.evaluations_per_year} kali setahun ({m.evaluations_clause}); evaluasi "
+           "sebelumnya: " + (", ".join(previous) if previous else "belum ada"))
+    sections.append(Section("Jadwal pemantauan dan evaluasi", paragraphs=(due,)))
+    sections.append(_recheck("evaluasi", agreement, period, head))
+    return Document(
+        kind="evaluasi",
+        title="Laporan Pemantauan dan Evaluasi",
+        subtitle=f"{agreement.id} — periode {period.label} ({m.evaluations_clause or 'Pasal 7'})",
+        facts=_common(agreement, period, head, generated),
+        sections=tuple(sections),
+        signatures=_signatures(agreement),
+        footer=(f"Dokumen ini dibuat oleh exchanged dari ledger {head.ledger_id}; tidak memuat "
+                "data pribadi.",),
+        figures={"agreement": agreement.id, "period": period.label,
+                 "tree_size": head.tree_size, "root_hash": head.root_hash,
+                 "flows": {name: f.as_dict() for name, f in figures.items()},
+                 "events": dict(events), "ledger_ok": ledger_ok},
+    )
