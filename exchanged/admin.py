@@ -221,3 +221,73 @@ def add_agency(
     )
     ledger.close()
     return AgencyReport(agency, inbox, outbox, ssh_fp)
+
+
+@dataclass(frozen=True)
+class UpdateReport:
+    agency: Agency
+    changes: tuple[str, ...]
+
+
+def update_agency(home: Home, agency_id: str, *, ssh_key: Path | None = None,
+                  add_ssh_key: bool = False, gpg_key: Path | None = None) -> UpdateReport:
+    """Change an agency's keys: a new SSH login key (replacing or added), a new pinned
+    OpenPGP key, or a refreshed copy of the pinned one (a revocation, a new expiry)."""
+    home.require()
+    agencies = Agencies(home)
+    agency = agencies.get(agency_id)
+    if agency is None:
+        raise UsageError(f"there is no agency {agency_id}")
+    if ssh_key is None and gpg_key is None:
+        raise UsageError("give --ssh-key and/or --gpg-key")
+    changes: list[str] = []
+    fields: dict[str, object] = {}
+    ssh_keys = agency.ssh_keys
+    if ssh_key is not None:
+        try:
+            key = parse_ssh_public_key(ssh_key.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError) as e:
+            raise UsageError(f"cannot read the SSH key {ssh_key}: "
+                             f"{getattr(e, 'strerror', None) or 'not text'}") from None
+        for other in agencies.all().values():
+            if other.id != agency_id and any(k.data == key.data for k in other.ssh_keys):
+                raise KeyProblem(f"that SSH key already logs in agency {other.id}")
+        ssh_keys = (*ssh_keys, key) if add_ssh_key else (key,)
+        fingerprint = ssh_fingerprint(base64.b64decode(key.data))
+        changes.append(f"SSH login key {'added' if add_ssh_key else 'replaced'}: {fingerprint}")
+        fields["ssh_key"] = fingerprint
+        fields["ssh_keys"] = len(ssh_keys)
+    pinned = agency.gpg_fingerprint
+    if gpg_key is not None:
+        try:
+            data = gpg_key.read_bytes()
+        except OSError as e:
+            raise UsageError(f"cannot read the OpenPGP key {gpg_key}: {e.strerror}") from None
+        openpgp = OpenPGP(home.gnupg)
+        try:
+            info = openpgp.import_agency_key(data, refresh_of=agency.gpg_fingerprint)
+            own = openpgp.exchange_fingerprint()
+        finally:
+            openpgp.stop_agent()
+        if info.fingerprint == own:
+            raise KeyProblem("that is the exchange's own key, not the agency's")
+        for other in agencies.all().values():
+            if other.id != agency_id and other.gpg_fingerprint == info.fingerprint:
+                raise KeyProblem(f"that OpenPGP key is already pinned for agency {other.id}")
+        if info.fingerprint == agency.gpg_fingerprint:
+            state = "revoked" if info.revoked else "expired" if info.expired else "valid"
+            changes.append(f"pinned OpenPGP key refreshed: {info.fingerprint} is {state}")
+            fields["gpg_refreshed"] = state
+        else:
+            changes.append(f"pinned OpenPGP key changed: {agency.gpg_fingerprint} -> "
+                           f"{info.fingerprint}")
+            fields["gpg_previous_fingerprint"] = agency.gpg_fingerprint
+        pinned = info.fingerprint
+        fields["gpg_fingerprint"] = pinned
+    updated = Agency(agency.id, agency.name, ssh_keys, pinned, agency.added)
+    ledger = open_ledger(home)
+    agencies.write(updated)
+    ledger.append("agency.updated", agency=agency_id, actor="admin", **fields)
+    ledger.close()
+    return UpdateReport(updated, tuple(changes))
+

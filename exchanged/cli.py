@@ -98,6 +98,17 @@ def cmd_agency_add(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_agency_update(args: argparse.Namespace) -> int:
+    from exchanged.admin import update_agency
+
+    report = update_agency(_home(args), args.id,
+                           ssh_key=Path(args.ssh_key) if args.ssh_key else None,
+                           add_ssh_key=args.add, gpg_key=Path(args.gpg_key) if args.gpg_key else None)
+    for change in report.changes:
+        print(f"{args.id}: {change}")
+    return 0
+
+
 def cmd_agency_list(args: argparse.Namespace) -> int:
     from exchanged.agencies import Agencies
 
@@ -528,6 +539,15 @@ def build_parser() -> Parser:
     sp.add_argument("--name", required=True, help="the agency's full name")
     sp.add_argument("--ssh-key", required=True, metavar="FILE.pub", help="its SSH public key")
     sp.add_argument("--gpg-key", required=True, metavar="FILE.asc", help="its OpenPGP public key")
+    sp = leaf(agency_sub, "update", cmd_agency_update,
+              "change an agency's keys: rotate its SSH or OpenPGP key, or refresh the pinned one")
+    sp.add_argument("id")
+    sp.add_argument("--ssh-key", metavar="FILE.pub", help="its new SSH public key")
+    sp.add_argument("--add", action="store_true",
+                    help="add the SSH key beside the current ones (for a changeover)")
+    sp.add_argument("--gpg-key", metavar="FILE.asc",
+                    help="its new OpenPGP public key, or a new copy of the pinned one "
+                    "(with a revocation or a new expiry date)")
     leaf(agency_sub, "list", cmd_agency_list, "list registered agencies and their pinned keys")
 
     leaf(sub, "run", cmd_run, "run the daemon in the foreground (SFTP, processing)")

@@ -250,8 +250,12 @@ class OpenPGP:
             )
         return infos
 
-    def import_agency_key(self, data: bytes) -> KeyInfo:
-        """Import one agency public key, refusing secret keys and unusable keys."""
+    def import_agency_key(self, data: bytes, *, refresh_of: str | None = None) -> KeyInfo:
+        """Import one agency public key, refusing secret keys and unusable keys.
+
+        ``refresh_of``: the key already pinned; a new copy of it (a revocation, a new
+        expiry date) is imported even if it makes the key unusable — that is its point.
+        """
         if b"PRIVATE KEY BLOCK" in data:
             raise KeyProblem("the key file holds a secret key; give the agency's public key only")
         found = self.inspect_key_file(data)
@@ -266,6 +270,8 @@ class OpenPGP:
         info = self.key(fingerprints[0])
         if info is None:
             raise KeyProblem("gpg could not import the key")
+        if refresh_of is not None and info.fingerprint.upper() == refresh_of.upper():
+            return info
         if info.revoked:
             raise KeyProblem(f"key {info.fingerprint} is revoked")
         if info.expired:

@@ -22,6 +22,8 @@ KINDS: Mapping[str, str] = {
     # administration
     "agency.added": "an agency was registered: pinned OpenPGP fingerprint, SSH key fingerprint, "
     "its flows",
+    "agency.updated": "an agency's keys changed: SSH login key replaced or added, pinned "
+    "OpenPGP key changed (old and new fingerprints) or refreshed (revoked, expired)",
     "policy.extended": "an extension addendum was recorded (agreement, number, new end, reference)",
     "policy.terminated": "a termination addendum was recorded (agreement, number, date, "
     "reference, clause)",
