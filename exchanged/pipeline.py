@@ -307,6 +307,13 @@ class Pipeline:
             except (sqlite3.Error, LedgerError):
                 pass
 
+    def workers_alive(self) -> bool:
+        """Every worker thread is running (the watchdog pings only then)."""
+        return bool(self._workers) and all(t.is_alive() for t in self._workers)
+
+    def queue_depth(self) -> int:
+        return self._queue.qsize()
+
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Block until the queue is empty and no batch is in progress (for tests and the demo)."""
         with self._idle:

@@ -32,6 +32,7 @@ from exchanged.checkpoints import LEDGER_FOLDER
 from exchanged.errors import ConfigError, PolicyError
 from exchanged.home import Config, Home, load_config
 from exchanged.ledger import Ledger, format_ts, utc_now
+from exchanged.notify import Notifier
 from exchanged.openpgp import OpenPGP
 from exchanged.pipeline import Pipeline, PolicyHolder
 from exchanged.policy.loader import load_policy_files, read_policy_files
@@ -216,13 +217,25 @@ class Service:
             self._install_signals()
             log.info("exchanged %s ready: SFTP on %s:%d, policy %s", __version__, host, port,
                      policy.sha256[:12])
+            # READY=1 only now: the port listens, the ledger is open, recovery is done
+            notifier = Notifier()
+            notifier.ready(f"SFTP on {host}:{port}")
+            unavailable = False
             try:
                 while not self._stop.is_set():
                     self._stop.wait(0.5)
                     if self._reload.is_set():
                         self._reload.clear()
+                        notifier.reloading()
                         self._reload_policies(ledger, holder)
+                        notifier.ready(f"SFTP on {host}:{port}; policies reloaded")
+                    if pipeline.unavailable.is_set() != unavailable:
+                        unavailable = pipeline.unavailable.is_set()
+                        notifier.status("intake stopped: the exchange cannot write"
+                                        if unavailable else f"SFTP on {host}:{port}")
+                    notifier.watchdog(server.alive() and pipeline.workers_alive())
             finally:
+                notifier.stopping()
                 log.info("exchanged stopping")
                 server.stop()
                 scheduler.stop()

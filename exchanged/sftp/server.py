@@ -159,6 +159,13 @@ class SFTPServer:
         self._thread = threading.Thread(target=self._accept_loop, name="sftp-accept", daemon=True)
         self._thread.start()
 
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def connections(self) -> int:
+        with self._lock:
+            return len(self._transports)
+
     def start(self) -> tuple[str, int]:
         address = self.bind()
         self.serve()
