@@ -208,7 +208,7 @@ def add_agency(
     inbox, outbox = policy.inbox_flows(agency_id), policy.outbox_flows(agency_id)
     ledger = open_ledger(home)
     agencies.write(agency)
-    agencies.prepare_tree(agency_id, inbox, (*outbox, "ledger"))
+    agencies.prepare_tree(agency_id, inbox, (*outbox, "ledger", "notices"))
     ssh_fp = ssh_fingerprint(base64.b64decode(key.data))
     ledger.append(
         "agency.added",

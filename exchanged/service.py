@@ -36,6 +36,7 @@ from exchanged.notify import Notifier
 from exchanged.openpgp import OpenPGP
 from exchanged.pipeline import Pipeline, PolicyHolder
 from exchanged.policy.loader import load_policy_files, read_policy_files
+from exchanged.reminders import NOTICES_FOLDER
 from exchanged.scheduler import Scheduler
 from exchanged.sftp import SFTPServer
 from exchanged.spool import Upload
@@ -114,8 +115,8 @@ class FrontDoor:
         return self.policy.get().inbox_flows(agency)
 
     def outbox_flows(self, agency: str) -> tuple[str, ...]:
-        # every agency also collects the ledger's signed checkpoints
-        return (*self.policy.get().outbox_flows(agency), LEDGER_FOLDER)
+        # every agency also collects the ledger's signed checkpoints, and notices
+        return (*self.policy.get().outbox_flows(agency), LEDGER_FOLDER, NOTICES_FOLDER)
 
     def inbox_dir(self, agency: str, flow: str) -> Path:
         return self.home.inbox(agency, flow)
@@ -211,7 +212,7 @@ class Service:
                            policy_sha256=policy.sha256, pid=os.getpid())
             pipeline.recover()
             pipeline.start()
-            scheduler = Scheduler(self.home, self.config, ledger)
+            scheduler = Scheduler(self.home, self.config, ledger, holder.get)
             scheduler.start()
             server.serve()
             self._install_signals()
@@ -272,7 +273,7 @@ class Service:
         agencies = Agencies(self.home)
         for agency in agencies.all():
             agencies.prepare_tree(agency, policy.inbox_flows(agency),
-                                  (*policy.outbox_flows(agency), LEDGER_FOLDER))
+                                  (*policy.outbox_flows(agency), LEDGER_FOLDER, NOTICES_FOLDER))
         with ledger.transaction() as txn:
             archive_policy_set(txn, policy.sha256, files, format_ts(utc_now()))
             txn.append("policy.reloaded", actor="admin", policy_sha256=policy.sha256,

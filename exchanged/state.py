@@ -271,6 +271,10 @@ class State:
         )
         return None if row is None else str(row[0])
 
+    def remove_dataset(self, txn: Transaction, dataset: str) -> None:
+        """No snapshot of ``dataset`` is current any more (its agreement has ended)."""
+        txn.execute("DELETE FROM datasets WHERE name = ?", (dataset,))
+
     def current_signed_at(self, dataset: str) -> int | None:
         """When the upload behind the current snapshot was signed (Unix time)."""
         row = self.ledger.connection().execute(

@@ -55,6 +55,15 @@ KINDS: Mapping[str, str] = {
     "batch.answered": "the outcome was placed in the agency's outbox (name, SHA-256)",
     "outcome.downloaded": "the agency downloaded an outcome completely",
     "outcome.removed": "the agency removed an outcome from its outbox",
+    # retention and reminders
+    "retention.purged": "retention removed what may no longer be kept: which artefact "
+    "(encrypted uploads, outcomes, everything of an ended agreement, held uploads, stray "
+    "plaintext), of which agreement, how many files and bytes",
+    "reminder.renewal": "the notice to extend or end an agreement is due (Pasal 6 ayat (2)); "
+    "a signed notice went to the parties",
+    "reminder.minutes": "a half-year ended without a berita acara (Pasal 3 ayat (2) huruf d)",
+    "reminder.evaluation": "a half-year ended without a monitoring and evaluation (Pasal 7)",
+    "reminder.key_expiry": "an OpenPGP key (the exchange's or an agency's) expires soon",
     # reports
     "report.generated": "a periodic report was made (berita acara or evaluasi: agreement, "
     "period, the checkpoint's size, the report's SHA-256)",

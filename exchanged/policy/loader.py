@@ -55,7 +55,7 @@ ID_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 FLOW_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,47}")
 COLUMN_RE = re.compile(r"[a-z_][a-z0-9_]{0,63}")
 TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
-RESERVED_FLOW_NAMES = ("ledger",)
+RESERVED_FLOW_NAMES = ("ledger", "notices")
 
 Path_ = tuple[str | int, ...]
 
@@ -397,8 +397,8 @@ def parse_flow(src: Source, path: Path_, name: str, raw: Any, party_ids: set[str
     if not FLOW_RE.fullmatch(name):
         raise src.error(path, "a flow name must be lower-case letters, digits and dashes")
     if name in RESERVED_FLOW_NAMES:
-        raise src.error(path, f"{name} is reserved (every agency's /outbox/{name}/ holds the "
-                        "ledger's checkpoints)")
+        raise src.error(path, f"{name} is reserved (every agency has /outbox/{name}/ for the "
+                        "exchange's checkpoints and notices)")
     fr = Reader(src, path, raw, FLOW_KEYS)
     kind = fr.text("kind")
     if kind not in FLOW_KINDS:

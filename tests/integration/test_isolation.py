@@ -18,7 +18,7 @@ def test_root_shows_only_inbox_and_outbox(kemensos: Agency) -> None:
              if line.strip() and not line.startswith("sftp>")]
     flows = ["jabfung-integration", "kpm-register", "kpm-verification"]
     # every agency also collects the ledger's signed checkpoints
-    assert names == ["inbox", "outbox", *flows, *flows, "ledger"]
+    assert names == ["inbox", "outbox", *flows, *flows, "ledger", "notices"]
 
 
 def test_another_agencys_tree_does_not_exist(kemensos: Agency, bkn: Agency, work: Path) -> None:
