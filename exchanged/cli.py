@@ -467,6 +467,43 @@ def cmd_ledger_query(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from exchanged.status import status
+
+    st = status(_home(args))
+    if args.format == "json":
+        print(json.dumps(asdict(st), ensure_ascii=False, indent=2))
+        return 0
+    if st.running:
+        d = st.daemon
+        intake = "open" if d.get("intake_open", True) else "STOPPED (the exchange cannot write)"
+        print(f"daemon: running (pid {d.get('pid', '?')}, since {d.get('started', '?')}, "
+              f"SFTP on {d.get('sftp', '?')}, intake {intake})")
+    else:
+        print("daemon: not running")
+    waiting = sum(st.queue.values())
+    stages = ", ".join(f"{stage} {n}" for stage, n in sorted(st.queue.items()))
+    print(f"queue: {waiting} batch(es) not yet answered" + (f" ({stages})" if stages else ""))
+    print("last batches:" + ("" if st.recent else " none"))
+    for b in st.recent:
+        outcome = f" {b['outcome']}" if b["outcome"] and b["stage"] == "answered" else ""
+        print(f"  {b['received'][:19]}  {b['agency']:<10} {b['flow']:<20} {b['batch']:<24} "
+              f"{b['stage']}{outcome}")
+    print("agreements:")
+    for a in st.agreements:
+        print(f"  {a['summary']}")
+        if a["in_force"]:
+            print(f"    notice to extend or end due by {a['notice_due']}")
+    print("next scheduled jobs:" + ("" if st.next_jobs else " (shown while the daemon runs)"))
+    for job, when in sorted(st.next_jobs.items()):
+        print(f"  {job:<20} {when or '-'}")
+    print(f"ledger: {st.ledger_entries} entries; last checkpoint "
+          f"{st.last_checkpoint or 'none yet'}")
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from exchanged.reports import generate, write
 
@@ -551,6 +588,9 @@ def build_parser() -> Parser:
     leaf(agency_sub, "list", cmd_agency_list, "list registered agencies and their pinned keys")
 
     leaf(sub, "run", cmd_run, "run the daemon in the foreground (SFTP, processing)")
+    sp = leaf(sub, "status", cmd_status,
+              "the daemon, the queue, the last batches, the agreements' dates, the next jobs")
+    sp.add_argument("--format", choices=("text", "json"), default="text")
 
     policy = sub.add_parser("policy", help="check, explain, test and change agreements")
     policy_sub = policy.add_subparsers(dest="policy_command", metavar="COMMAND", parser_class=Parser)

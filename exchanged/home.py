@@ -116,6 +116,11 @@ class Home:
     def checkpoints(self) -> Path:
         return self.root / "checkpoints"
 
+    @property
+    def daemon_file(self) -> Path:
+        """What the running daemon says of itself (for 'exchanged status')."""
+        return self.root / "daemon.json"
+
     def agency_tree(self, agency: str) -> Path:
         return self.drop / agency
 
@@ -191,6 +196,8 @@ class Config:
     log_level: str = "info"
     #: how often the daemon signs a ledger checkpoint and delivers it to every agency
     checkpoint_interval_hours: int = 24
+    #: where Prometheus metrics are served ("" for nowhere); keep it on localhost
+    metrics_listen: str = "127.0.0.1:9464"
 
     @property
     def zone(self) -> ZoneInfo:
@@ -207,6 +214,7 @@ CONFIG_KEYS = {
     "log_format": str,
     "log_level": str,
     "checkpoint_interval_hours": int,
+    "metrics_listen": str,
 }
 
 
@@ -233,6 +241,8 @@ def load_config(home: Home) -> Config:
         values[str(key)] = value
     if "listen" in values:
         values["listen"] = Listen.parse(values["listen"])
+    if values.get("metrics_listen"):
+        Listen.parse(values["metrics_listen"])
     config = Config(**values)
     try:
         ZoneInfo(config.timezone)
@@ -265,6 +275,8 @@ def config_text(name: str, listen: Listen) -> str:
         "log_level: info\n"
         "# a signed ledger checkpoint for every agency's /outbox/ledger/, this often\n"
         "checkpoint_interval_hours: 24\n"
+        "# Prometheus metrics (http://HOST:PORT/metrics); \"\" turns them off\n"
+        'metrics_listen: "127.0.0.1:9464"\n'
     )
 
 

@@ -18,6 +18,7 @@ import os
 import signal
 import sys
 import threading
+import time as clock
 from datetime import datetime
 from pathlib import Path
 from types import FrameType
@@ -30,8 +31,9 @@ from exchanged.admin import open_ledger
 from exchanged.agencies import Agencies
 from exchanged.checkpoints import LEDGER_FOLDER
 from exchanged.errors import ConfigError, PolicyError
-from exchanged.home import Config, Home, load_config
+from exchanged.home import Config, Home, Listen, atomic_write, load_config
 from exchanged.ledger import Ledger, format_ts, utc_now
+from exchanged.metrics import serve_metrics
 from exchanged.notify import Notifier
 from exchanged.openpgp import OpenPGP
 from exchanged.pipeline import Pipeline, PolicyHolder
@@ -218,13 +220,24 @@ class Service:
             self._install_signals()
             log.info("exchanged %s ready: SFTP on %s:%d, policy %s", __version__, host, port,
                      policy.sha256[:12])
+            metrics = None
+            if self.config.metrics_listen:
+                metrics = serve_metrics(Listen.parse(self.config.metrics_listen), ledger,
+                                        lambda: {"intake_open": 0.0 if pipeline.unavailable.is_set()
+                                                 else 1.0,
+                                                 "connections": float(server.connections())})
             # READY=1 only now: the port listens, the ledger is open, recovery is done
             notifier = Notifier()
             notifier.ready(f"SFTP on {host}:{port}")
             unavailable = False
+            started = format_ts(utc_now())
+            last_status = 0.0
             try:
                 while not self._stop.is_set():
                     self._stop.wait(0.5)
+                    if clock.monotonic() - last_status > 15:
+                        last_status = clock.monotonic()
+                        self._write_status(started, f"{host}:{port}", pipeline, scheduler)
                     if self._reload.is_set():
                         self._reload.clear()
                         notifier.reloading()
@@ -239,13 +252,35 @@ class Service:
                 notifier.stopping()
                 log.info("exchanged stopping")
                 server.stop()
+                if metrics is not None:
+                    metrics.shutdown()
                 scheduler.stop()
                 pipeline.stop()
+                try:
+                    self.home.daemon_file.unlink()
+                except FileNotFoundError:
+                    pass
                 ledger.append("exchange.stopped", actor="admin")
         finally:
             ledger.close()
             openpgp.stop_agent()
         return 0
+
+    def _write_status(self, started: str, sftp: str, pipeline: Pipeline,
+                      scheduler: Scheduler) -> None:
+        """What 'exchanged status' shows of the running daemon."""
+        status = {
+            "pid": os.getpid(), "version": __version__, "started": started, "sftp": sftp,
+            "intake_open": not pipeline.unavailable.is_set(),
+            "queued": pipeline.queue_depth(), "workers_alive": pipeline.workers_alive(),
+            "next_jobs": {job: when.isoformat() if when else None
+                          for job, when in scheduler.next_runs()},
+            "updated": format_ts(utc_now()),
+        }
+        try:
+            atomic_write(self.home.daemon_file, json.dumps(status, indent=2).encode())
+        except OSError:
+            pass
 
     def _install_signals(self) -> None:
         def stop(signum: int, frame: FrameType | None) -> None:
