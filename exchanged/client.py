@@ -1,0 +1,363 @@
+"""The agency's client: ``exchanged submit`` and ``exchanged fetch``.
+
+One command does an agency's whole job: sign the CSV with the agency's
+OpenPGP key and encrypt it to the exchange, upload it over SFTP (under a
+temporary name, renamed when complete, so that a cut-off upload is never
+processed), wait for the outcome, download it, check that the exchange signed
+it, decrypt it and write the answer CSV — or print the reasons it was refused.
+
+It pins what it learns on first use (trust on first use, like OpenSSH), in a
+small state file (``~/.config/exchanged-client/pins.json`` unless told
+otherwise): the server's SSH host key, and the exchange's OpenPGP fingerprint
+(from the key file given the first time). Afterwards a different host key or
+exchange key is refused, loudly, until the pin is removed by hand.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import stat
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+import gnupg
+import paramiko
+
+from exchanged.errors import Error, KeyProblem, UsageError
+from exchanged.home import Listen, atomic_write
+
+OUTCOME_SUFFIXES = (".result.csv.gpg", ".rejected.json.gpg")
+BATCH_ID_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
+GPG_OPTIONS = ["--no-auto-key-retrieve", "--no-auto-key-locate", "--trust-model", "always"]
+
+
+class ClientError(Error):
+    """Something went wrong on the agency's side or on the way (exit 2)."""
+
+
+def default_state() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "exchanged-client"
+
+
+@dataclass
+class Pins:
+    """What the client trusts about each server, learned on first use."""
+
+    path: Path
+    data: dict[str, dict[str, str]]
+
+    @classmethod
+    def load(cls, state: Path) -> Pins:
+        path = state / "pins.json"
+        try:
+            data = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+        except (OSError, ValueError):
+            raise ClientError(f"the client's pin file {path} is damaged") from None
+        return cls(path, data)
+
+    def get(self, server: str, what: str) -> str | None:
+        return self.data.get(server, {}).get(what)
+
+    def set(self, server: str, what: str, value: str) -> None:
+        self.data.setdefault(server, {})[what] = value
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        atomic_write(self.path, json.dumps(self.data, indent=2, sort_keys=True).encode())
+
+
+class PinHostKey(paramiko.MissingHostKeyPolicy):
+    """Trust the host key on first use, refuse any other afterwards."""
+
+    def __init__(self, pins: Pins, server: str) -> None:
+        self.pins = pins
+        self.server = server
+
+    def missing_host_key(self, client: paramiko.SSHClient, hostname: str,
+                         key: paramiko.PKey) -> None:
+        seen = f"{key.get_name()} {key.get_base64()}"
+        pinned = self.pins.get(self.server, "host_key")
+        if pinned is None:
+            self.pins.set(self.server, "host_key", seen)
+            return
+        if pinned != seen:
+            raise KeyProblem(
+                f"the SSH host key of {self.server} CHANGED since it was pinned: refusing to "
+                f"connect (it could be someone else). If the exchange really changed its host "
+                f"key, remove {self.server} from {self.pins.path}")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    kind: str  # result | rejected
+    name: str
+    data: bytes
+
+
+class Client:
+    def __init__(self, server: str, agency: str, ssh_key: Path, *, gnupghome: Path | None,
+                 state: Path, exchange_key: Path | None = None,
+                 progress: IO[str] | None = None) -> None:
+        self.listen = Listen.parse(server)
+        self.server = str(self.listen)
+        self.agency = agency
+        self.ssh_key = ssh_key
+        self.pins = Pins.load(state)
+        self.progress = progress
+        home = gnupghome or Path(os.environ.get("GNUPGHOME") or Path.home() / ".gnupg")
+        self.gpg = gnupg.GPG(gnupghome=str(home), options=list(GPG_OPTIONS))
+        self.exchange_fpr = self._pin_exchange_key(exchange_key)
+        self._ssh: paramiko.SSHClient | None = None
+        self._sftp: paramiko.SFTPClient | None = None
+
+    # -- keys -------------------------------------------------------------------------------
+
+    def _pin_exchange_key(self, key_file: Path | None) -> str:
+        pinned = self.pins.get(self.server, "exchange_fingerprint")
+        if key_file is not None:
+            try:
+                data = key_file.read_bytes()
+            except OSError as e:
+                raise UsageError(f"cannot read {key_file}: {e.strerror}") from None
+            found = self.gpg.scan_keys_mem(data)
+            if len(found) != 1:
+                raise KeyProblem(f"{key_file} must hold exactly one public key")
+            fingerprint = str(found[0]["fingerprint"]).upper()
+            if pinned is not None and pinned != fingerprint:
+                raise KeyProblem(
+                    f"the exchange's key CHANGED: {fingerprint} is not the pinned {pinned}. "
+                    f"If the exchange really rotated its key (ask its administrator), remove "
+                    f"the pin for {self.server} from {self.pins.path}")
+            self.gpg.import_keys(data)
+            if pinned is None:
+                self.pins.set(self.server, "exchange_fingerprint", fingerprint)
+            return fingerprint
+        if pinned is None:
+            raise UsageError("the first time, give the exchange's public key with "
+                             "--exchange-key (its administrator hands it over) to pin it")
+        return pinned
+
+    def _signer(self) -> str:
+        keys = self.gpg.list_keys(secret=True)
+        if len(keys) != 1:
+            raise UsageError(f"the agency's GnuPG home must hold exactly one secret key "
+                             f"(it holds {len(keys)}); use --gnupghome")
+        return str(keys[0]["fingerprint"])
+
+    def seal(self, plaintext: Path, sealed: Path) -> None:
+        result = self.gpg.encrypt_file(str(plaintext), recipients=[self.exchange_fpr],
+                                       sign=self._signer(), armor=False, output=str(sealed))
+        if not result.ok:
+            raise ClientError(f"gpg could not sign and encrypt the batch ({result.status})")
+
+    def open(self, data: bytes) -> bytes:
+        result = self.gpg.decrypt(data)
+        signer = (result.pubkey_fingerprint or result.fingerprint or "").upper()
+        if not result.ok:
+            raise ClientError(f"gpg could not decrypt the outcome ({result.status})")
+        if not result.valid or signer != self.exchange_fpr:
+            raise KeyProblem(f"the outcome is NOT signed by the exchange's pinned key "
+                             f"{self.exchange_fpr}: do not trust it")
+        return bytes(result.data)
+
+    # -- SFTP --------------------------------------------------------------------------------
+
+    def sftp(self) -> paramiko.SFTPClient:
+        if self._sftp is None:
+            ssh = paramiko.SSHClient()
+            ssh.set_missing_host_key_policy(PinHostKey(self.pins, self.server))
+            pinned = self.pins.get(self.server, "host_key")
+            if pinned is not None:
+                key_type, key_data = pinned.split()
+                host = (self.listen.host if self.listen.port == 22
+                        else f"[{self.listen.host}]:{self.listen.port}")
+                ssh.get_host_keys().add(host, key_type, paramiko.PKey.from_type_string(
+                    key_type, base64.b64decode(key_data)))
+            try:
+                ssh.connect(self.listen.host, port=self.listen.port, username=self.agency,
+                            key_filename=str(self.ssh_key), look_for_keys=False,
+                            allow_agent=False, timeout=30, banner_timeout=30, auth_timeout=30)
+            except paramiko.BadHostKeyException:
+                raise KeyProblem(f"the SSH host key of {self.server} CHANGED since it was "
+                                 "pinned: refusing to connect") from None
+            except paramiko.AuthenticationException:
+                raise ClientError(f"the exchange refused the login of {self.agency} with "
+                                  f"{self.ssh_key}") from None
+            except (OSError, paramiko.SSHException) as e:
+                raise ClientError(f"cannot connect to {self.server}: {e}") from None
+            self._ssh = ssh
+            self._sftp = ssh.open_sftp()
+        return self._sftp
+
+    def close(self) -> None:
+        if self._ssh is not None:
+            self._ssh.close()
+        self._ssh = self._sftp = None
+
+    def upload(self, sealed: Path, flow: str, batch_id: str) -> None:
+        sftp = self.sftp()
+        final = f"/inbox/{flow}/{batch_id}.csv.gpg"
+        part = final + ".part"  # processed only once renamed: a cut-off upload never is
+        total = sealed.stat().st_size
+        try:
+            sftp.put(str(sealed), part, callback=self._bar("upload", total), confirm=False)
+            sftp.posix_rename(part, final)
+        except OSError as e:
+            raise ClientError(f"the upload to {final} failed: {e}") from None
+        self._done()
+
+    def wait(self, flow: str, batch_id: str, timeout: float) -> Outcome:
+        sftp = self.sftp()
+        folder = f"/outbox/{flow}"
+        names = {suffix: f"{batch_id}{suffix}" for suffix in OUTCOME_SUFFIXES}
+        deadline = time.monotonic() + timeout
+        started = time.monotonic()
+        while True:
+            try:
+                present = set(sftp.listdir(folder))
+            except OSError as e:
+                raise ClientError(f"cannot list {folder}: {e}") from None
+            for suffix, name in names.items():
+                if name in present:
+                    self._done()
+                    kind = "result" if suffix.startswith(".result") else "rejected"
+                    return Outcome(kind, name, self.download(f"{folder}/{name}"))
+            if time.monotonic() > deadline:
+                raise ClientError(f"no outcome for {batch_id} in {folder} after {timeout:.0f} s; "
+                                  f"collect it later with 'exchanged fetch'")
+            self._tick(f"waiting for the answer {time.monotonic() - started:4.0f} s")
+            time.sleep(0.5)
+
+    def download(self, remote: str) -> bytes:
+        sftp = self.sftp()
+        try:
+            size = sftp.stat(remote).st_size or 0
+            chunks: list[bytes] = []
+            with sftp.open(remote, "rb") as f:
+                f.prefetch(size)
+                got = 0
+                bar = self._bar("download", size)
+                while chunk := f.read(1 << 20):
+                    chunks.append(chunk)
+                    got += len(chunk)
+                    if bar:
+                        bar(got, size)
+            self._done()
+            return b"".join(chunks)
+        except OSError as e:
+            raise ClientError(f"cannot download {remote}: {e}") from None
+
+    def outcomes(self, flow: str | None) -> list[tuple[str, str]]:
+        sftp = self.sftp()
+        flows = [flow] if flow else [f for f in sftp.listdir("/outbox")
+                                     if f not in ("ledger", "notices")]
+        found = []
+        for f in flows:
+            for attr in sftp.listdir_attr(f"/outbox/{f}"):
+                if stat.S_ISREG(attr.st_mode or 0) and attr.filename.endswith(OUTCOME_SUFFIXES):
+                    found.append((f, attr.filename))
+        return sorted(found)
+
+    def remove(self, remote: str) -> None:
+        self.sftp().remove(remote)
+
+    # -- progress ------------------------------------------------------------------------------
+
+    def _bar(self, what: str, total: int) -> Callable[[int, int], None] | None:
+        out = self.progress
+        if out is None:
+            return None
+
+        def show(done: int, size: int) -> None:
+            size = size or total or 1
+            width = 30
+            filled = int(width * done / size)
+            out.write(f"\r{what} [{'#' * filled}{'.' * (width - filled)}] "
+                      f"{100 * done / size:5.1f}% of {size / 1e6:.1f} MB")
+            out.flush()
+
+        return show
+
+    def _tick(self, text: str) -> None:
+        if self.progress is not None:
+            self.progress.write(f"\r{text}")
+            self.progress.flush()
+
+    def _done(self) -> None:
+        if self.progress is not None:
+            self.progress.write("\n")
+            self.progress.flush()
+
+
+def default_batch_id(path: Path, now: datetime | None = None) -> str:
+    """The file's name and the time, in the batch id's characters.
+
+    >>> default_batch_id(Path("kpm minggu 4.csv"), datetime(2026, 11, 26, 3, 4, 5, tzinfo=UTC))
+    'kpm-minggu-4-20261126T030405Z'
+    """
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", path.name.removesuffix(".csv")).strip(".-") or "batch"
+    moment = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+    return f"{stem[:46]}-{moment}"
+
+
+@dataclass(frozen=True)
+class Submitted:
+    batch_id: str
+    kind: str
+    answer: Path | None
+    reasons: list[dict[str, Any]]
+
+
+def submit(client: Client, flow: str, csv_file: Path, *, batch_id: str | None,
+           output: Path | None, timeout: float, wait: bool = True) -> Submitted:
+    if not csv_file.is_file():
+        raise UsageError(f"{csv_file} is not a file")
+    batch_id = batch_id or default_batch_id(csv_file)
+    if not BATCH_ID_RE.fullmatch(batch_id) or batch_id.startswith("."):
+        raise UsageError(f"batch id {batch_id!r} must be 1-64 characters A-Z a-z 0-9 . _ -")
+    sealed = csv_file.with_name(f".{batch_id}.csv.gpg")
+    try:
+        client.seal(csv_file, sealed)
+        client.upload(sealed, flow, batch_id)
+    finally:
+        try:
+            sealed.unlink()
+        except FileNotFoundError:
+            pass
+    if not wait:
+        return Submitted(batch_id, "uploaded", None, [])
+    outcome = client.wait(flow, batch_id, timeout)
+    plain = client.open(outcome.data)
+    if outcome.kind == "rejected":
+        body = json.loads(plain)
+        return Submitted(batch_id, "rejected", None, list(body.get("reasons", [])))
+    target = output or csv_file.with_name(f"{batch_id}.result.csv")
+    atomic_write(target, plain, mode=0o600)
+    return Submitted(batch_id, "result", target, [])
+
+
+def fetch(client: Client, flow: str | None, output_dir: Path, *, remove: bool
+          ) -> list[tuple[str, Path]]:
+    """Download, verify and decrypt every outcome waiting; returns (remote name, local file)."""
+    output_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    got = []
+    for f, name in client.outcomes(flow):
+        plain = client.open(client.download(f"/outbox/{f}/{name}"))
+        local = output_dir / name.removesuffix(".gpg")
+        atomic_write(local, plain, mode=0o600)
+        if remove:
+            client.remove(f"/outbox/{f}/{name}")
+        got.append((name, local))
+    return got
+
+
+def progress_stream() -> IO[str] | None:
+    return sys.stderr if sys.stderr.isatty() else None
+
