@@ -24,6 +24,7 @@ from exchanged.home import (
     Listen,
     atomic_write,
     config_text,
+    load_config,
     make_private_dir,
     new_secret,
 )
@@ -159,6 +160,23 @@ class AgencyReport:
     inbox: tuple[str, ...]
     outbox: tuple[str, ...]
     ssh_fingerprint: str
+    #: OpenSSH mode: the lines to add to sshd_config for this agency
+    sshd_config: str | None = None
+
+
+def _prepare_drop(home: Home, agency: Agency, inbox: tuple[str, ...],
+                  outbox: tuple[str, ...]) -> str | None:
+    """The agency's drop folders: in the home (embedded SFTP) or as an sshd chroot."""
+    config = load_config(home)
+    everything = (*outbox, "ledger", "notices")
+    if config.front_door != "openssh":
+        Agencies(home).prepare_tree(agency.id, inbox, everything)
+        return None
+    from exchanged.openssh import ensure_account, match_block, prepare_tree
+
+    ensure_account(config, agency.id)
+    prepare_tree(config, agency.id, [k.line for k in agency.ssh_keys], inbox, everything)
+    return match_block(config, agency.id)
 
 
 def add_agency(
@@ -207,8 +225,8 @@ def add_agency(
     )
     inbox, outbox = policy.inbox_flows(agency_id), policy.outbox_flows(agency_id)
     ledger = open_ledger(home)
+    sshd_config = _prepare_drop(home, agency, inbox, outbox)
     agencies.write(agency)
-    agencies.prepare_tree(agency_id, inbox, (*outbox, "ledger", "notices"))
     ssh_fp = ssh_fingerprint(base64.b64decode(key.data))
     ledger.append(
         "agency.added",
@@ -220,7 +238,7 @@ def add_agency(
         outbox=list(outbox),
     )
     ledger.close()
-    return AgencyReport(agency, inbox, outbox, ssh_fp)
+    return AgencyReport(agency, inbox, outbox, ssh_fp, sshd_config)
 
 
 @dataclass(frozen=True)
@@ -286,6 +304,10 @@ def update_agency(home: Home, agency_id: str, *, ssh_key: Path | None = None,
         fields["gpg_fingerprint"] = pinned
     updated = Agency(agency.id, agency.name, ssh_keys, pinned, agency.added)
     ledger = open_ledger(home)
+    if ssh_key is not None and load_config(home).front_door == "openssh":
+        policy = load_policies(home.policies)
+        _prepare_drop(home, updated, policy.inbox_flows(agency_id),
+                      policy.outbox_flows(agency_id))
     agencies.write(updated)
     ledger.append("agency.updated", agency=agency_id, actor="admin", **fields)
     ledger.close()

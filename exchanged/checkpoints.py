@@ -55,10 +55,12 @@ def make_checkpoint(home: Home, ledger: Ledger, *, actor: str = "exchange") -> M
     path = home.checkpoints / name
     atomic_write(path, signed)
     delivered = []
+    home = home.configured(config)
     for agency in Agencies(home).all():
         folder = home.outbox(agency, LEDGER_FOLDER)
-        make_private_dir(folder)
-        atomic_write(folder / name, signed)
+        if not home.shared_drop:
+            make_private_dir(folder)
+        atomic_write(folder / name, signed, mode=0o640 if home.shared_drop else 0o600)
         delivered.append(agency)
     seq = ledger.append("ledger.checkpoint", actor=actor, tree_size=head.tree_size,
                         root_hash=head.root_hash, file=name, delivered_to=delivered)

@@ -95,6 +95,9 @@ def cmd_agency_add(args: argparse.Namespace) -> int:
               f"outbox flows: {', '.join(report.outbox) or 'none'}")
     else:
         print(f"note: no agreement names party {report.agency.id}, so it has no flows yet")
+    if report.sshd_config:
+        print("OpenSSH mode: add to /etc/ssh/sshd_config, then reload sshd:")
+        print(report.sshd_config.rstrip())
     return 0
 
 

@@ -45,6 +45,8 @@ class Home:
     """Paths of one deployment."""
 
     root: Path
+    #: in OpenSSH mode, the agencies' chroots (their drop folders) live here, outside the home
+    drop_root: Path | None = None
 
     @classmethod
     def resolve(cls, arg: str | None) -> Home:
@@ -106,7 +108,18 @@ class Home:
 
     @property
     def drop(self) -> Path:
-        return self.root / "drop"
+        return self.drop_root if self.drop_root is not None else self.root / "drop"
+
+    @property
+    def shared_drop(self) -> bool:
+        """Drop folders shared with agencies' system users (OpenSSH mode): group-readable."""
+        return self.drop_root is not None
+
+    def configured(self, config: Config) -> Home:
+        """This home with the drop folders where the configuration puts them."""
+        if config.front_door == "openssh":
+            return Home(self.root, Path(config.openssh_root))
+        return Home(self.root)
 
     @property
     def work(self) -> Path:
@@ -198,6 +211,12 @@ class Config:
     checkpoint_interval_hours: int = 24
     #: where Prometheus metrics are served ("" for nowhere); keep it on localhost
     metrics_listen: str = "127.0.0.1:9464"
+    #: "embedded": the daemon's own SFTP server; "openssh": the system's sshd serves agencies
+    #: chrooted in openssh_root, and the daemon watches their folders
+    front_door: str = "embedded"
+    openssh_root: str = "/srv/exchanged"
+    #: the daemon's system user, added to each agency's group in OpenSSH mode
+    openssh_daemon_user: str = "exchanged"
 
     @property
     def zone(self) -> ZoneInfo:
@@ -215,6 +234,9 @@ CONFIG_KEYS = {
     "log_level": str,
     "checkpoint_interval_hours": int,
     "metrics_listen": str,
+    "front_door": str,
+    "openssh_root": str,
+    "openssh_daemon_user": str,
 }
 
 
@@ -250,6 +272,10 @@ def load_config(home: Home) -> Config:
         raise ConfigError(f"{home.config_file}: unknown timezone {config.timezone!r}") from None
     if config.workers < 1 or config.workers > 64:
         raise ConfigError(f"{home.config_file}: workers must be between 1 and 64")
+    if config.front_door not in ("embedded", "openssh"):
+        raise ConfigError(f"{home.config_file}: front_door must be embedded or openssh")
+    if config.front_door == "openssh" and not Path(config.openssh_root).is_absolute():
+        raise ConfigError(f"{home.config_file}: openssh_root must be an absolute path")
     if not 1 <= config.checkpoint_interval_hours <= 24 * 31:
         raise ConfigError(f"{home.config_file}: checkpoint_interval_hours must be 1 to 744")
     if config.log_format not in ("text", "json"):

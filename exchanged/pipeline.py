@@ -620,12 +620,18 @@ class Pipeline:
             tmp.unlink()
         except FileNotFoundError:
             pass
-        try:
-            os.link(source, tmp)
-        except OSError:
+        if self.home.shared_drop:
+            # OpenSSH mode: the agency's user reads it through its group
             shutil.copyfile(source, tmp)
-            os.chmod(tmp, 0o600)
+            os.chmod(tmp, 0o640)
             _fsync_file(tmp)
+        else:
+            try:
+                os.link(source, tmp)
+            except OSError:
+                shutil.copyfile(source, tmp)
+                os.chmod(tmp, 0o600)
+                _fsync_file(tmp)
         os.replace(tmp, final)
         fsync_dir(outbox)
         with self.ledger.transaction() as txn:

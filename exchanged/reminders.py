@@ -156,6 +156,7 @@ def _deliver(home: Home, signer: str, notice: Notice, now: datetime, parties: li
     atomic_write(home.root / "notices" / name, signed)
     for party in parties:
         folder = home.outbox(party, NOTICES_FOLDER)
-        make_private_dir(folder)
-        atomic_write(folder / name, signed)
+        if not home.shared_drop:
+            make_private_dir(folder)
+        atomic_write(folder / name, signed, mode=0o640 if home.shared_drop else 0o600)
     return parties

@@ -22,11 +22,11 @@ import time as clock
 from datetime import datetime
 from pathlib import Path
 from types import FrameType
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 import paramiko
 
-from exchanged import __version__
+from exchanged import __version__, openssh
 from exchanged.admin import open_ledger
 from exchanged.agencies import Agencies
 from exchanged.checkpoints import LEDGER_FOLDER
@@ -153,13 +153,85 @@ def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
 
 
+class FrontEnd(Protocol):
+    """How agencies reach the exchange: the embedded SFTP server, or sshd's chroots."""
+
+    def bind(self) -> str: ...
+
+    def serve(self) -> None: ...
+
+    def alive(self) -> bool: ...
+
+    def connections(self) -> int: ...
+
+    def stop(self) -> None: ...
+
+
+class EmbeddedFront:
+    def __init__(self, server: SFTPServer) -> None:
+        self.server = server
+
+    def bind(self) -> str:
+        host, port = self.server.bind()
+        return f"SFTP on {host}:{port}"
+
+    def serve(self) -> None:
+        self.server.serve()
+
+    def alive(self) -> bool:
+        return self.server.alive()
+
+    def connections(self) -> int:
+        return self.server.connections()
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+class OpenSSHFront:
+    """OpenSSH mode: take complete uploads from the agencies' chroot inboxes."""
+
+    def __init__(self, home: Home, pipeline: Pipeline, policy: PolicyHolder) -> None:
+        self.home = home
+        self.pipeline = pipeline
+        self.policy = policy
+        self.agencies = Agencies(home)
+        self.watcher = openssh.Watcher(home.drop, self.take)
+
+    def take(self, agency: str, flow: str, path: Path, name: str) -> None:
+        if self.agencies.get(agency) is None or flow not in self.policy.get().inbox_flows(agency):
+            log.warning("a file in a folder that is no agency's inbox was left alone")
+            return
+        upload = self.pipeline.adopt(agency, flow, path, name)
+        self.pipeline.receive(upload)
+
+    def bind(self) -> str:
+        if not self.home.drop.is_dir():
+            raise ConfigError(f"the OpenSSH chroots' folder {self.home.drop} does not exist; "
+                              "register the agencies first ('exchanged agency add')")
+        return f"OpenSSH mode, watching {self.home.drop}"
+
+    def serve(self) -> None:
+        self.watcher.start()
+
+    def alive(self) -> bool:
+        return self.watcher.alive()
+
+    def connections(self) -> int:
+        return 0
+
+    def stop(self) -> None:
+        self.watcher.stop()
+
+
 class Service:
     """The running exchange."""
 
     def __init__(self, home: Home) -> None:
-        self.home = home
         home.require()
         self.config = load_config(home)
+        # in OpenSSH mode the agencies' folders are sshd chroots outside the home
+        self.home = home.configured(self.config)
         self._stop = threading.Event()
         self._reload = threading.Event()
 
@@ -202,9 +274,13 @@ class Service:
         try:
             pipeline = Pipeline(self.home, self.config, ledger, openpgp, holder)
             door = FrontDoor(self.home, self.config, ledger, pipeline, holder)
-            server = SFTPServer(door, self.home.ssh_host_key, self.config.listen)
+            front: FrontEnd
+            if self.config.front_door == "openssh":
+                front = OpenSSHFront(self.home, pipeline, holder)
+            else:
+                front = EmbeddedFront(SFTPServer(door, self.home.ssh_host_key, self.config.listen))
             try:
-                host, port = server.bind()
+                where = front.bind()
             except OSError as e:
                 raise ConfigError(f"cannot listen on {self.config.listen}: {e.strerror}") from None
             # the port is ours: only now is anything recorded or recovered
@@ -216,19 +292,18 @@ class Service:
             pipeline.start()
             scheduler = Scheduler(self.home, self.config, ledger, holder.get)
             scheduler.start()
-            server.serve()
+            front.serve()
             self._install_signals()
-            log.info("exchanged %s ready: SFTP on %s:%d, policy %s", __version__, host, port,
-                     policy.sha256[:12])
+            log.info("exchanged %s ready: %s, policy %s", __version__, where, policy.sha256[:12])
             metrics = None
             if self.config.metrics_listen:
                 metrics = serve_metrics(Listen.parse(self.config.metrics_listen), ledger,
                                         lambda: {"intake_open": 0.0 if pipeline.unavailable.is_set()
                                                  else 1.0,
-                                                 "connections": float(server.connections())})
+                                                 "connections": float(front.connections())})
             # READY=1 only now: the port listens, the ledger is open, recovery is done
             notifier = Notifier()
-            notifier.ready(f"SFTP on {host}:{port}")
+            notifier.ready(where)
             unavailable = False
             started = format_ts(utc_now())
             last_status = 0.0
@@ -237,21 +312,21 @@ class Service:
                     self._stop.wait(0.5)
                     if clock.monotonic() - last_status > 15:
                         last_status = clock.monotonic()
-                        self._write_status(started, f"{host}:{port}", pipeline, scheduler)
+                        self._write_status(started, where, pipeline, scheduler)
                     if self._reload.is_set():
                         self._reload.clear()
                         notifier.reloading()
                         self._reload_policies(ledger, holder)
-                        notifier.ready(f"SFTP on {host}:{port}; policies reloaded")
+                        notifier.ready(f"{where}; policies reloaded")
                     if pipeline.unavailable.is_set() != unavailable:
                         unavailable = pipeline.unavailable.is_set()
                         notifier.status("intake stopped: the exchange cannot write"
-                                        if unavailable else f"SFTP on {host}:{port}")
-                    notifier.watchdog(server.alive() and pipeline.workers_alive())
+                                        if unavailable else where)
+                    notifier.watchdog(front.alive() and pipeline.workers_alive())
             finally:
                 notifier.stopping()
                 log.info("exchanged stopping")
-                server.stop()
+                front.stop()
                 if metrics is not None:
                     metrics.shutdown()
                 scheduler.stop()
@@ -306,9 +381,13 @@ class Service:
             return
         holder.set(policy)
         agencies = Agencies(self.home)
-        for agency in agencies.all():
-            agencies.prepare_tree(agency, policy.inbox_flows(agency),
-                                  (*policy.outbox_flows(agency), LEDGER_FOLDER, NOTICES_FOLDER))
+        for agency_id, agency in agencies.all().items():
+            outbox = (*policy.outbox_flows(agency_id), LEDGER_FOLDER, NOTICES_FOLDER)
+            if self.home.shared_drop:
+                openssh.prepare_tree(self.config, agency_id, [k.line for k in agency.ssh_keys],
+                                     policy.inbox_flows(agency_id), outbox)
+            else:
+                agencies.prepare_tree(agency_id, policy.inbox_flows(agency_id), outbox)
         with ledger.transaction() as txn:
             archive_policy_set(txn, policy.sha256, files, format_ts(utc_now()))
             txn.append("policy.reloaded", actor="admin", policy_sha256=policy.sha256,

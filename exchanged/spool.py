@@ -14,6 +14,7 @@ start-up.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -151,7 +152,15 @@ class Spool:
         """Take a complete file (a held upload being renamed) as a new upload."""
         upload = Upload(self, agency, flow, name)
         os.close(upload.fd)
-        os.replace(path, upload.path)
+        try:
+            os.replace(path, upload.path)
+        except OSError as e:
+            if e.errno != errno.EXDEV:
+                upload.discard()
+                raise
+            # OpenSSH mode: the agencies' folders may be on another file system
+            shutil.copyfile(path, upload.path)
+            path.unlink()
         upload.fd = os.open(upload.path, os.O_RDWR | os.O_NOFOLLOW)
         upload.size = upload.path.stat().st_size
         upload.forget_hash()

@@ -1,0 +1,153 @@
+"""OpenSSH mode against a real sshd on a loopback port: chroots, the watcher, the outboxes."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from exchanged import synth
+from exchanged.agencydesk import AgencyDesk, stop_gpg_agent
+from tests.integration.support import HOST, Agency, Exchange, exchanged, free_port
+
+SSHD = "/usr/sbin/sshd"
+pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not Path(SSHD).exists(),
+                                reason="OpenSSH mode needs root (system users, chroots) and sshd")
+
+
+class Sshd:
+    def __init__(self, root: Path, config_lines: str) -> None:
+        self.port = free_port()
+        self.root = root
+        key = root / "ssh_host_ed25519_key"
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)],
+                       check=True)
+        self.host_key_pub = key.with_suffix(".pub")
+        self.config = root / "sshd_config"
+        self.config.write_text(
+            f"Port {self.port}\nListenAddress {HOST}\nHostKey {key}\nPidFile {root / 'sshd.pid'}\n"
+            "UsePAM no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
+            "PubkeyAuthentication yes\nAuthorizedKeysFile none\nStrictModes yes\n"
+            "Subsystem sftp internal-sftp\nLogLevel VERBOSE\n" + config_lines)
+        os.chmod(self.config, 0o600)
+        Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # privilege separation
+        self.log = root / "sshd.log"
+        self.proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(self.config)],
+                                     stderr=open(self.log, "wb"))
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection((HOST, self.port), timeout=0.5):
+                    return
+            except OSError:
+                time.sleep(0.1)
+        raise AssertionError(f"sshd did not start: {self.log.read_text()}")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def openssh(tmp_path_factory: pytest.TempPathFactory, desks: dict[str, AgencyDesk]
+            ) -> Iterator[tuple[Exchange, Sshd]]:
+    work = tmp_path_factory.mktemp("openssh")
+    # sshd wants every part of a chroot's path owned by root and writable by nobody
+    # else, which /tmp (1777) is not: the chroots go under /srv
+    chroots = Path("/srv") / f"exchanged-test-{uuid.uuid4().hex[:8]}"
+    ex = Exchange(work)
+    ex.init()
+    config = ex.home / "config.yaml"
+    config.write_text(config.read_text() + f"front_door: openssh\nopenssh_root: {chroots}\n"
+                      'metrics_listen: ""\n')
+    blocks = []
+    try:
+        for agency, name in (("kemensos", "Kementerian Sosial"), ("bkn", "BKN")):
+            desk = desks[agency]
+            public = desk.export_public(desk.dir / f"{agency}-ossh.asc")
+            out = exchanged("agency", "add", "--home", str(ex.home), agency, "--name", name,
+                            "--ssh-key", str(desk.ssh_public), "--gpg-key", str(public)).stdout
+            blocks.append(out.split("then reload sshd:\n", 1)[1])
+            desk.import_key(ex.public_key, certify=True)
+        exchanged("policy", "extend", "--home", str(ex.home), "pks-kemensos-bkn-2023",
+                  "--until", "2099-12-31", "--reference", "EXAMPLE ONLY", "--example")
+        sshd = Sshd(work, "".join(blocks))
+        for desk in desks.values():
+            desk.trust_host(HOST, sshd.port, sshd.host_key_pub)
+        ex.port = sshd.port  # agencies now reach the exchange through sshd
+        proc = subprocess.Popen([sys.executable, "-m", "exchanged", "run", "--home", str(ex.home)],
+                                stdout=open(ex.log, "ab"), stderr=subprocess.STDOUT)
+        ex.proc = proc
+        deadline = time.monotonic() + 20
+        while "ready" not in ex.log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        yield ex, sshd
+    finally:
+        if ex.proc is not None and ex.proc.poll() is None:
+            ex.proc.terminate()
+            ex.proc.wait(30)
+        if "sshd" in locals():
+            sshd.stop()
+        for agency in ("kemensos", "bkn"):
+            subprocess.run(["userdel", agency], capture_output=True, check=False)
+            subprocess.run(["groupdel", agency], capture_output=True, check=False)
+        shutil.rmtree(chroots, ignore_errors=True)
+        stop_gpg_agent(ex.home / "keys" / "gnupg")
+
+
+def test_agency_add_prints_the_match_block_and_makes_the_chroot(
+        openssh: tuple[Exchange, Sshd]) -> None:
+    ex, sshd = openssh
+    config = sshd.config.read_text()
+    assert "Match User kemensos" in config and "ForceCommand internal-sftp -u 0007" in config
+    root = Path(next(line.split()[1] for line in config.splitlines()
+                     if line.strip().startswith("ChrootDirectory") and "kemensos" in line))
+    st = root.stat()
+    assert st.st_uid == 0 and oct(st.st_mode & 0o777) == "0o755"
+    inbox = root / "inbox" / "kpm-verification"
+    assert oct(inbox.stat().st_mode & 0o7777) == "0o2770"
+
+
+def test_batches_through_sshd(openssh: tuple[Exchange, Sshd], desks: dict[str, AgencyDesk],
+                              work: Path) -> None:
+    ex, _ = openssh
+    bkn, kemensos = Agency(desks["bkn"], ex), Agency(desks["kemensos"], ex)
+    register = synth.SyntheticRegister(400, seed=40)
+    reg = work / "reg.csv"
+    synth.write_register_csv(str(reg), register)
+    sealed = bkn.seal(reg, "ossh-reg.csv.gpg")
+    # the upload-then-rename convention
+    bkn.sftp(f'put "{sealed}" /inbox/asn-register/.ossh-reg.csv.gpg.part',
+             "rename /inbox/asn-register/.ossh-reg.csv.gpg.part /inbox/asn-register/ossh-reg.csv.gpg")
+    assert "ROWS_LOADED,400" in bkn.outcome("asn-register", "ossh-reg.result.csv.gpg").decode()
+    # a plain put: taken when the client closes the file
+    batch, truth = work / "kpm.csv", work / "truth.csv"
+    synth.write_kpm_csv(str(batch), synth.kpm_batch(register, 80, seed=3), truth_path=str(truth))
+    kemensos.submit("kpm-verification", kemensos.seal(batch, "ossh-kpm.csv.gpg"))
+    answer = kemensos.outcome("kpm-verification", "ossh-kpm.result.csv.gpg").decode()
+    expected = [line.split(",")[2] for line in truth.read_text().splitlines()[1:]]
+    assert [line.split(",")[2] for line in answer.splitlines()[1:]] == expected
+    kemensos.sftp("rm /outbox/kpm-verification/ossh-kpm.result.csv.gpg")
+    assert ex.ledger("--batch", "ossh-kpm", "--kind", "batch.answered")
+
+
+def test_the_chroot_holds_an_agency_in(openssh: tuple[Exchange, Sshd],
+                                       desks: dict[str, AgencyDesk]) -> None:
+    ex, _ = openssh
+    kemensos = Agency(desks["kemensos"], ex)
+    out = kemensos.sftp("cd ../..", "ls -1 /", "ls -1 /outbox").stdout.decode()
+    names = {line.strip().rstrip("/").rsplit("/", 1)[-1] for line in out.splitlines()
+             if line.strip() and not line.startswith("sftp>")}
+    assert names == {"inbox", "outbox", "kpm-verification", "jabfung-integration", "kpm-register",
+                     "ledger", "notices"}
+    assert kemensos.sftp("ls /outbox/asn-register", check=False).returncode != 0
+    r = kemensos.sftp("ls /", check=False, user="bkn")
+    assert r.returncode != 0  # kemensos' key does not log in bkn
