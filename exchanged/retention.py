@@ -90,6 +90,9 @@ def run_retention(home: Home, config: Config, ledger: Ledger, policy: PolicySet,
         ledger.append("retention.purged", actor="exchange", artefact=p.artefact,
                       agreement=p.agreement, files=p.files, bytes=p.bytes)
         log.info("retention: removed %d %s file(s) (%d bytes)", p.files, p.artefact, p.bytes)
+    # every run leaves a trace, also when there was nothing to remove
+    ledger.append("retention.checked", actor="exchange", purges=len(purges),
+                  files=sum(p.files for p in purges), bytes=sum(p.bytes for p in purges))
     return purges
 
 

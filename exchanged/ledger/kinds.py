@@ -59,6 +59,8 @@ KINDS: Mapping[str, str] = {
     "retention.purged": "retention removed what may no longer be kept: which artefact "
     "(encrypted uploads, outcomes, everything of an ended agreement, held uploads, stray "
     "plaintext), of which agreement, how many files and bytes",
+    "retention.checked": "a retention run finished (how many purges, files and bytes; also "
+    "when nothing was due)",
     "reminder.renewal": "the notice to extend or end an agreement is due (Pasal 6 ayat (2)); "
     "a signed notice went to the parties",
     "reminder.minutes": "a half-year ended without a berita acara (Pasal 3 ayat (2) huruf d)",

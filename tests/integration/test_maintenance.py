@@ -110,6 +110,7 @@ def test_retention_removes_what_may_not_be_kept(exchange: Exchange, kemensos: Ag
         assert "encrypted-uploads" in {p.artefact for p in purges}
         assert not (batch_dir / "upload").exists()
         ledger.close()
+        assert exchange.ledger("--kind", "retention.checked")
         entries = exchange.ledger("--kind", "retention.purged")
         assert {e["data"]["artefact"] for e in entries} >= {"outcomes", "encrypted-uploads"}  # type: ignore[index]
         assert all(e["data"]["files"] >= 1 for e in entries)  # type: ignore[index]
