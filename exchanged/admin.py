@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from exchanged import __version__
-from exchanged.agencies import Agencies, Agency, check_agency_id, parse_ssh_public_key
+from exchanged.agencies import Agencies, Agency, SshKey, check_agency_id, parse_ssh_public_key
 from exchanged.errors import ConfigError, KeyProblem, UsageError
 from exchanged.home import (
     Home,
@@ -29,7 +29,7 @@ from exchanged.home import (
     new_secret,
 )
 from exchanged.ledger import Ledger, format_ts, utc_now
-from exchanged.openpgp import OpenPGP, create_gnupg_home
+from exchanged.openpgp import KeyInfo, OpenPGP, create_gnupg_home
 from exchanged.policy import load_policies
 from exchanged.policy.loader import load_policy_files, read_policy_files
 from exchanged.state import SCHEMA as STATE_SCHEMA
@@ -179,6 +179,40 @@ def _prepare_drop(home: Home, agency: Agency, inbox: tuple[str, ...],
     return match_block(config, agency.id)
 
 
+def _read_ssh_key(path: Path, agencies: Agencies, agency_id: str) -> SshKey:
+    """An SSH public key file, refused if weak or if it already logs in another agency."""
+    try:
+        key = parse_ssh_public_key(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as e:
+        raise UsageError(f"cannot read the SSH key {path}: "
+                         f"{getattr(e, 'strerror', None) or 'not text'}") from None
+    for other in agencies.all().values():
+        if other.id != agency_id and any(k.data == key.data for k in other.ssh_keys):
+            raise KeyProblem(f"that SSH key already logs in agency {other.id}")
+    return key
+
+
+def _import_gpg_key(home: Home, path: Path, agencies: Agencies, agency_id: str,
+                    refresh_of: str | None = None) -> KeyInfo:
+    """Import an agency's OpenPGP key, refused if it is the exchange's or another agency's."""
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise UsageError(f"cannot read the OpenPGP key {path}: {e.strerror}") from None
+    openpgp = OpenPGP(home.gnupg)
+    try:
+        info = openpgp.import_agency_key(data, refresh_of=refresh_of)
+        own = openpgp.exchange_fingerprint()
+    finally:
+        openpgp.stop_agent()
+    if info.fingerprint == own:
+        raise KeyProblem("that is the exchange's own key, not the agency's")
+    for other in agencies.all().values():
+        if other.id != agency_id and other.gpg_fingerprint == info.fingerprint:
+            raise KeyProblem(f"that OpenPGP key is already pinned for agency {other.id}")
+    return info
+
+
 def add_agency(
     home: Home, agency_id: str, *, name: str, ssh_key: Path, gpg_key: Path
 ) -> AgencyReport:
@@ -190,31 +224,9 @@ def add_agency(
         raise UsageError(f"agency {agency_id} is already registered")
     if not name.strip():
         raise UsageError("--name must not be empty")
-    try:
-        ssh_text = ssh_key.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise UsageError(f"cannot read the SSH key {ssh_key}: "
-                         f"{getattr(e, 'strerror', None) or 'not text'}") from None
-    try:
-        gpg_data = gpg_key.read_bytes()
-    except OSError as e:
-        raise UsageError(f"cannot read the OpenPGP key {gpg_key}: {e.strerror}") from None
-    key = parse_ssh_public_key(ssh_text)
-    for other in agencies.all().values():
-        if any(k.data == key.data for k in other.ssh_keys):
-            raise KeyProblem(f"that SSH key already logs in agency {other.id}")
+    key = _read_ssh_key(ssh_key, agencies, agency_id)
     policy = load_policies(home.policies)
-    openpgp = OpenPGP(home.gnupg)
-    try:
-        info = openpgp.import_agency_key(gpg_data)
-        own = openpgp.exchange_fingerprint()
-    finally:
-        openpgp.stop_agent()
-    if info.fingerprint == own:
-        raise KeyProblem("that is the exchange's own key, not the agency's")
-    for other in agencies.all().values():
-        if other.gpg_fingerprint == info.fingerprint:
-            raise KeyProblem(f"that OpenPGP key is already pinned for agency {other.id}")
+    info = _import_gpg_key(home, gpg_key, agencies, agency_id)
 
     agency = Agency(
         id=agency_id,
@@ -262,14 +274,7 @@ def update_agency(home: Home, agency_id: str, *, ssh_key: Path | None = None,
     fields: dict[str, object] = {}
     ssh_keys = agency.ssh_keys
     if ssh_key is not None:
-        try:
-            key = parse_ssh_public_key(ssh_key.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError) as e:
-            raise UsageError(f"cannot read the SSH key {ssh_key}: "
-                             f"{getattr(e, 'strerror', None) or 'not text'}") from None
-        for other in agencies.all().values():
-            if other.id != agency_id and any(k.data == key.data for k in other.ssh_keys):
-                raise KeyProblem(f"that SSH key already logs in agency {other.id}")
+        key = _read_ssh_key(ssh_key, agencies, agency_id)
         ssh_keys = (*ssh_keys, key) if add_ssh_key else (key,)
         fingerprint = ssh_fingerprint(base64.b64decode(key.data))
         changes.append(f"SSH login key {'added' if add_ssh_key else 'replaced'}: {fingerprint}")
@@ -277,21 +282,8 @@ def update_agency(home: Home, agency_id: str, *, ssh_key: Path | None = None,
         fields["ssh_keys"] = len(ssh_keys)
     pinned = agency.gpg_fingerprint
     if gpg_key is not None:
-        try:
-            data = gpg_key.read_bytes()
-        except OSError as e:
-            raise UsageError(f"cannot read the OpenPGP key {gpg_key}: {e.strerror}") from None
-        openpgp = OpenPGP(home.gnupg)
-        try:
-            info = openpgp.import_agency_key(data, refresh_of=agency.gpg_fingerprint)
-            own = openpgp.exchange_fingerprint()
-        finally:
-            openpgp.stop_agent()
-        if info.fingerprint == own:
-            raise KeyProblem("that is the exchange's own key, not the agency's")
-        for other in agencies.all().values():
-            if other.id != agency_id and other.gpg_fingerprint == info.fingerprint:
-                raise KeyProblem(f"that OpenPGP key is already pinned for agency {other.id}")
+        info = _import_gpg_key(home, gpg_key, agencies, agency_id,
+                               refresh_of=agency.gpg_fingerprint)
         if info.fingerprint == agency.gpg_fingerprint:
             state = "revoked" if info.revoked else "expired" if info.expired else "valid"
             changes.append(f"pinned OpenPGP key refreshed: {info.fingerprint} is {state}")
