@@ -13,12 +13,20 @@ parts of the message.
 
 from __future__ import annotations
 
+import fcntl
+import io
 import logging
 import os
+import queue
 import subprocess
-from collections.abc import Iterable
+import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, TYPE_CHECKING, cast
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
 
 import gnupg
 
@@ -42,6 +50,13 @@ GPG_OPTIONS = [
 ]
 
 
+#: how far above a batch's limit gpg's own --max-output is set (see decrypt_args)
+MAX_OUTPUT_SLACK = 1 << 20
+
+# what gpg says (LC_ALL=C) when a message decrypts to more than --max-output: it stops
+# writing at a 32 KiB boundary *below* the limit, so only this says the limit was passed
+MAX_OUTPUT_MESSAGE = b"exceeded --max-output limit"
+
 # gpg's messages for a failure of the exchange's own disk (gpg runs with LC_ALL=C)
 RESOURCE_MESSAGES = ("No space left on device", "Disk quota exceeded", "Input/output error",
                      "Read-only file system", "Too many open files")
@@ -49,6 +64,296 @@ RESOURCE_MESSAGES = ("No space left on device", "Disk quota exceeded", "Input/ou
 
 class SealFailed(Exception):
     """gpg could not sign and encrypt an outcome (not the sender's fault; retried)."""
+
+
+#: what the exchange reads of gpg's output at a time when it streams a batch
+STREAM_BYTES = 1 << 20
+#: chunks read ahead of the exchange from gpg's output (MiB: two blocks of rows)
+READ_AHEAD = 16
+#: writes (about one block of answer rows each) queued for gpg to seal
+WRITE_BEHIND = 2
+#: the size asked for the pipes to and from gpg
+PIPE_BYTES = 1 << 20
+#: at most this much of gpg's stderr is kept (status lines are a few hundred bytes)
+STDERR_LIMIT = 1 << 20
+
+
+def gpg_command(gnupghome: Path, gpg_binary: str = "gpg") -> list[str]:
+    """The start of every gpg command line: python-gnupg's options, then ours."""
+    return [gpg_binary, "--status-fd", "2", "--no-tty", "--no-verbose", "--fixed-list-mode",
+            "--batch", "--with-colons", "--homedir", str(gnupghome), *GPG_OPTIONS]
+
+
+def decrypt_args(max_bytes: int | None) -> list[str]:
+    """``--decrypt`` (of stdin, to stdout), with an output limit if there is one.
+
+    gpg stops writing at a 32 KiB boundary *below* its ``--max-output`` and may say so
+    only when it has decompressed the whole message (minutes, for a compression bomb).
+    So gpg's own limit is set 1 MiB above the batch's (more than gpg holds back in its
+    buffers): a batch over its limit then yields more than the limit at once, and the
+    exchange, counting what it reads, stops gpg there (:class:`Decryption`).
+    """
+    if not max_bytes:
+        return ["--decrypt"]
+    return ["--decrypt", "--max-output", str(max_bytes + 1 + MAX_OUTPUT_SLACK)]
+
+
+def seal_args(recipient: str, signer: str, filename: str, output: Path) -> list[str]:
+    """Sign with ``signer`` and encrypt to ``recipient`` (stdin to ``output``)."""
+    return ["--encrypt", "--recipient", recipient, "--yes", "--output", str(output),
+            "--sign", "--default-key", signer, "--set-filename", filename]
+
+
+def _wide_pipe(stream: IO[bytes]) -> None:
+    """A 1 MiB pipe instead of Linux's 64 KiB: gpg and the exchange then trade a
+    sixteenth as many wake-ups over a large batch (ignored where it is not Linux)."""
+    try:
+        fcntl.fcntl(stream.fileno(), getattr(fcntl, "F_SETPIPE_SZ", 1031), PIPE_BYTES)
+    except OSError:
+        pass
+
+
+def _gpg_env() -> dict[str, str]:
+    # C locale: gpg's few messages we read (a full disk) are then in English
+    return {**os.environ, "LC_ALL": "C", "LANGUAGE": "C"}
+
+
+class _Stderr:
+    """Collects a process's stderr on a thread (gpg blocks if nobody reads it); calls
+    ``on_limit`` as soon as gpg says it passed ``--max-output``."""
+
+    def __init__(self, stream: IO[bytes], on_limit: Callable[[], None] | None = None) -> None:
+        self._stream = stream
+        self._parts: list[bytes] = []
+        self._size = 0
+        self._on_limit = on_limit
+        self._thread = threading.Thread(target=self._run, name="gpg-stderr", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        tail = b""
+        while chunk := self._stream.read(65536):
+            if self._size < STDERR_LIMIT:
+                self._parts.append(chunk)
+                self._size += len(chunk)
+            if self._on_limit is not None and MAX_OUTPUT_MESSAGE in tail + chunk:
+                self._on_limit()
+                self._on_limit = None
+            tail = chunk[-len(MAX_OUTPUT_MESSAGE):]
+
+    def text(self) -> str:
+        self._thread.join()
+        return b"".join(self._parts).decode("utf-8", "replace")
+
+
+class _ReadAhead:
+    """Reads a pipe on a thread into a bounded queue, so that gpg keeps decrypting while
+    the exchange works on what it already has (a plain read would let gpg run only a
+    pipe's worth ahead, and the two would mostly take turns)."""
+
+    def __init__(self, stream: IO[bytes], *, chunk: int, depth: int) -> None:
+        self._stream = stream
+        self._chunk = chunk
+        self._queue: queue.Queue[bytes | BaseException] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._buffer = b""
+        self._done = False
+        self._thread = threading.Thread(target=self._run, name="gpg-read-ahead", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                data = self._stream.read(self._chunk)
+                self._put(data)
+                if not data:
+                    return
+        except BaseException as e:  # handed to the reader
+            self._put(e)
+
+    def _put(self, item: bytes | BaseException) -> None:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def read(self, size: int) -> bytes:
+        while len(self._buffer) < size and not self._done:
+            item = self._queue.get()
+            if isinstance(item, BaseException):
+                self._done = True
+                raise item
+            if not item:
+                self._done = True
+                break
+            self._buffer = self._buffer + item if self._buffer else item
+        data, self._buffer = self._buffer[:size], self._buffer[size:]
+        return data
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+class _WriteBehind(io.BufferedIOBase):
+    """Writes to a pipe on a thread from a bounded queue, so that the exchange works on
+    the next rows while gpg compresses and encrypts the last ones."""
+
+    def __init__(self, stream: IO[bytes], *, depth: int) -> None:
+        super().__init__()
+        self._stream = stream
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._closing = False
+        self._thread = threading.Thread(target=self._run, name="gpg-write-behind", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            if self._error is not None:
+                continue  # drain: the writer learns of the error at its next write
+            try:
+                self._stream.write(item)
+            except BaseException as e:
+                self._error = e
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: ReadableBuffer, /) -> int:
+        if self._error is not None:
+            raise BrokenPipeError("gpg stopped reading the answer") from self._error
+        chunk = bytes(data)
+        self._queue.put(chunk)
+        return len(chunk)
+
+    def flush(self) -> None:
+        if self._error is not None and not self._closing:
+            raise BrokenPipeError("gpg stopped reading the answer") from self._error
+
+    def close(self) -> None:
+        """Wait until everything is written, then close the pipe (gpg's verdict, not this
+        pipe's, says whether the answer was sealed)."""
+        self._closing = True
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+        try:
+            self._stream.close()
+        except BrokenPipeError:
+            pass
+        super().close()
+
+
+class Decryption:
+    """A batch being decrypted by gpg into a pipe: :attr:`stream` gives the plaintext as
+    gpg produces it (it never touches a disk); :meth:`finish` reads what is left, waits
+    for gpg and only then says whether the batch was what it must be (the signature is
+    checked at the end of the message)."""
+
+    def __init__(self, command: list[str], src: Path, *, pinned: str, exchange: str,
+                 max_bytes: int | None) -> None:
+        self._pinned = pinned
+        self._exchange = exchange
+        self._max_bytes = max_bytes
+        self.bytes_read = 0
+        with open(src, "rb") as source:
+            self._proc = subprocess.Popen(command, stdin=source, stdout=subprocess.PIPE,
+                                          stderr=subprocess.PIPE, env=_gpg_env())
+        assert self._proc.stdout is not None and self._proc.stderr is not None
+        self._stdout = self._proc.stdout
+        _wide_pipe(self._stdout)
+        self._over_limit = threading.Event()
+        self._stderr = _Stderr(self._proc.stderr, on_limit=self._limit_passed)
+        self._ahead = _ReadAhead(self._stdout, chunk=STREAM_BYTES, depth=READ_AHEAD)
+
+    def _limit_passed(self) -> None:
+        """The batch decrypts to more than its limit: stop gpg now (it would otherwise
+        go on decompressing the rest of a compression bomb, for minutes)."""
+        self._over_limit.set()
+        if self._proc.poll() is None:
+            self._proc.kill()
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._ahead.read(size if size and size > 0 else STREAM_BYTES)
+        self.bytes_read += len(data)
+        if self._max_bytes and self.bytes_read > self._max_bytes and \
+                not self._over_limit.is_set():
+            self._limit_passed()
+        return data
+
+    def finish(self) -> Opened:
+        """Drain the plaintext, wait for gpg, decide from its status lines (Rejected if bad)."""
+        while self.read(STREAM_BYTES):
+            pass
+        self._proc.wait()
+        stderr = self._stderr.text()
+        problem = _resource_failure(stderr)
+        if problem is not None:
+            raise ExchangeUnavailable(f"gpg could not decrypt the batch: {problem}")
+        status = Status.parse(stderr)
+        hit_limit = bool(self._max_bytes) and (
+            self._over_limit.is_set() or self.bytes_read > (self._max_bytes or 0))
+        opened = classify_open(status, self._pinned, exchange=self._exchange,
+                               hit_limit=hit_limit, limit=self._max_bytes)
+        return Opened(opened.signer_fingerprint, opened.signed_at, self.bytes_read)
+
+    def close(self) -> None:
+        """Stop gpg if it still runs (an error cut the batch short)."""
+        if self._proc.poll() is None:
+            self._proc.kill()
+        self._proc.wait()
+        self._ahead.stop()
+        self._stdout.close()
+        self._stderr.text()
+
+
+class Sealing:
+    """An answer being signed and encrypted by gpg as it is written: :attr:`stream` is
+    gpg's stdin, ``dst`` its output file; :meth:`finish` closes the input and checks that
+    gpg sealed it, :meth:`abort` stops gpg and removes ``dst``."""
+
+    def __init__(self, command: list[str], dst: Path) -> None:
+        self._dst = dst
+        self._proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.PIPE, env=_gpg_env())
+        assert self._proc.stdin is not None and self._proc.stderr is not None
+        _wide_pipe(self._proc.stdin)
+        self._behind = _WriteBehind(self._proc.stdin, depth=WRITE_BEHIND)
+        # a file object to the flows, which write the answer as to any binary file
+        self.stream = cast(IO[bytes], self._behind)
+        self._stderr = _Stderr(self._proc.stderr)
+
+    def finish(self) -> None:
+        self._behind.close()
+        self._proc.wait()
+        _check_sealed(self._stderr.text(), self._dst)
+
+    def abort(self) -> None:
+        if self._proc.poll() is None:
+            self._proc.kill()
+        self._behind.close()
+        if self._proc.poll() is None:
+            self._proc.kill()
+        self._proc.wait()
+        self._stderr.text()
+        remove_quietly(self._dst)
+
+
+def _check_sealed(stderr: str, dst: Path) -> None:
+    status = Status.parse(stderr)
+    if not (status.has("END_ENCRYPTION") and status.has("SIG_CREATED")):
+        remove_quietly(dst)
+        problem = _resource_failure(stderr)
+        if problem is not None:
+            raise ExchangeUnavailable(f"gpg could not write the outcome: {problem}")
+        problems = [k for k, _ in status.lines if k in ("INV_RECP", "INV_SGNR", "FAILURE")]
+        raise SealFailed(
+            "gpg could not sign and encrypt the outcome"
+            + (f" ({', '.join(problems)})" if problems else "")
+        )
 
 
 def _resource_failure(stderr: str) -> str | None:
@@ -150,6 +455,7 @@ class OpenPGP:
 
     def __init__(self, gnupghome: Path, gpg_binary: str = "gpg") -> None:
         self.home = gnupghome
+        self._binary = gpg_binary
         # python-gnupg logs gpg's stderr at debug level and warns on every
         # non-zero exit: we decide from status lines and log ourselves.
         logging.getLogger("gnupg").setLevel(logging.CRITICAL)
@@ -303,8 +609,8 @@ class OpenPGP:
                 raise ExchangeUnavailable(f"gpg could not write the plaintext: {problem}")
             status = Status.parse(stderr)
             size = dst.stat().st_size if dst.exists() else 0
-            # gpg stops writing one byte past the limit
-            hit_limit = bool(max_bytes) and size > (max_bytes or 0)
+            hit_limit = bool(max_bytes) and (size > (max_bytes or 0)
+                                             or MAX_OUTPUT_MESSAGE.decode() in stderr)
             opened = classify_open(
                 status, pinned, exchange=exchange, hit_limit=hit_limit, limit=max_bytes
             )
@@ -312,6 +618,21 @@ class OpenPGP:
             remove_quietly(dst)
             raise
         return Opened(opened.signer_fingerprint, opened.signed_at, size)
+
+    def decrypting(self, src: Path, *, pinned: str, exchange: str,
+                   max_bytes: int | None = None) -> Decryption:
+        """Start decrypting ``src`` into a pipe (see :class:`Decryption`); the caller
+        closes it. An empty upload is refused at once."""
+        if src.stat().st_size == 0:
+            raise Rejected(reason("EMPTY_UPLOAD"))
+        command = gpg_command(self.home, self._binary) + decrypt_args(max_bytes)
+        return Decryption(command, src, pinned=pinned, exchange=exchange, max_bytes=max_bytes)
+
+    def sealing(self, dst: Path, *, recipient: str, signer: str, filename: str) -> Sealing:
+        """Start sealing an answer written to a pipe into ``dst`` (see :class:`Sealing`)."""
+        command = gpg_command(self.home, self._binary) + seal_args(recipient, signer, filename,
+                                                                  dst)
+        return Sealing(command, dst)
 
     def seal(self, src: Path, dst: Path, *, recipient: str, signer: str, filename: str) -> None:
         """Sign with the exchange's key and encrypt to ``recipient``, into ``dst``."""

@@ -48,7 +48,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from exchanged.agencies import Agencies
 from exchanged.csvio import CsvReader
@@ -56,7 +56,7 @@ from exchanged.errors import ExchangeUnavailable, LedgerError, Reason, Rejected
 from exchanged.flows import HANDLERS, FlowContext, FlowResult
 from exchanged.home import Config, Home, atomic_write, fsync_dir
 from exchanged.ledger import Ledger, Transaction, format_ts, utc_now
-from exchanged.openpgp import Opened, OpenPGP, SealFailed
+from exchanged.openpgp import Decryption, Opened, OpenPGP, SealFailed, Sealing
 from exchanged.policy import Flow, PolicySet, Request, decide
 from exchanged.reasons import reason
 from exchanged.redact import looks_personal, mask
@@ -412,45 +412,93 @@ class Pipeline:
         self._available_again()
 
     def _open_admit_process(self, batch: Batch) -> Batch:
-        """received/opened/admitted → processed, or → rejected with the reasons."""
+        """received/opened/admitted → processed, or → rejected with the reasons.
+
+        One pass, streamed: gpg decrypts into a pipe that the CSV reader reads, the flow
+        writes its answer into a pipe that gpg seals, and nothing of the plaintext is ever
+        on disk. The signature is known only when gpg reaches the end of the message, so
+        whatever the processing found (a refusal, an error) is *held* until then: a batch
+        that does not open as it must is rejected for that, exactly as if it had been
+        opened first, and an answer already sealed from it is discarded. Then the stages
+        are recorded in their order (opened, admitted) and the held outcome applies.
+        """
         with self.spool.work_dir(batch.uid) as work:
             try:
                 self._precheck(batch)
-                plaintext = work / "batch.csv"
-                opened = self._open(batch, plaintext)
-                if batch.stage == RECEIVED:
-                    batch = self._mark(batch, OPENED, "batch.opened",
-                                       signer_fingerprint=opened.signer_fingerprint,
-                                       signed_at=opened.signed_at,
-                                       plaintext_bytes=opened.plaintext_bytes)
                 policy = self.policy.get()
                 found = policy.find_flow(batch.flow)
-                if found is None:
-                    raise Rejected(reason("NO_POLICY", flow=batch.flow, agency=batch.agency))
-                flow = found[1]
-                with open(plaintext, "rb") as stream, self._dataset_lock(flow):
-                    reader = CsvReader(stream)
-                    if batch.stage == OPENED:
-                        decision = decide(policy, self._request(batch, reader.header))
-                        if not decision.allow:
-                            raise Rejected(*decision.reasons, details=decision.ledger_fields())
-                        batch = self._mark(
-                            batch, ADMITTED, "batch.admitted",
-                            state={"decision": json.dumps(decision.ledger_fields())},
-                            **decision.ledger_fields(),
-                        )
-                    self._check_fresh(flow, opened)
-                    answer = work / "answer.csv"
-                    result = self._process(batch, flow, reader, answer, work)
-                    sealed = self._seal(batch, answer, "result")
+                flow = found[1] if found is not None else None
+                with self._dataset_lock(flow), self._open(batch) as opening:
+                    held: BaseException | None = None
+                    decision = None
+                    sealing: Sealing | None = None
+                    result: FlowResult | None = None
+                    processing = False
+                    try:
+                        if flow is None:
+                            raise Rejected(reason("NO_POLICY", flow=batch.flow,
+                                                  agency=batch.agency))
+                        reader = CsvReader(opening)
+                        if batch.stage in (RECEIVED, OPENED):
+                            decision = decide(policy, self._request(batch, reader.header))
+                            if not decision.allow:
+                                raise Rejected(*decision.reasons,
+                                               details=decision.ledger_fields())
+                        processing = True
+                        sealing = self._sealing(batch, "result")
+                        result = self._process(batch, flow, reader, sealing.stream, work)
+                    except Exception as e:  # held until the signature is known
+                        held = e
+                    except BaseException:  # the daemon is going down: nothing to hold
+                        self._discard(sealing, result)
+                        raise
+                    try:
+                        opened = opening.finish()
+                    except BaseException:
+                        self._discard(sealing, result)
+                        raise
+                    try:
+                        if batch.stage == RECEIVED:
+                            batch = self._mark(batch, OPENED, "batch.opened",
+                                               signer_fingerprint=opened.signer_fingerprint,
+                                               signed_at=opened.signed_at,
+                                               plaintext_bytes=opened.plaintext_bytes)
+                        if decision is not None and batch.stage == OPENED:
+                            if not decision.allow:
+                                raise Rejected(*decision.reasons,
+                                               details=decision.ledger_fields())
+                            batch = self._mark(
+                                batch, ADMITTED, "batch.admitted",
+                                state={"decision": json.dumps(decision.ledger_fields())},
+                                **decision.ledger_fields(),
+                            )
+                        if held is not None and not processing:
+                            raise held  # refused before processing (no policy, a bad header)
+                        assert flow is not None
+                        self._check_fresh(flow, opened)
+                        if held is not None:
+                            raise held
+                        assert sealing is not None and result is not None
+                        sealed = self._sealed(batch, sealing, "result")
+                    except BaseException:
+                        self._discard(sealing, result)
+                        raise
                     return self._record_processed(batch, result, sealed, opened)
             except Rejected as r:
                 return self._reject(batch, r.reasons, r.details)
 
+    def _discard(self, sealing: Sealing | None, result: FlowResult | None) -> None:
+        """An answer that will not be given: its sealing stopped, its snapshot removed."""
+        if sealing is not None:
+            sealing.abort()
+        if result is not None and result.dataset_update is not None:
+            update = result.dataset_update
+            self.references.store(update.dataset).discard(update.snapshot_id)
+
     @contextmanager
-    def _dataset_lock(self, flow: Flow) -> Iterator[None]:
+    def _dataset_lock(self, flow: Flow | None) -> Iterator[None]:
         """Loads of one dataset run one at a time, so the newest upload is the one in force."""
-        if flow.dataset is None:
+        if flow is None or flow.dataset is None:
             yield
             return
         with self._guard:
@@ -502,27 +550,35 @@ class Pipeline:
             disclose=found[1].discloses if found is not None and columns is not None else None,
         )
 
-    def _open(self, batch: Batch, plaintext: Path) -> Opened:
+    @contextmanager
+    def _open(self, batch: Batch) -> Iterator[Decryption]:
+        """gpg decrypting the upload into a pipe (stopped when the block ends)."""
         agency = self.agencies.get(batch.agency)
         if agency is None:
             raise RuntimeError("the uploading agency is no longer registered")
         found = self.policy.get().find_flow(batch.flow)
         limit = (found[1].max_bytes if found and found[1].max_bytes
                  else self.config.max_plaintext_bytes)
-        free = shutil.disk_usage(plaintext.parent).free
+        free = shutil.disk_usage(self.home.work).free
         if free < batch.upload_bytes * 2 + FREE_SPACE_MARGIN:
             raise ExchangeUnavailable(f"not enough free space to open a batch ({free} bytes)")
-        return self.openpgp.open(self.spool.upload_path(batch.uid), plaintext,
-                                 pinned=agency.gpg_fingerprint, exchange=self.exchange_fpr,
-                                 max_bytes=limit)
+        opening = self.openpgp.decrypting(self.spool.upload_path(batch.uid),
+                                          pinned=agency.gpg_fingerprint,
+                                          exchange=self.exchange_fpr, max_bytes=limit)
+        try:
+            yield opening
+        finally:
+            opening.close()
 
-    def _process(self, batch: Batch, flow: Flow, reader: CsvReader, answer: Path, work: Path
-                 ) -> FlowResult:
+    def _process(self, batch: Batch, flow: Flow, reader: CsvReader, answer: IO[bytes],
+                 work: Path) -> FlowResult:
         ctx = FlowContext(flow=flow, references=self.references, work=work,
                           new_snapshot_id=batch.uid)
-        fd = os.open(answer, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-        with os.fdopen(fd, "wb") as out:
-            result = HANDLERS[flow.kind](reader, out, ctx)
+        try:
+            result = HANDLERS[flow.kind](reader, answer, ctx)
+        except BrokenPipeError:
+            # gpg stopped reading the answer: its status says why (Sealed raises it)
+            raise SealFailed("gpg stopped reading the answer") from None
         if reader.rows_read == 0 and flow.kind != "reference-load":
             raise Rejected(reason("NO_ROWS"))
         return result
@@ -591,6 +647,31 @@ class Pipeline:
             txn.append("outcome.sealed", **batch.ids(), uid=batch.uid, outcome="rejected",
                        outcome_sha256=sealed.sha256)
         return self.state.get(batch.uid) or batch
+
+    def _outcome_inner(self, batch: Batch, kind: str) -> str:
+        return (f"{batch.batch_id}.result.csv" if kind == "result"
+                else f"{batch.batch_id}.rejected.json")
+
+    def _sealing(self, batch: Batch, kind: str) -> Sealing:
+        """gpg sealing an answer as the flow writes it (into the spool's temporary name)."""
+        agency = self.agencies.get(batch.agency)
+        if agency is None:
+            raise SealFailed("the agency is no longer registered")
+        tmp = self.spool.outcome_path(batch.uid).with_name(".outcome.tmp")
+        return self.openpgp.sealing(tmp, recipient=agency.gpg_fingerprint,
+                                    signer=self.exchange_fpr,
+                                    filename=self._outcome_inner(batch, kind))
+
+    def _sealed(self, batch: Batch, sealing: Sealing, kind: str) -> Sealed:
+        """The answer is complete: gpg finishes it, and it moves into place."""
+        sealing.finish()
+        target = self.spool.outcome_path(batch.uid)
+        tmp = target.with_name(".outcome.tmp")
+        digest = _sha256_file(tmp)
+        _fsync_file(tmp)
+        os.replace(tmp, target)
+        fsync_dir(target.parent)
+        return Sealed(kind, digest)
 
     def _seal(self, batch: Batch, plaintext: Path, kind: str) -> Sealed:
         agency = self.agencies.get(batch.agency)

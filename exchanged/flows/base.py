@@ -14,7 +14,12 @@ from datetime import date
 from pathlib import Path
 from typing import IO, Protocol
 
-from exchanged.csvio import CsvReader
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from exchanged.csvio import CsvReader, string_view
 from exchanged.errors import Rejected
 from exchanged.ids import nik, nip, nkk
 from exchanged.ids.exceptions import ValidationError
@@ -150,3 +155,188 @@ def check_value(column: Column, value: str) -> str | ValueProblem:
             return ValueProblem("EMPTY_VALUE", f"{column.name} is empty")
         return ""
     return CHECKS[column.type](column, value)
+
+
+# -- whole columns at once ---------------------------------------------------------------------
+#
+# The checks above, over a column of a block. Numpy accepts the values that are plainly
+# valid (16 ASCII digits that make a real NIK, a date written YYYY-MM-DD, short ASCII text
+# without spaces around it ...), which are nearly all; every other value goes through
+# check_value itself, so a column's verdicts are exactly check_value's.
+
+Mask = npt.NDArray[np.bool_]
+_DAYS = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int32)
+
+
+@dataclass(frozen=True)
+class CheckedColumn:
+    """A column after its checks: the canonical values ("" where a row failed) and, by
+    row index in the block, what was wrong."""
+
+    values: pa.StringArray
+    problems: Mapping[int, ValueProblem]
+
+
+def fixed_width(values: pa.StringArray, rows: npt.NDArray[np.int64], width: int
+                ) -> npt.NDArray[np.uint8]:
+    """The bytes of ``values[rows]`` (each exactly ``width`` bytes) as a (rows, width) matrix."""
+    offsets, data = string_view(values)
+    if len(rows) == len(values) and offsets[-1] - offsets[0] == width * len(rows):
+        # every value has the width (nearly always): the bytes are already a matrix
+        whole: npt.NDArray[np.uint8] = data[offsets[0]:offsets[-1]].reshape(len(rows), width)
+        return whole
+    matrix: npt.NDArray[np.uint8] = data[offsets[rows][:, None] + np.arange(width)]
+    return matrix
+
+
+def _pair_table() -> npt.NDArray[np.int16]:
+    """Two ASCII bytes read as one little-endian 16-bit word -> their value 0..99, or -1
+    if either is not a digit: a whole identifier is checked a pair of digits at a time."""
+    table = np.full(1 << 16, -1, dtype=np.int16)
+    for tens in range(10):
+        for ones in range(10):
+            table[(48 + tens) | ((48 + ones) << 8)] = tens * 10 + ones
+    return table
+
+
+_PAIRS = _pair_table()
+
+
+def _pairs(m: npt.NDArray[np.uint8]) -> npt.NDArray[np.int16]:
+    """The digit pairs of an (n, even width) byte matrix, as values 0..99 (-1: not digits)."""
+    words = np.ascontiguousarray(m).view("<u2")
+    pairs: npt.NDArray[np.int16] = _PAIRS[words]
+    return pairs
+
+
+def _real_date(year: npt.NDArray[np.int32], month: npt.NDArray[np.int16],
+               day: npt.NDArray[np.int16]) -> Mask:
+    leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
+    good_month = (month >= 1) & (month <= 12)
+    days = _DAYS[np.where(good_month, month, 0)] + (leap & (month == 2))
+    real: Mask = good_month & (day >= 1) & (day <= days)
+    return real
+
+
+def nik_ok(m: npt.NDArray[np.uint8]) -> Mask:
+    """Rows of 16 bytes that are valid NIKs (exactly :func:`exchanged.ids.nik.validate`)."""
+    p = _pairs(m)
+    ok: Mask = np.all(p >= 0, axis=1)
+    ok &= (p[:, 0] != 0) & (p[:, 1] != 0) & (p[:, 2] != 0)  # province, regency, district
+    day = p[:, 3]
+    day = np.where(day > 40, day - 40, day)
+    # a two-digit year: real in 19YY or 20YY is real in 20YY (see exchanged.ids.nik)
+    ok &= _real_date(2000 + p[:, 5].astype(np.int32), p[:, 4], day)
+    ok &= (p[:, 6] != 0) | (p[:, 7] != 0)  # serial
+    return ok
+
+
+def nip_ok(m: npt.NDArray[np.uint8]) -> Mask:
+    """Rows of 18 bytes that are valid NIPs (exactly :func:`exchanged.ids.nip.validate`)."""
+    p = _pairs(m)
+    ok: Mask = np.all(p >= 0, axis=1)
+    birth = p[:, 0].astype(np.int32) * 100 + p[:, 1]
+    ok &= (birth >= 1900) & (birth <= 2099)
+    ok &= _real_date(birth, p[:, 2], p[:, 3])
+    start = p[:, 4].astype(np.int32) * 100 + p[:, 5]
+    ok &= (start >= birth + 15) & (start <= 2099)
+    code = p[:, 6]  # CPNS month, or 21 for PPPK
+    ok &= (code == 21) | ((code >= 1) & (code <= 12))
+    gender = p[:, 7] // 10
+    ok &= (gender == 1) | (gender == 2)
+    ok &= (p[:, 7] % 10 != 0) | (p[:, 8] != 0)  # serial
+    return ok
+
+
+def _date_ok(m: npt.NDArray[np.uint8]) -> Mask:
+    """Rows of 10 bytes that are dates written YYYY-MM-DD (as :func:`_check_date` says)."""
+    p = _pairs(m[:, [0, 1, 2, 3, 5, 6, 8, 9]])
+    ok: Mask = np.all(p >= 0, axis=1)
+    ok &= (m[:, 4] == 45) & (m[:, 7] == 45)
+    year = p[:, 0].astype(np.int32) * 100 + p[:, 1]
+    ok &= year >= 1  # date.fromisoformat refuses year 0
+    ok &= _real_date(year, p[:, 2], p[:, 3])
+    return ok
+
+
+def _rows_with_bytes_below_32(values: pa.StringArray) -> Mask:
+    offsets, data = string_view(values)
+    found = np.zeros(len(values), dtype=np.bool_)
+    where = np.flatnonzero(data[offsets[0]:offsets[-1]] < 32) + offsets[0]
+    if len(where):
+        found[np.searchsorted(offsets, where, side="right") - 1] = True
+    return found
+
+
+def _accepted(column: Column, values: pa.StringArray, readable: Mask
+              ) -> tuple[Mask, pa.StringArray]:
+    """Which rows numpy can vouch for, and their canonical values (the others: anything)."""
+    offsets, data = string_view(values)
+    lengths = np.diff(offsets)
+    accepted = np.zeros(len(values), dtype=np.bool_)
+    if not column.required:
+        accepted |= lengths == 0  # an empty optional cell is "" whatever the type
+    fixed = {"nik": (16, nik_ok), "nip": (18, nip_ok), "date": (10, _date_ok)}
+    if column.type in fixed:
+        width, test = fixed[column.type]
+        rows = np.flatnonzero((lengths == width) & readable)
+        accepted[rows[test(fixed_width(values, rows, width))]] = True
+    elif column.type == "text" and column.pattern is None and len(values):
+        ascii_ = pc.string_is_ascii(values).to_numpy(zero_copy_only=False)
+        plain = ascii_ & (lengths > 0) & ~_rows_with_bytes_below_32(values)
+        if column.max_length is not None:
+            plain &= lengths <= column.max_length
+        first = data[np.minimum(offsets[:-1], max(len(data) - 1, 0))] if len(data) else None
+        last = data[np.maximum(offsets[1:] - 1, 0)] if len(data) else None
+        if first is not None and last is not None:
+            plain &= (first != 32) & (last != 32)
+            accepted |= plain
+    elif column.type == "enum" and len(values):
+        encoded = values.dictionary_encode()
+        verdicts = [check_value(column, str(v)) for v in encoded.dictionary.to_pylist()]
+        good = np.array([not isinstance(v, ValueProblem) for v in verdicts], dtype=np.bool_)
+        words = pa.array([v if isinstance(v, str) else "" for v in verdicts], type=pa.string())
+        indices = encoded.indices
+        accepted |= good[indices.to_numpy(zero_copy_only=False)] & (lengths > 0)
+        return accepted & readable, words.take(indices)
+    return accepted & readable, values
+
+
+def check_column(column: Column, values: pa.StringArray, readable: Mask) -> CheckedColumn:
+    """:func:`check_value` over a column; unreadable rows are skipped (their value is "")."""
+    accepted, canonical = _accepted(column, values, readable)
+    rest = np.flatnonzero(~accepted & readable)
+    verdicts = {i: check_value(column, str(values[i].as_py())) for i in rest.tolist()}
+    problems = {i: v for i, v in verdicts.items() if isinstance(v, ValueProblem)}
+    replace = ~readable
+    replace[rest] = True
+    if replace.any():
+        words = []
+        for i in np.flatnonzero(replace).tolist():
+            verdict = verdicts.get(i, "")
+            words.append(verdict if isinstance(verdict, str) else "")
+        canonical = pc.replace_with_mask(canonical, pa.array(replace),
+                                         pa.array(words, type=pa.string()))
+    return CheckedColumn(canonical, problems)
+
+
+def stripped(values: pa.StringArray, readable: Mask) -> pa.StringArray:
+    """``value.strip()`` of every readable row ("" for the others)."""
+    offsets, data = string_view(values)
+    lengths = np.diff(offsets)
+    odd = ~readable
+    if len(data):
+        first = data[np.minimum(offsets[:-1], len(data) - 1)]
+        last = data[np.maximum(offsets[1:] - 1, 0)]
+        # ASCII whitespace as str.strip() knows it: 9-13, 28-32
+        edge = ((first <= 32) & ((first >= 28) | ((first >= 9) & (first <= 13)))) | (
+            (last <= 32) & ((last >= 28) | ((last >= 9) & (last <= 13))))
+        odd |= (lengths > 0) & edge
+        odd |= ~pc.string_is_ascii(values).to_numpy(zero_copy_only=False)
+    if not odd.any():
+        return values
+    rows = np.flatnonzero(odd)
+    words = [str(values[i].as_py()).strip() if readable[i] else "" for i in rows.tolist()]
+    result: pa.StringArray = pc.replace_with_mask(values, pa.array(odd),
+                                                  pa.array(words, type=pa.string()))
+    return result

@@ -7,37 +7,41 @@ the policy discloses. The statuses are the policy's (``ASN`` /
 is not structurally valid, whose other columns break their types (a ``ref``
 over its length, a ``tanggal_lahir`` that is no date), or that cannot be read
 at all, is answered with the ``invalid`` status and the batch goes on.
+
+The rows are handled a block at a time (some hundred thousand), as columns:
+numpy checks the NIKs and matches their keyed values against the snapshot's
+sorted index, Arrow assembles the answer's lines. Memory is one block's,
+whatever the batch size (docs/performance.md).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import IO
 
-from exchanged.csvio import CsvReader, CsvWriter, Record
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from exchanged.csvio import CsvReader, CsvWriter, csv_cells, string_view, write_columns
 from exchanged.errors import Rejected
 from exchanged.flows.base import (
     FlowContext,
     FlowResult,
-    ValueProblem,
-    check_value,
+    check_column,
+    fixed_width,
+    nik_ok,
+    stripped,
     too_many_rows,
 )
 from exchanged.ids import nik as nik_id
+from exchanged.matching.register import LegacySnapshot, Snapshot
 from exchanged.reasons import reason
 
-CHUNK = 5000
+#: blocks parsed ahead of the one being checked (each some megabytes)
+BLOCKS_AHEAD = 2
 
-
-def chunks(reader: CsvReader, size: int) -> Iterator[list[Record]]:
-    batch: list[Record] = []
-    for record in reader:
-        batch.append(record)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
+FOUND, NOT_FOUND, INVALID = 0, 1, 2
 
 
 def nik_lookup(reader: CsvReader, out: IO[bytes], ctx: FlowContext) -> FlowResult:
@@ -55,44 +59,95 @@ def nik_lookup(reader: CsvReader, out: IO[bytes], ctx: FlowContext) -> FlowResul
     others = [(column, i) for i, name in enumerate(reader.header)
               if name != "nik" and (column := flow.column(name)) is not None]
     header = (["ref"] if has_ref else []) + ["nik", "status", *disclosed]
-    writer = CsvWriter(out, header)
-    found_status, not_found, invalid = flow.answer.found, flow.answer.not_found, flow.answer.invalid
-    counts = {found_status: 0, not_found: 0, invalid: 0}
-    blank = ("",) * len(disclosed)
+    head = CsvWriter(out, header)
+    head.close()
+    statuses = csv_cells(pa.array([flow.answer.found, flow.answer.not_found,
+                                   flow.answer.invalid], type=pa.string()))
+    tallies = np.zeros(3, dtype=np.int64)
     rows = 0
     try:
-        for part in chunks(reader, CHUNK):
-            rows += len(part)
+        for block in reader.blocks(ahead=BLOCKS_AHEAD):
+            rows += block.rows
             if flow.max_rows is not None and rows > flow.max_rows:
                 raise too_many_rows(flow)
-            valid: list[str | None] = []
-            for record in part:
-                value = None
-                if record.fields is not None and all(
-                    not isinstance(check_value(column, record.fields[i]), ValueProblem)
-                    for column, i in others
-                ):
-                    try:
-                        value = nik_id.validate(record.fields[nik_at])
-                    except ValueError:
-                        value = None
-                valid.append(value)
-            found = snapshot.lookup("nik", {v for v in valid if v is not None}, disclosed)
-            for record, value in zip(part, valid, strict=True):
-                ref = []
-                if has_ref:
-                    ref = [record.fields[ref_at].strip() if record.fields is not None else ""]
-                if value is None:
-                    raw = record.fields[nik_at].strip() if record.fields is not None else ""
-                    writer.write([*ref, raw, invalid, *blank])
-                    counts[invalid] += 1
-                elif value in found:
-                    writer.write([*ref, value, found_status, *found[value]])
-                    counts[found_status] += 1
-                else:
-                    writer.write([*ref, value, not_found, *blank])
-                    counts[not_found] += 1
+            readable = block.readable()
+            ok = readable.copy()
+            for column, i in others:
+                problems = check_column(column, block.columns[i], readable).problems
+                if problems:
+                    ok[list(problems)] = False
+            niks, status, found = _match(block.columns[nik_at], readable, ok, snapshot, disclosed)
+            tallies += np.bincount(status, minlength=3)
+            cells = [csv_cells(stripped(block.columns[ref_at], readable))] if has_ref else []
+            cells += [csv_cells(niks), statuses.take(pa.array(status))]
+            cells += [csv_cells(values) for values in found]
+            write_columns(out, cells)
     finally:
-        writer.close()
         snapshot.close()
+    counts = {flow.answer.found: int(tallies[FOUND]), flow.answer.not_found: int(tallies[NOT_FOUND]),
+              flow.answer.invalid: int(tallies[INVALID])}
     return FlowResult(rows=rows, counts=counts, reference_snapshot=snapshot.snapshot_id)
+
+
+def _match(values: pa.StringArray, readable: npt.NDArray[np.bool_], ok: npt.NDArray[np.bool_],
+           snapshot: Snapshot, disclosed: tuple[str, ...]
+           ) -> tuple[pa.StringArray, npt.NDArray[np.int64], list[pa.Array]]:
+    """The NIK cells of the answer, each row's status, and the disclosed fields."""
+    n = len(values)
+    offsets, _ = string_view(values)
+    lengths = np.diff(offsets)
+    # 16 bytes: numpy decides (nik.validate would too: no whitespace to trim can leave 16)
+    plain = np.flatnonzero(ok & (lengths == 16))
+    digits = fixed_width(values, plain, 16)
+    good = nik_ok(digits)
+    valid = np.zeros(n, dtype=np.bool_)
+    valid[plain[good]] = True
+    # everything else readable: nik.validate itself, and the raw value trimmed if invalid
+    replace = np.zeros(n, dtype=np.bool_)
+    words: list[str] = []
+    extra_rows: list[int] = []
+    extra: list[str] = []
+    for i in np.flatnonzero(~valid).tolist():
+        raw = str(values[i].as_py()) if readable[i] else ""
+        replace[i] = True
+        if ok[i] and lengths[i] != 16:
+            try:
+                canonical = nik_id.validate(raw)
+            except ValueError:
+                pass
+            else:
+                valid[i] = True
+                extra_rows.append(i)
+                extra.append(canonical)
+                words.append(canonical)
+                continue
+        words.append(raw.strip())
+    niks = values
+    if replace.any():
+        niks = pc.replace_with_mask(values, pa.array(replace),
+                                            pa.array(words, type=pa.string()))
+    status = np.where(valid, NOT_FOUND, INVALID).astype(np.int64)
+    rows = np.full(n, -1, dtype=np.int64)
+    if not isinstance(snapshot, LegacySnapshot):
+        keyed = np.zeros((n, 2), dtype=np.uint64)
+        keyed[plain[good]] = snapshot.cipher.digits("nik", digits[good])
+        if extra:
+            keyed[extra_rows] = snapshot.cipher.values("nik", extra)
+        where = np.flatnonzero(valid)
+        rows[where] = snapshot.find("nik", keyed[where])
+        status[rows >= 0] = FOUND
+        return niks, status, [snapshot.dictionary(f).take(pa.array(snapshot.codes(f, rows)))
+                              for f in disclosed]
+    # a snapshot of the first format: one query per block
+    canonical = niks.to_pylist()
+    wanted = {str(canonical[i]) for i in np.flatnonzero(valid).tolist()}
+    answers = snapshot.lookup("nik", wanted, disclosed)
+    columns: list[list[str]] = [[] for _ in disclosed]
+    for i, value in enumerate(canonical):
+        hit = answers.get(str(value)) if valid[i] else None
+        if hit is not None:
+            status[i] = FOUND
+        for c, column in enumerate(columns):
+            column.append(hit[c] if hit is not None else "")
+    return niks, status, [pa.array(c, type=pa.string()) for c in columns]
+

@@ -17,20 +17,29 @@ from __future__ import annotations
 import csv
 import heapq
 import os
+from collections.abc import Sequence
 from typing import IO
 
-from exchanged.csvio import CsvReader, CsvWriter
+import numpy as np
+
+from exchanged.csvio import Block, CsvReader, CsvWriter, string_view
 from exchanged.errors import Rejected
 from exchanged.flows.base import (
+    CheckedColumn,
     DatasetUpdate,
     FlowContext,
     FlowResult,
     ValueProblem,
-    check_value,
+    check_column,
+    fixed_width,
     too_many_rows,
 )
-from exchanged.policy.model import IDENTIFIER_TYPES
+from exchanged.matching.register import IdentifierCipher, SnapshotBuilder, U64Pairs
+from exchanged.policy.model import IDENTIFIER_TYPES, Column
 from exchanged.reasons import reason
+
+#: blocks parsed ahead of the one being checked (each some megabytes)
+BLOCKS_AHEAD = 2
 
 HEADER = ("record", "line", "code", "detail")
 
@@ -43,8 +52,8 @@ def register_load(reader: CsvReader, out: IO[bytes], ctx: FlowContext) -> FlowRe
     unique = tuple(c.name for c in flow.columns if c.type in ("nik", "nip"))
     keys_at = [reader.header.index(k) if k in reader.header else -1 for k in keys]
     kept_at = [reader.header.index(n) if n in reader.header else -1 for n in flow.keeps]
-    builder = ctx.references.store(flow.dataset).new_snapshot(
-        ctx.new_snapshot_id, keys=keys, unique=unique, values=flow.keeps)
+    store = ctx.references.store(flow.dataset)
+    builder = store.new_snapshot(ctx.new_snapshot_id, keys=keys, unique=unique, values=flow.keeps)
     problems_path = ctx.work / "problems.csv"
     fd = os.open(problems_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
     invalid = 0
@@ -52,34 +61,12 @@ def register_load(reader: CsvReader, out: IO[bytes], ctx: FlowContext) -> FlowRe
     try:
         with os.fdopen(fd, "wb") as problems_file:
             problems = CsvWriter(problems_file, HEADER)
-            for record in reader:
-                rows += 1
+            for block in reader.blocks(ahead=BLOCKS_AHEAD):
+                rows += block.rows
                 if flow.max_rows is not None and rows > flow.max_rows:
                     raise too_many_rows(flow)
-                if record.fields is None:
-                    assert record.problem is not None
-                    problems.write(["invalid", str(record.line), record.problem.code,
-                                    record.problem.message])
-                    invalid += 1
-                    continue
-                values: list[str] = []
-                problem: ValueProblem | None = None
-                for column, i in positions:
-                    assert column is not None  # the policy admitted every column
-                    checked = check_value(column, record.fields[i])
-                    if isinstance(checked, ValueProblem):
-                        problem = checked
-                        break
-                    values.append(checked)
-                if problem is not None:
-                    problems.write(["invalid", str(record.line), problem.code, problem.message])
-                    invalid += 1
-                    continue
-                builder.add(
-                    record.line,
-                    [values[i] if i >= 0 else "" for i in keys_at],
-                    [values[i] if i >= 0 else "" for i in kept_at],
-                )
+                invalid += _load_block(block, positions, keys, keys_at, kept_at, flow.keeps,
+                                       builder, problems, store.cipher)
             report = builder.finish()
             invalid += len(report.duplicates)
             problems.close()
@@ -117,3 +104,48 @@ def register_load(reader: CsvReader, out: IO[bytes], ctx: FlowContext) -> FlowRe
         counts={"loaded": report.rows_loaded, "invalid": invalid},
         dataset_update=DatasetUpdate(flow.dataset, report.snapshot_id, report.rows_loaded),
     )
+
+
+def _load_block(block: Block, positions: Sequence[tuple[Column | None, int]],
+                keys: Sequence[str], keys_at: Sequence[int], kept_at: Sequence[int],
+                keeps: Sequence[str], builder: SnapshotBuilder, problems: CsvWriter,
+                cipher: IdentifierCipher) -> int:
+    """Check one block's rows, report the refused ones, hand the others to the builder;
+    returns how many were refused."""
+    readable = block.readable()
+    checked: list[CheckedColumn] = []
+    first_problem: dict[int, ValueProblem] = {}
+    for column, i in positions:
+        assert column is not None  # the policy admitted every column
+        result = check_column(column, block.columns[i], readable)
+        checked.append(result)
+        for row, problem in result.problems.items():
+            # the first column in the file's order that fails names the row's problem
+            first_problem.setdefault(row, problem)
+    refused = sorted({*block.problems, *first_problem})
+    for row in refused:
+        line = str(int(block.lines[row]))
+        found = block.problems.get(row)
+        if found is not None:
+            problems.write(["invalid", line, found.code, found.message])
+        else:
+            problems.write(["invalid", line, first_problem[row].code, first_problem[row].message])
+    good = readable.copy()
+    good[refused] = False
+    rows = np.flatnonzero(good)
+    keyed: dict[str, tuple[U64Pairs, np.ndarray]] = {}
+    for k, at in zip(keys, keys_at):
+        values = np.zeros((len(rows), 2), dtype=np.uint64)
+        present = np.zeros(len(rows), dtype=np.bool_)
+        if at >= 0:
+            canonical = checked[at].values
+            offsets, _ = string_view(canonical)
+            lengths = np.diff(offsets)[rows]
+            present = lengths > 0
+            for width in np.unique(lengths[present]).tolist():
+                mine = np.flatnonzero(lengths == width)
+                values[mine] = cipher.digits(k, fixed_width(canonical, rows[mine], int(width)))
+        keyed[k] = (values, present)
+    kept = {name: checked[at].values if at >= 0 else None for name, at in zip(keeps, kept_at)}
+    builder.add_block(block.lines[rows], keyed, kept, select=rows)
+    return len(refused)

@@ -1,0 +1,137 @@
+"""Register snapshots: first occurrences as the first format decided them, lookups, the
+keyed values, and snapshots of the first (SQLite) format still read."""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+
+from exchanged.matching.register import (
+    LegacySnapshot,
+    RegisterStore,
+    Snapshot,
+    identifier_key,
+)
+
+SECRET = b"k" * 32
+
+
+def nik_of(i: int) -> str:
+    return f"3171{i % 97 + 1:02d}01019{i % 10}{i % 9000 + 1:04d}"
+
+
+def test_first_occurrence_wins_as_insert_or_ignore_decided(tmp_path: Path) -> None:
+    rng = random.Random(3)
+    store = RegisterStore(tmp_path, SECRET)
+    builder = store.new_snapshot("s1", keys=("nip", "nik"), unique=("nip", "nik"),
+                                 values=("instansi",))
+    rows = []
+    for line in range(2, 3000):
+        nip = f"19900101201503{rng.randint(1, 2)}{rng.randint(1, 400):03d}"
+        nik = f"31710141019{rng.randint(0, 9)}{rng.randint(1, 300):04d}"
+        rows.append((line, nip, nik, f"I{line % 7}"))
+        builder.add(line, [nip, nik], [f"I{line % 7}"])
+    report = builder.finish()
+    # the reference: rows in line order, kept unless an identifier is already kept
+    kept: dict[str, dict[str, int]] = {"nip": {}, "nik": {}}
+    refused = []
+    for line, nip, nik, _ in rows:
+        if nip in kept["nip"] or nik in kept["nik"]:
+            refused.append((line, nip, nik))
+            continue
+        kept["nip"][nip] = line
+        kept["nik"][nik] = line
+    expected = []
+    for line, nip, nik in refused:
+        column, first = ("nip", kept["nip"][nip]) if nip in kept["nip"] else ("nik", kept["nik"][nik])
+        expected.append((line, column, first))
+    assert [(d.line, d.column, d.first_line) for d in report.duplicates] == expected
+    assert report.rows_loaded == len(rows) - len(refused)
+    snapshot = store.open("s1")
+    assert isinstance(snapshot, Snapshot) and snapshot.rows == report.rows_loaded
+    some = list(kept["nik"].items())[:50]
+    found = snapshot.lookup("nik", [n for n, _ in some] + ["3171014101900999"], ["instansi"])
+    assert found == {n: (f"I{line % 7}",) for n, line in some}
+    snapshot.close()
+
+
+def test_block_builder_and_vector_lookup(tmp_path: Path) -> None:
+    store = RegisterStore(tmp_path, SECRET)
+    builder = store.new_snapshot("s2", keys=("nik",), unique=("nik",),
+                                 values=("jenis_asn", "instansi"))
+    niks = [nik_of(i) for i in range(5000)]
+    niks = list(dict.fromkeys(niks))
+    keyed = store.cipher.values("nik", niks)
+    import pyarrow as pa
+    builder.add_block(np.arange(2, 2 + len(niks)), {"nik": (keyed, np.ones(len(niks), bool))},
+                      {"jenis_asn": pa.array(["PNS"] * len(niks)),
+                       "instansi": pa.array([f"Instansi, {i % 3}" for i in range(len(niks))])})
+    report = builder.finish()
+    assert report.rows_loaded == len(niks) and not report.duplicates
+    snapshot = store.open("s2")
+    probe = store.cipher.values("nik", [niks[10], "3171014101900999", niks[0]])
+    rows = snapshot.find("nik", probe)
+    assert rows[1] == -1 and rows[0] >= 0 and rows[2] >= 0
+    assert snapshot.values("instansi", rows).to_pylist() == ["Instansi, 1", "", "Instansi, 0"]
+    data = (tmp_path / "s2.db").read_bytes()
+    for n in niks[:100]:
+        assert n.encode() not in data
+        assert int(n).to_bytes(8, "big") not in data and int(n).to_bytes(8, "little") not in data
+
+
+def test_keyed_values_depend_on_the_secret_and_the_column(tmp_path: Path) -> None:
+    a = RegisterStore(tmp_path / "a", SECRET).cipher
+    b = RegisterStore(tmp_path / "b", b"other secret").cipher
+    one = a.values("nik", ["3171014101900001"])
+    assert (one != b.values("nik", ["3171014101900001"])).any()
+    assert (one != a.values("nkk", ["3171014101900001"])).any()
+    assert (one == a.values("nik", ["3171014101900001"])).all()
+
+
+def test_a_failed_build_leaves_nothing_and_clean_removes_leftovers(tmp_path: Path) -> None:
+    store = RegisterStore(tmp_path, SECRET)
+    builder = store.new_snapshot("s3", keys=("nik",), unique=("nik",), values=())
+    builder.add(2, ["3171014101900001"], [])
+    builder.abort()
+    assert list(tmp_path.iterdir()) == []
+    left = store.new_snapshot("s4", keys=("nik",), unique=("nik",), values=())
+    left.add(2, ["3171014101900001"], [])
+    left._flush()  # a crash mid-build leaves the hidden build folder
+    left._drain()
+    assert store.remove_unreferenced([]) == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_snapshot_of_the_first_format_is_still_read(tmp_path: Path) -> None:
+    store = RegisterStore(tmp_path, SECRET)
+    conn = sqlite3.connect(tmp_path / "old.db")
+    conn.execute('CREATE TABLE register (line INTEGER PRIMARY KEY, "nik_key" BLOB, '
+                 '"instansi" TEXT)')
+    conn.execute("INSERT INTO register VALUES (2, ?, 'Kemensos')",
+                 (identifier_key(SECRET, "3171014101900001"),))
+    conn.execute("CREATE TABLE snapshot_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    conn.executemany("INSERT INTO snapshot_meta VALUES (?, ?)",
+                     [("id", "old"), ("rows", "1"), ("keys", "nik"), ("values", "instansi")])
+    conn.commit()
+    conn.close()
+    snapshot = store.open("old")
+    assert isinstance(snapshot, LegacySnapshot)
+    assert snapshot.lookup("nik", ["3171014101900001", "3171014101900002"], ["instansi"]) == {
+        "3171014101900001": ("Kemensos",)}
+    snapshot.close()
+    assert list(store.snapshot_ids()) == ["old"]
+
+
+def test_an_identifier_column_left_empty_in_every_row(tmp_path: Path) -> None:
+    store = RegisterStore(tmp_path, SECRET)
+    builder = store.new_snapshot("s5", keys=("nik", "nkk"), unique=("nik",), values=("program",))
+    for line in range(2, 50):
+        builder.add(line, [nik_of(line), ""], ["PKH"])
+    report = builder.finish()
+    assert report.rows_loaded == 48
+    snapshot = store.open("s5")
+    assert snapshot.lookup("nkk", [nik_of(2)], ["program"]) == {}
+    assert snapshot.lookup("nik", [nik_of(2)], ["program"]) == {nik_of(2): ("PKH",)}
