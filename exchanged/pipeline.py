@@ -572,8 +572,13 @@ class Pipeline:
 
     def _process(self, batch: Batch, flow: Flow, reader: CsvReader, answer: IO[bytes],
                  work: Path) -> FlowResult:
+        # a register load builds the fuzzy index only if a flow of the policy uses it
+        fuzzy = flow.dataset is not None and any(
+            f.reference == flow.dataset and f.fuzzy is not None and f.fuzzy.enabled
+            for a in self.policy.get().agreements for f in a.flows)
         ctx = FlowContext(flow=flow, references=self.references, work=work,
-                          new_snapshot_id=batch.uid)
+                          new_snapshot_id=batch.uid,
+                          extra={"fuzzy_index": "build"} if fuzzy else {})
         try:
             result = HANDLERS[flow.kind](reader, answer, ctx)
         except BrokenPipeError:

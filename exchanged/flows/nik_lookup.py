@@ -16,6 +16,7 @@ whatever the batch size (docs/performance.md).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import IO
 
 import numpy as np
@@ -35,13 +36,14 @@ from exchanged.flows.base import (
     too_many_rows,
 )
 from exchanged.ids import nik as nik_id
+from exchanged.matching.fuzzy import FuzzyFallback, FuzzyIndexMissing, shown_score
 from exchanged.matching.register import LegacySnapshot, Snapshot
 from exchanged.reasons import reason
 
 #: blocks parsed ahead of the one being checked (each some megabytes)
 BLOCKS_AHEAD = 2
 
-FOUND, NOT_FOUND, INVALID = 0, 1, 2
+FOUND, NOT_FOUND, INVALID, POSSIBLE = 0, 1, 2, 3
 
 
 def nik_lookup(reader: CsvReader, out: IO[bytes], ctx: FlowContext) -> FlowResult:
@@ -51,6 +53,19 @@ def nik_lookup(reader: CsvReader, out: IO[bytes], ctx: FlowContext) -> FlowResul
     if snapshot is None:
         raise Rejected(reason("NO_REFERENCE_DATA", dataset=flow.reference))
     disclosed = tuple(f for f in flow.discloses if f in snapshot.columns)
+    fuzzy = flow.fuzzy if flow.fuzzy is not None and flow.fuzzy.enabled else None
+    fallback: FuzzyFallback | None = None
+    if fuzzy is not None:
+        store = ctx.references.store(flow.reference)
+        try:
+            fallback = FuzzyFallback.open(store.directory, store.secret, snapshot.snapshot_id,
+                                          fuzzy.min_score)
+        except FuzzyIndexMissing:
+            # loaded before the fallback was switched on: BKN's next upload builds it
+            snapshot.close()
+            raise Rejected(reason("NO_REFERENCE_DATA", dataset=flow.reference)) from None
+    names_at = (reader.header.index("nama") if "nama" in reader.header else -1,
+                reader.header.index("tanggal_lahir") if "tanggal_lahir" in reader.header else -1)
     has_ref = "ref" in reader.header
     ref_at = reader.header.index("ref") if has_ref else -1
     nik_at = reader.header.index("nik")
@@ -59,11 +74,14 @@ def nik_lookup(reader: CsvReader, out: IO[bytes], ctx: FlowContext) -> FlowResul
     others = [(column, i) for i, name in enumerate(reader.header)
               if name != "nik" and (column := flow.column(name)) is not None]
     header = (["ref"] if has_ref else []) + ["nik", "status", *disclosed]
+    if fuzzy is not None:
+        header.append("skor")
     head = CsvWriter(out, header)
     head.close()
     statuses = csv_cells(pa.array([flow.answer.found, flow.answer.not_found,
-                                   flow.answer.invalid], type=pa.string()))
-    tallies = np.zeros(3, dtype=np.int64)
+                                   flow.answer.invalid, fuzzy.status if fuzzy else ""],
+                                  type=pa.string()))
+    tallies = np.zeros(4, dtype=np.int64)
     rows = 0
     try:
         for block in reader.blocks(ahead=BLOCKS_AHEAD):
@@ -77,16 +95,46 @@ def nik_lookup(reader: CsvReader, out: IO[bytes], ctx: FlowContext) -> FlowResul
                 if problems:
                     ok[list(problems)] = False
             niks, status, found = _match(block.columns[nik_at], readable, ok, snapshot, disclosed)
-            tallies += np.bincount(status, minlength=3)
+            scores: list[str] | None = None
+            if fallback is not None:
+                scores = _fallback(fallback, block.columns, names_at, status)
+            tallies += np.bincount(status, minlength=4)
             cells = [csv_cells(stripped(block.columns[ref_at], readable))] if has_ref else []
             cells += [csv_cells(niks), statuses.take(pa.array(status))]
             cells += [csv_cells(values) for values in found]
+            if scores is not None:
+                cells.append(csv_cells(pa.array(scores, type=pa.string())))
             write_columns(out, cells)
     finally:
         snapshot.close()
+        if fallback is not None:
+            fallback.close()
     counts = {flow.answer.found: int(tallies[FOUND]), flow.answer.not_found: int(tallies[NOT_FOUND]),
               flow.answer.invalid: int(tallies[INVALID])}
+    if fuzzy is not None:
+        counts[fuzzy.status] = int(tallies[POSSIBLE])
     return FlowResult(rows=rows, counts=counts, reference_snapshot=snapshot.snapshot_id)
+
+
+def _fallback(fallback: FuzzyFallback, columns: Sequence[pa.StringArray],
+              names_at: tuple[int, int], status: npt.NDArray[np.int64]) -> list[str]:
+    """Not-found rows whose name and birth date closely match a register person become
+    possible matches (Pasal 3 ayat (1) huruf b); returns the skor cell of every row."""
+    scores = [""] * len(status)
+    nama_at, dob_at = names_at
+    if nama_at < 0 or dob_at < 0:
+        return scores
+    rows = np.flatnonzero(status == NOT_FOUND)
+    if len(rows) == 0:
+        return scores
+    take = pa.array(rows)
+    pairs = zip(columns[nama_at].take(take).to_pylist(), columns[dob_at].take(take).to_pylist(),
+                strict=True)
+    for row, score in zip(rows.tolist(), fallback.scores(pairs), strict=True):
+        if score is not None:
+            status[row] = POSSIBLE
+            scores[row] = shown_score(score)
+    return scores
 
 
 def _match(values: pa.StringArray, readable: npt.NDArray[np.bool_], ok: npt.NDArray[np.bool_],

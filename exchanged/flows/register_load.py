@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from typing import IO
 
 import numpy as np
+import pyarrow as pa
 
 from exchanged.csvio import Block, CsvReader, CsvWriter, string_view
 from exchanged.errors import Rejected
@@ -34,6 +35,7 @@ from exchanged.flows.base import (
     fixed_width,
     too_many_rows,
 )
+from exchanged.matching.fuzzy import FuzzyIndexBuilder, discard_index, index_path
 from exchanged.matching.register import IdentifierCipher, SnapshotBuilder, U64Pairs
 from exchanged.policy.model import IDENTIFIER_TYPES, Column
 from exchanged.reasons import reason
@@ -54,6 +56,14 @@ def register_load(reader: CsvReader, out: IO[bytes], ctx: FlowContext) -> FlowRe
     kept_at = [reader.header.index(n) if n in reader.header else -1 for n in flow.keeps]
     store = ctx.references.store(flow.dataset)
     builder = store.new_snapshot(ctx.new_snapshot_id, keys=keys, unique=unique, values=flow.keeps)
+    # the fuzzy fallback's index: names and birth dates, protected, never the values themselves
+    fuzzy: FuzzyIndexBuilder | None = None
+    names_at = -1, -1
+    if (ctx.extra.get("fuzzy_index") == "build" and "nama" in reader.header
+            and "tanggal_lahir" in reader.header):
+        fuzzy = FuzzyIndexBuilder(index_path(store.directory, ctx.new_snapshot_id),
+                                  store.secret, ctx.work)
+        names_at = reader.header.index("nama"), reader.header.index("tanggal_lahir")
     problems_path = ctx.work / "problems.csv"
     fd = os.open(problems_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
     invalid = 0
@@ -66,19 +76,23 @@ def register_load(reader: CsvReader, out: IO[bytes], ctx: FlowContext) -> FlowRe
                 if flow.max_rows is not None and rows > flow.max_rows:
                     raise too_many_rows(flow)
                 invalid += _load_block(block, positions, keys, keys_at, kept_at, flow.keeps,
-                                       builder, problems, store.cipher)
+                                       builder, problems, store.cipher, fuzzy, names_at)
             report = builder.finish()
+            if fuzzy is not None:
+                # the rows the snapshot left out (repeated NIK or NIP) leave the index too
+                fuzzy.finish(d.line for d in report.duplicates)
             invalid += len(report.duplicates)
             problems.close()
     except BaseException:
         builder.abort()
+        if fuzzy is not None:
+            fuzzy.abort()
+            discard_index(store.directory, ctx.new_snapshot_id)
         raise
-    if rows == 0:
+    if rows == 0 or report.rows_loaded == 0:
         builder.abort()
-        raise Rejected(reason("NO_ROWS"))
-    if report.rows_loaded == 0:
-        builder.abort()
-        raise Rejected(reason("NO_VALID_ROWS"))
+        discard_index(store.directory, ctx.new_snapshot_id)
+        raise Rejected(reason("NO_ROWS" if rows == 0 else "NO_VALID_ROWS"))
     writer = CsvWriter(out, HEADER)
     writer.write(["summary", "", "ROWS_READ", str(rows)])
     writer.write(["summary", "", "ROWS_LOADED", str(report.rows_loaded)])
@@ -109,7 +123,8 @@ def register_load(reader: CsvReader, out: IO[bytes], ctx: FlowContext) -> FlowRe
 def _load_block(block: Block, positions: Sequence[tuple[Column | None, int]],
                 keys: Sequence[str], keys_at: Sequence[int], kept_at: Sequence[int],
                 keeps: Sequence[str], builder: SnapshotBuilder, problems: CsvWriter,
-                cipher: IdentifierCipher) -> int:
+                cipher: IdentifierCipher, fuzzy: FuzzyIndexBuilder | None = None,
+                names_at: tuple[int, int] = (-1, -1)) -> int:
     """Check one block's rows, report the refused ones, hand the others to the builder;
     returns how many were refused."""
     readable = block.readable()
@@ -148,4 +163,9 @@ def _load_block(block: Block, positions: Sequence[tuple[Column | None, int]],
         keyed[k] = (values, present)
     kept = {name: checked[at].values if at >= 0 else None for name, at in zip(keeps, kept_at)}
     builder.add_block(block.lines[rows], keyed, kept, select=rows)
+    if fuzzy is not None:
+        nama_at, dob_at = names_at
+        take = pa.array(rows)
+        fuzzy.add_many(block.lines[rows].tolist(), checked[nama_at].values.take(take).to_pylist(),
+                       checked[dob_at].values.take(take).to_pylist())
     return len(refused)

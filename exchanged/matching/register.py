@@ -50,6 +50,8 @@ CHUNK = 5000
 IN_CHUNK = 900  # below SQLite's bound-parameter limit
 # the first format's name is kept: a snapshot is told apart by its first bytes
 SUFFIX = ".db"
+#: a snapshot's fuzzy index beside it (exchanged.matching.fuzzy), removed with it
+FUZZY_SUFFIX = ".fuzzy"
 MAGIC = b"EXSNAP02"
 SQLITE_MAGIC = b"SQLite format 3\0"
 ALIGN = 64
@@ -589,10 +591,11 @@ class RegisterStore:
 
     def discard(self, snapshot_id: str) -> None:
         """Remove one snapshot that never became current (its load was refused)."""
-        try:
-            (self.directory / f"{snapshot_id}{SUFFIX}").unlink()
-        except FileNotFoundError:
-            pass
+        for suffix in (SUFFIX, FUZZY_SUFFIX):
+            try:
+                (self.directory / f"{snapshot_id}{suffix}").unlink()
+            except FileNotFoundError:
+                pass
 
     def remove_unreferenced(self, keep: Iterable[str]) -> int:
         """Remove temporaries and snapshots not in ``keep``; returns how many files went."""
@@ -604,7 +607,7 @@ class RegisterStore:
                 removed += 1
                 continue
             stale_tmp = p.name.startswith(".") and p.name.endswith(".tmp")
-            old = p.suffix == SUFFIX and p.stem not in keep_set
+            old = p.suffix in (SUFFIX, FUZZY_SUFFIX) and p.stem not in keep_set
             if stale_tmp or old:
                 p.unlink()
                 removed += 1

@@ -41,6 +41,7 @@ from exchanged.policy.model import (
     Confidentiality,
     Contact,
     Flow,
+    Fuzzy,
     Monitoring,
     Party,
     PolicySet,
@@ -255,8 +256,10 @@ AGREEMENT_BODY_KEYS = ("id", "title", "numbers", "signed", "validity", "changes"
 PARTY_KEYS = ("role", "name", "address", "signatory", "contact")
 FLOW_KEYS = (
     "kind", "purpose", "clause", "sender", "recipients", "reference", "dataset", "columns",
-    "keeps", "answer", "discloses", "compares", "limits",
+    "keeps", "answer", "discloses", "compares", "limits", "fuzzy",
 )
+FUZZY_KEYS = ("enabled", "min_score", "status", "clause")
+STATUS_RE = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
 COLUMN_KEYS = ("type", "required", "values", "max_length", "pattern")
 ANSWER_KEYS = ("clause", "found", "not_found", "invalid", "differs")
 CONFIDENTIALITY_KEYS = (
@@ -495,6 +498,7 @@ def parse_flow(src: Source, path: Path_, name: str, raw: Any, party_ids: set[str
             raise src.error(path + ("answer",), f"needs the statuses {', '.join(missing)}")
     if kind == "nip-compare" and not compares:
         raise src.error(path, "a nip-compare flow must list the columns it compares")
+    fuzzy = parse_fuzzy(src, path, fr, kind, columns, answer)
     return Flow(
         name=name, kind=kind, purpose=purpose, clause=fr.text("clause"), sender=sender,
         recipients=recipients, columns=tuple(columns), columns_clause=cols_r.text("clause"),
@@ -504,7 +508,39 @@ def parse_flow(src: Source, path: Path_, name: str, raw: Any, party_ids: set[str
         max_bytes=limits.integer("max_bytes") if limits else None,
         max_rows=limits.integer("max_rows") if limits else None,
         limits_clause=limits.text("clause", required=False) if limits else "",
+        fuzzy=fuzzy,
     )
+
+
+def parse_fuzzy(src: Source, path: Path_, fr: Reader, kind: str, columns: list[Column],
+                answer: Answer) -> Fuzzy | None:
+    """A nik-lookup flow's fuzzy fallback: ``{enabled, min_score, status, clause}``."""
+    zr = fr.optional_sub("fuzzy", FUZZY_KEYS)
+    if zr is None:
+        return None
+    here = path + ("fuzzy",)
+    if kind != "nik-lookup":
+        raise src.error(here, "only a nik-lookup flow can have a fuzzy fallback")
+    if not zr.has("enabled"):
+        raise src.error(here, "enabled is missing")
+    enabled = zr.boolean("enabled")
+    raw = zr.value.get("min_score")
+    if raw is None:
+        raise src.error(here, "min_score is missing")
+    if isinstance(raw, bool) or not isinstance(raw, (int, float)) or not 0 < raw <= 1:
+        raise src.error(here + ("min_score",), "must be a number above 0 and at most 1")
+    status = zr.text("status")
+    if not STATUS_RE.fullmatch(status):
+        raise src.error(here + ("status",), "must be upper-case letters, digits and _")
+    others = {answer.found, answer.not_found, answer.invalid, answer.differs} - {""}
+    if status in others:
+        raise src.error(here + ("status",), "must differ from the flow's other statuses")
+    clause = zr.text("clause")
+    types = {c.name: c.type for c in columns}
+    if types.get("nama") != "text" or types.get("tanggal_lahir") != "date":
+        raise src.error(here, "a fuzzy fallback needs the flow to list the columns nama "
+                        "(text) and tanggal_lahir (date)")
+    return Fuzzy(enabled, float(raw), status, clause)
 
 
 def check_flow_references(src: Source, flows: list[Flow]) -> None:
@@ -528,6 +564,12 @@ def check_flow_references(src: Source, flows: list[Flow]) -> None:
             if field_name not in loader.keeps:
                 raise src.error(("flows", f.name, "compares", i),
                                 f"{field_name} is not kept by dataset {f.reference}")
+        if f.fuzzy is not None:
+            types = {c.name: c.type for c in loader.columns}
+            if types.get("nama") != "text" or types.get("tanggal_lahir") != "date":
+                raise src.error(("flows", f.name, "fuzzy"),
+                                f"dataset {f.reference} has no nama (text) and tanggal_lahir "
+                                "(date) to match names against")
 
 
 # -- addenda ---------------------------------------------------------------------------------------
@@ -537,7 +579,8 @@ ADDENDUM_BODY_KEYS = (
     "agreement", "number", "reference", "recorded", "clause", "example", "extend_until",
     "terminate_on", "suspend", "amend_flows",
 )
-AMENDABLE_FLOW_KEYS = ("columns", "answer", "discloses", "compares", "limits", "purpose", "clause")
+AMENDABLE_FLOW_KEYS = ("columns", "answer", "discloses", "compares", "limits", "purpose", "clause",
+                       "fuzzy")
 
 
 @dataclass(frozen=True)

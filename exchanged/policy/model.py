@@ -68,6 +68,22 @@ class Answer:
 
 
 @dataclass(frozen=True)
+class Fuzzy:
+    """The fuzzy fallback of a nik-lookup flow (``fuzzy:`` in the policy).
+
+    A valid NIK that is not in the reference data, on a row whose name and
+    birth date closely match a person of it, is answered ``status`` with the
+    score (0..1, at least ``min_score``) for manual confirmation, instead of
+    the flow's ``not_found``; see docs/matching.md.
+    """
+
+    enabled: bool
+    min_score: float
+    status: str
+    clause: str
+
+
+@dataclass(frozen=True)
 class Flow:
     """One kind of exchange under an agreement."""
 
@@ -94,6 +110,8 @@ class Flow:
     limits_clause: str = ""
     #: suspensions by addenda: (from, until inclusive, reference, clause)
     suspensions: tuple[tuple[date, date, str, str], ...] = ()
+    #: nik-lookup flows: the fuzzy fallback for rows whose NIK is not found
+    fuzzy: Fuzzy | None = None
 
     @property
     def required(self) -> tuple[str, ...]:

@@ -851,13 +851,29 @@ def _open_private(path: StrPath) -> TextIO:
         raise
 
 
-def write_register_csv(path: StrPath, register: SyntheticRegister) -> int:
-    """Write the register as CSV (REGISTER_COLUMNS); return the row count."""
+def write_register_csv(path: StrPath, register: SyntheticRegister, *,
+                       functional_positions: bool = False) -> int:
+    """Write the register as CSV (REGISTER_COLUMNS); return the row count.
+
+    With ``functional_positions`` the rows also carry each person's
+    functional position (``jabatan, jenjang_jabatan, unit_kerja,
+    tmt_jabatan``, empty for those who hold none; see
+    :mod:`exchanged.synth.jabfung`), as the register of the
+    jabfung-integration flow needs.
+    """
     with _open_private(path) as stream:
         writer = csv.writer(stream, lineterminator="\n")
-        writer.writerow(REGISTER_COLUMNS)
         fields = register._fields
-        writer.writerows(fields(i)[:6] for i in range(len(register)))
+        if not functional_positions:
+            writer.writerow(REGISTER_COLUMNS)
+            writer.writerows(fields(i)[:6] for i in range(len(register)))
+            return len(register)
+        # imported here: jabfung builds on this module
+        from exchanged.synth.jabfung import FUNCTIONAL_COLUMNS, functional_position
+
+        writer.writerow(REGISTER_COLUMNS + FUNCTIONAL_COLUMNS)
+        writer.writerows(fields(i)[:6] + functional_position(register, i).fields()
+                         for i in range(len(register)))
     return len(register)
 
 

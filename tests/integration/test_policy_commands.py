@@ -101,13 +101,13 @@ def test_kpm_register_and_kpm_status(exchange: Exchange, kemensos: Agency, bkn: 
     assert {row.split(",")[3] for row in answer[1:51]} == {"PKH", "BPNT"}
 
 
-def test_a_flow_whose_matching_is_not_built_yet(exchange: Exchange, kemensos: Agency,
-                                                work: Path) -> None:
+def test_functional_positions_need_a_register(exchange: Exchange, kemensos: Agency,
+                                             work: Path) -> None:
     csv = ("nip,nama,jabatan,jenjang_jabatan,unit_kerja,tmt_jabatan\n"
            "199001012015031001,A,Pekerja Sosial,Ahli Pertama,Ditjen,2020-01-01\n")
     kemensos.submit("jabfung-integration", kemensos.seal(write_csv(work / "j.csv", csv),
                                                           "jf-1.csv.gpg"))
-    assert kemensos.codes("jabfung-integration", "jf-1") == ["FLOW_NOT_AVAILABLE"]
+    assert kemensos.codes("jabfung-integration", "jf-1") == ["NO_REFERENCE_DATA"]
 
 
 @pytest.mark.usefixtures("exchange")

@@ -1,0 +1,193 @@
+"""The nip-compare handler (jabfung-integration), driven with a fake register snapshot."""
+
+from __future__ import annotations
+
+import csv
+import importlib
+import io
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from exchanged.csvio import CsvReader
+from exchanged.errors import Rejected
+from exchanged.flows import HANDLERS, FlowContext
+from exchanged.flows.nip_compare import nip_compare, same_value, text_key
+from exchanged.policy.loader import load_policies
+from exchanged.policy.model import Column, Flow
+
+ROOT = Path(__file__).resolve().parents[2]
+HEADER = "ref,nip,nama,jabatan,jenjang_jabatan,unit_kerja,tmt_jabatan\n"
+A = "199001012015031001"  # PNS, born 1990-01-01
+B = "198807172022211997"  # PPPK, born 1988-07-17
+C = "197505052000121002"  # PNS, born 1975-05-05, holds no position in the register
+NOBODY = "195501011980011001"  # valid, in nobody's register
+
+SIASN = {
+    A: {"jabatan": "Pekerja Sosial", "jenjang_jabatan": "Ahli Pertama",
+        "unit_kerja": "Dinas Sosial Kab. Bogor", "tmt_jabatan": "2020-01-01"},
+    B: {"jabatan": "Penyuluh Sosial", "jenjang_jabatan": "Terampil",
+        "unit_kerja": "Balai Rehabilitasi Sosial", "tmt_jabatan": "2023-03-01"},
+    C: {"jabatan": "", "jenjang_jabatan": "", "unit_kerja": "", "tmt_jabatan": ""},
+}
+
+
+class FakeSnapshot:
+    def __init__(self, rows: Mapping[str, Mapping[str, str]],
+                 columns: Sequence[str] = ("jenis_asn", "instansi", "jabatan", "jenjang_jabatan",
+                                           "unit_kerja", "tmt_jabatan"),
+                 keys: Sequence[str] = ("nip", "nik")) -> None:
+        self.snapshot_id = "snap-1"
+        self.rows = rows
+        self.columns = tuple(columns)
+        self.keys = tuple(keys)
+        self.closed = False
+        self.lookups = 0
+
+    def lookup(self, key: str, identifiers: Iterable[str], fields: Sequence[str]
+               ) -> dict[str, tuple[str, ...]]:
+        assert key == "nip" and all(f in self.columns for f in fields)
+        self.lookups += 1
+        return {i: tuple(self.rows[i][f] for f in fields) for i in identifiers if i in self.rows}
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class FakeReferences:
+    def __init__(self, snapshot: FakeSnapshot | None) -> None:
+        self.snapshot = snapshot
+
+    def current(self, dataset: str) -> FakeSnapshot | None:
+        assert dataset == "asn-register"
+        return self.snapshot
+
+    def store(self, dataset: str) -> object:
+        raise AssertionError("a nip-compare flow loads nothing")
+
+
+@pytest.fixture(scope="module")
+def flow() -> Flow:
+    found = load_policies(ROOT / "policies").find_flow("jabfung-integration")
+    assert found is not None
+    return found[1]
+
+
+def run(flow: Flow, text: str, snapshot: FakeSnapshot | None, tmp_path: Path
+        ) -> tuple[list[dict[str, str]], Mapping[str, int]]:
+    out = io.BytesIO()
+    ctx = FlowContext(flow=flow, references=FakeReferences(snapshot),  # type: ignore[arg-type]
+                      work=tmp_path, new_snapshot_id="x")
+    result = nip_compare(CsvReader(io.BytesIO(text.encode())), out, ctx)
+    rows = list(csv.DictReader(io.StringIO(out.getvalue().decode())))
+    assert result.rows == len(rows)
+    assert result.reference_snapshot == "snap-1"
+    return rows, result.counts
+
+
+def test_the_handler_is_registered_for_its_kind() -> None:
+    assert HANDLERS["nip-compare"] is nip_compare
+
+
+def test_every_status(flow: Flow, tmp_path: Path) -> None:
+    snapshot = FakeSnapshot(SIASN)
+    rows, counts = run(flow, HEADER
+                       + f"R1,{A},Budi,Pekerja Sosial,Ahli Pertama,Dinas Sosial Kab. Bogor,2020-01-01\n"
+                       + f"R2,{A},Budi,Pekerja Sosial,Ahli Muda,Dinas Sosial Kab. Bogor,2021-06-01\n"
+                       + f"R3,{NOBODY},Ani,Pekerja Sosial,Ahli Muda,Dinas Sosial,2021-06-01\n"
+                       + "R4,1990 0101 2015 03 1 001,Budi,Pekerja Sosial,Ahli Pertama,Dinsos,2020-01-01\n"
+                       + f"R5,{B},Sri,Penyuluh Sosial,Terampil,Balai Rehabilitasi Sosial,2023-02-30\n"
+                       + f"R6,{C},Eko,Pekerja Sosial,Ahli Pertama,Dinas Sosial,2020-01-01\n",
+                       snapshot, tmp_path)
+    assert [(r["ref"], r["status"], r["berbeda"]) for r in rows] == [
+        ("R1", "SESUAI", ""),
+        ("R2", "BERBEDA", "jenjang_jabatan;tmt_jabatan"),
+        ("R3", "TIDAK_DITEMUKAN", ""),
+        ("R4", "TIDAK_VALID", ""),
+        ("R5", "TIDAK_VALID", ""),  # an impossible start date
+        ("R6", "BERBEDA", "jabatan;jenjang_jabatan;unit_kerja;tmt_jabatan"),
+    ]
+    assert [r["nip"] for r in rows][:4] == [A, A, NOBODY, "1990 0101 2015 03 1 001"]
+    assert list(rows[0]) == ["ref", "nip", "status", "berbeda"]
+    assert counts == {"SESUAI": 1, "BERBEDA": 2, "TIDAK_DITEMUKAN": 1, "TIDAK_VALID": 2}
+    assert snapshot.closed
+
+
+def test_comparison_forgives_case_spaces_and_punctuation(flow: Flow, tmp_path: Path) -> None:
+    rows, _ = run(flow, HEADER
+                  + f"R1,{A},Budi,  PEKERJA  SOSIAL ,ahli-pertama,Dinas Sosial Kab Bogor,2020-01-01\n"
+                  + f"R2,{B},Sri,Penyuluh sosial,TERAMPIL,\"Balai Rehabilitasi Sosial.\",2023-03-01\n",
+                  FakeSnapshot(SIASN), tmp_path)
+    assert [r["status"] for r in rows] == ["SESUAI", "SESUAI"]
+
+
+def test_never_discloses_the_registers_values(flow: Flow, tmp_path: Path) -> None:
+    rows, _ = run(flow, HEADER + f"R1,{B},Sri,Pekerja Sosial,Ahli Utama,Dinas Sosial,2010-01-01\n",
+                  FakeSnapshot(SIASN), tmp_path)
+    assert rows[0]["berbeda"] == "jabatan;jenjang_jabatan;unit_kerja;tmt_jabatan"
+    text = ",".join(rows[0].values())
+    for value in SIASN[B].values():
+        assert value not in text
+
+
+def test_without_ref_and_with_unreadable_rows(flow: Flow, tmp_path: Path) -> None:
+    text = ("nip,nama,jabatan,jenjang_jabatan,unit_kerja,tmt_jabatan\n"
+            f"{A},Budi,Pekerja Sosial,Ahli Pertama,Dinas Sosial Kab. Bogor,2020-01-01\n"
+            f"{A},Budi,too,few\n"
+            f"{A},,Pekerja Sosial,Ahli Pertama,Dinas Sosial Kab. Bogor,2020-01-01\n"
+            f"{A},Budi,=HYPERLINK(1),Ahli Pertama,Dinas Sosial Kab. Bogor,2020-01-01\n")
+    rows, _ = run(flow, text, FakeSnapshot(SIASN), tmp_path)
+    assert list(rows[0]) == ["nip", "status", "berbeda"]
+    assert [r["status"] for r in rows] == ["SESUAI", "TIDAK_VALID", "TIDAK_VALID", "BERBEDA"]
+    assert rows[3]["berbeda"] == "jabatan"
+
+
+def test_answers_in_order_across_chunks(flow: Flow, tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    # the package exports the function under the module's name: take the module itself
+    module = importlib.import_module("exchanged.flows.nip_compare")
+    monkeypatch.setattr(module, "CHUNK", 3)
+    lines = [f"R{i},{A if i % 2 else NOBODY},X,Pekerja Sosial,Ahli Pertama,"
+             f"Dinas Sosial Kab. Bogor,2020-01-01\n" for i in range(10)]
+    snapshot = FakeSnapshot(SIASN)
+    rows, _ = run(flow, HEADER + "".join(lines), snapshot, tmp_path)
+    assert [r["ref"] for r in rows] == [f"R{i}" for i in range(10)]
+    assert [r["status"] for r in rows] == [
+        "SESUAI" if i % 2 else "TIDAK_DITEMUKAN" for i in range(10)]
+    assert snapshot.lookups == 4
+
+
+def test_without_register_or_without_its_fields_the_batch_is_refused(flow: Flow,
+                                                                      tmp_path: Path) -> None:
+    text = HEADER + f"R1,{A},Budi,Pekerja Sosial,Ahli Pertama,Dinas Sosial,2020-01-01\n"
+    with pytest.raises(Rejected) as none:
+        run(flow, text, None, tmp_path)
+    assert none.value.reasons[0].code == "NO_REFERENCE_DATA"
+    old = FakeSnapshot(SIASN, columns=("jenis_asn", "instansi"))
+    with pytest.raises(Rejected) as older:
+        run(flow, text, old, tmp_path)
+    assert older.value.reasons[0].code == "NO_REFERENCE_DATA"
+    assert old.closed
+
+
+def test_row_limit(flow: Flow, tmp_path: Path) -> None:
+    small = replace(flow, max_rows=2)
+    text = HEADER + "".join(
+        f"R{i},{A},Budi,Pekerja Sosial,Ahli Pertama,Dinas Sosial,2020-01-01\n" for i in range(3))
+    with pytest.raises(Rejected) as refused:
+        run(small, text, FakeSnapshot(SIASN), tmp_path)
+    assert refused.value.reasons[0].code == "TOO_MANY_ROWS"
+
+
+def test_values_compare_as_what_they_mean() -> None:
+    date = Column("tmt_jabatan", "date")
+    assert same_value(date, "2020-01-01", "2020-01-01")
+    assert not same_value(date, "2020-01-01", "2020-01-02")
+    assert not same_value(date, "2020-01-01", "not a date")
+    text = Column("jabatan")
+    assert same_value(text, "Ahli Pertama", "ahli  PERTAMA")
+    assert not same_value(text, "Ahli Pertama", "")
+    assert text_key("Kepala Seksi (Kasi)") == text_key("kepala seksi kasi")
+    assert same_value(Column("n", "integer"), "007", "7")
