@@ -7,7 +7,7 @@ decrypts, decides or matches. This protocol is the whole of what it knows.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import paramiko
 
@@ -48,3 +48,19 @@ class Door(Protocol):
 
     def outcome_event(self, agency: str, flow: str, name: str, event: str, size: int) -> None:
         """Record that an outcome file was downloaded or removed."""
+
+
+@runtime_checkable
+class GuardedDoor(Door, Protocol):
+    """A Door that also tells the front door's guards what they need: how much an agency has
+    waiting, and where a ban goes on record. The server uses these when its Door has them
+    (``isinstance`` at start); without them an agency's queue does not count towards its
+    quota and a ban is only logged, not written to the ledger."""
+
+    def unanswered(self, agency: str) -> tuple[int, int]:
+        """Bytes and number of the agency's received batches not answered yet (its queue,
+        which counts towards its inbox quota)."""
+
+    def address_banned(self, address: str, score: int, seconds: int, count: int) -> None:
+        """Record that ``address`` (an IPv4 address or an IPv6 /64) is banned for ``seconds``
+        after repeated failed logins; ``count`` says the how-manieth ban of it this is."""

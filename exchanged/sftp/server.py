@@ -1,10 +1,24 @@
-"""The embedded SFTP server: key-only logins, SFTP only, modern algorithms only.
+"""The embedded SFTP server: key-only logins, SFTP only, modern algorithms only, bounded.
 
 One thread accepts connections; each connection runs in paramiko's transport
 thread. An agency logs in with its id as user name and one of its registered
 SSH keys; there are no passwords, no shells, no exec, no forwarding. A
 connection that ends without a successful login is recorded once in the
-ledger, with the number of attempts.
+ledger, with the number of attempts, and scored by the defender
+(:mod:`exchanged.sftp.defender`), which bans an address that keeps failing.
+
+Only the algorithms in :data:`ALLOWED` are offered — an allowlist, so that an
+algorithm a future paramiko adds is not offered until it is reviewed: AES-GCM
+and AES-CTR with SHA-2 MACs (no CBC, no 3DES, no SHA-1 or MD5 MACs),
+Curve25519, ML-KEM hybrid, ECDH and finite-field DH with SHA-2 only (no
+SHA-1 key exchange), and client keys signing with Ed25519, ECDSA or RSA with
+SHA-2 (no ``ssh-rsa`` SHA-1 signatures, no DSA). Strict key exchange
+(the Terrapin counter-measure) is on.
+
+The limits (:class:`~exchanged.sftp.limits.Limits`): connections at once,
+connections per address still logging in, a login deadline, logged-in
+sessions per agency, channels per connection, idle time, and each agency's
+inbox quota.
 """
 
 from __future__ import annotations
@@ -12,6 +26,8 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import paramiko
@@ -19,41 +35,69 @@ from paramiko.common import (
     AUTH_FAILED,
     AUTH_SUCCESSFUL,
     OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED,
+    OPEN_FAILED_RESOURCE_SHORTAGE,
     OPEN_SUCCEEDED,
 )
 
 from exchanged.home import Listen
-from exchanged.sftp.door import Door
+from exchanged.sftp.defender import Ban, Defender, address_key
+from exchanged.sftp.door import Door, GuardedDoor
 from exchanged.sftp.folders import DropFolders, ExchangeSFTPServer, Session
+from exchanged.sftp.limits import Gate, Limits
 
 log = logging.getLogger("exchanged.sftp")
 
-# No SHA-1 (signatures, MACs, key exchange), no CBC, no 3DES, no DSA.
-DISABLED_ALGORITHMS = {
-    "ciphers": ["aes128-cbc", "aes192-cbc", "aes256-cbc", "3des-cbc", "blowfish-cbc"],
-    "macs": ["hmac-sha1", "hmac-sha1-96", "hmac-md5", "hmac-md5-96",
-             "hmac-sha1-etm@openssh.com"],
-    "kex": ["diffie-hellman-group1-sha1", "diffie-hellman-group14-sha1",
-            "diffie-hellman-group-exchange-sha1"],
-    "keys": ["ssh-rsa", "ssh-dss"],
-    "pubkeys": ["ssh-rsa", "ssh-dss"],
+#: the only algorithms the server offers, by paramiko's kind, in no particular order (the
+#: client's preference decides among them)
+ALLOWED: Mapping[str, tuple[str, ...]] = {
+    "ciphers": ("aes256-gcm@openssh.com", "aes128-gcm@openssh.com", "aes256-ctr", "aes192-ctr",
+                "aes128-ctr"),
+    "macs": ("hmac-sha2-512-etm@openssh.com", "hmac-sha2-256-etm@openssh.com", "hmac-sha2-512",
+             "hmac-sha2-256"),
+    "kex": ("mlkem768x25519-sha256", "curve25519-sha256", "curve25519-sha256@libssh.org",
+            "ecdh-sha2-nistp521", "ecdh-sha2-nistp384", "ecdh-sha2-nistp256",
+            "diffie-hellman-group16-sha512", "diffie-hellman-group-exchange-sha256",
+            "diffie-hellman-group14-sha256"),
+    # the host key is Ed25519: nothing else is ever offered for it
+    "keys": ("ssh-ed25519",),
+    # how a client's login signature may be made
+    "pubkeys": ("ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384",
+                "ecdsa-sha2-nistp521", "rsa-sha2-512", "rsa-sha2-256"),
+    "compression": ("none",),
 }
-#: a connection must complete its login within this time
-LOGIN_GRACE_SECONDS = 20
-#: connections from one address that have not logged in yet
-MAX_UNAUTHENTICATED_PER_ADDRESS = 8
+
+
+def disabled_algorithms() -> dict[str, list[str]]:
+    """Everything paramiko would offer that :data:`ALLOWED` does not list.
+
+    paramiko takes a deny list; it is computed from paramiko's own defaults
+    (``Transport._preferred_*``), so that whatever a paramiko upgrade adds is
+    denied until it is added to :data:`ALLOWED`.
+    """
+    out: dict[str, list[str]] = {}
+    for kind, allowed in ALLOWED.items():
+        offered: tuple[str, ...] = getattr(paramiko.Transport, f"_preferred_{kind}")
+        out[kind] = [name for name in offered if name not in allowed]
+    return out
 
 
 class Connection(paramiko.ServerInterface):
     """One client connection's authentication and channel policy."""
 
-    def __init__(self, door: Door, remote: str) -> None:
+    def __init__(self, door: Door, remote: str, gate: Gate,
+                 guarded: GuardedDoor | None = None) -> None:
         self.door = door
         self.remote = remote
+        self.gate = gate
+        self.limits = gate.limits
+        #: the Door, if it can count an agency's queue (see GuardedDoor); DropFolders uses it
+        self.guarded = guarded
         self.session: Session | None = None
         self.attempted_user = ""
         self.attempts = 0
         self.login_recorded = False
+        self.channels = 0
+        self.holds_session = False
 
     def get_allowed_auths(self, username: str) -> str:
         return "publickey"
@@ -75,7 +119,8 @@ class Connection(paramiko.ServerInterface):
             # (before checking the signature); channels open only after a verified
             # login, so the session is safe to create here and the login is
             # recorded when the first channel opens
-            self.session = Session(agency=username, remote=self.remote)
+            if self.session is None:
+                self.session = Session(agency=username, remote=self.remote)
             return AUTH_SUCCESSFUL
         return AUTH_FAILED
 
@@ -87,12 +132,38 @@ class Connection(paramiko.ServerInterface):
 
     def check_channel_request(self, kind: str, chanid: int) -> int:
         # channels open only after a complete (signed) login: record it once, here
-        if kind == "session" and self.session is not None:
-            if not self.login_recorded:
-                self.login_recorded = True
-                self.door.login_succeeded(self.session.agency, self.remote)
-            return OPEN_SUCCEEDED
-        return OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
+        if kind != "session" or self.session is None:
+            return OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
+        agency = self.session.agency
+        if not self.login_recorded:
+            # fail closed: a session the ledger cannot record does not open (an agency
+            # could otherwise collect outcomes with no trace while the ledger is unwritable)
+            try:
+                self.door.login_succeeded(agency, self.remote)
+            except Exception as e:
+                log.error("%s from %s: session refused, the login cannot be recorded (%s)",
+                          agency, self.remote, type(e).__name__)
+                return OPEN_FAILED_RESOURCE_SHORTAGE
+            self.login_recorded = True
+        if self.channels >= self.limits.max_channels_per_connection:
+            log.warning("%s from %s: channel refused, %d already opened on this connection",
+                        agency, self.remote, self.channels)
+            return OPEN_FAILED_RESOURCE_SHORTAGE
+        if not self.holds_session:
+            if not self.gate.claim_session(agency):
+                log.warning("%s from %s: session refused, the agency already has %d sessions",
+                            agency, self.remote, self.limits.max_sessions_per_agency)
+                return OPEN_FAILED_RESOURCE_SHORTAGE
+            self.holds_session = True
+        self.channels += 1
+        self.session.touch()
+        return OPEN_SUCCEEDED
+
+    def release(self) -> None:
+        """The connection ended: give back the agency's session slot."""
+        if self.holds_session and self.session is not None:
+            self.holds_session = False
+            self.gate.release_session(self.session.agency)
 
     def check_channel_subsystem_request(self, channel: paramiko.Channel, name: str) -> bool:
         if name != "sftp" or self.session is None:
@@ -121,21 +192,38 @@ class Connection(paramiko.ServerInterface):
         return False
 
 
+def quietly(call: Callable[..., object], *args: object) -> None:
+    """Call a Door method whose failure must not end the connection's bookkeeping (a ledger
+    that cannot be written is the pipeline's to report; the front door goes on)."""
+    try:
+        call(*args)
+    except Exception as e:
+        log.error("the front door could not record an event (%s)", type(e).__name__)
+
+
 class SFTPServer:
     """Listens on HOST:PORT and serves each agency its drop folders."""
 
-    def __init__(self, door: Door, host_key_path: Path, listen: Listen, max_connections: int = 64) -> None:
+    def __init__(self, door: Door, host_key_path: Path, listen: Listen,
+                 limits: Limits | None = None, *,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.door = door
+        self.guarded = door if isinstance(door, GuardedDoor) else None
         self.host_key = paramiko.Ed25519Key(filename=str(host_key_path))
         self.listen = listen
-        self.max_connections = max_connections
+        self.limits = limits or Limits()
+        self.gate = Gate(self.limits)
+        self.defender = Defender(self.limits, clock)
+        self._disabled = disabled_algorithms()
         self._sock: socket.socket | None = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
         self._transports: set[paramiko.Transport] = set()
-        self._pending: dict[str, int] = {}
         self._lock = threading.Lock()
         self.address: tuple[str, int] | None = None
+        if self.guarded is None:
+            log.warning("the front door's Door cannot count queued batches or record bans: "
+                        "quotas count only what is in the inbox, bans are only logged")
 
     def bind(self) -> tuple[str, int]:
         """Take the listening address (fails at once if it is in use)."""
@@ -163,8 +251,7 @@ class SFTPServer:
         return self._thread is not None and self._thread.is_alive()
 
     def connections(self) -> int:
-        with self._lock:
-            return len(self._transports)
+        return self.gate.connections
 
     def start(self) -> tuple[str, int]:
         address = self.bind()
@@ -196,68 +283,115 @@ class SFTPServer:
                 self._stopping.wait(0.2)
                 continue
             address = str(addr[0])
-            with self._lock:
-                busy = len(self._transports)
-                pending = self._pending.get(address, 0)
-                if busy < self.max_connections and pending < MAX_UNAUTHENTICATED_PER_ADDRESS:
-                    self._pending[address] = pending + 1
-                    accepted = True
-                else:
-                    accepted = False
-            if not accepted:
-                client.close()
+            # a banned address, or one over a limit, is closed before the handshake: it
+            # costs no thread, no key exchange and no ledger entry
+            if self.defender.banned_for(address) > 0 or not self.gate.admit(address):
+                _close_quietly(client)
                 continue
             threading.Thread(
                 target=self._serve, args=(client, address, f"{addr[0]}:{addr[1]}"),
                 name=f"sftp-{addr[0]}", daemon=True,
             ).start()
 
-    def _logged_in(self, address: str) -> None:
-        with self._lock:
-            left = self._pending.get(address, 1) - 1
-            if left > 0:
-                self._pending[address] = left
-            else:
-                self._pending.pop(address, None)
-
     def _serve(self, client: socket.socket, address: str, remote: str) -> None:
         client.settimeout(None)
-        transport = paramiko.Transport(client, disabled_algorithms=DISABLED_ALGORITHMS)
+        try:
+            transport = paramiko.Transport(client, disabled_algorithms=self._disabled)
+        except Exception:
+            _close_quietly(client)
+            self.gate.authenticated(address)
+            self.gate.closed()
+            return
+        # the SSH banner and key exchange are part of the login's time
+        transport.banner_timeout = self.limits.login_grace_seconds
+        transport.handshake_timeout = self.limits.login_grace_seconds
+        transport.auth_timeout = self.limits.login_grace_seconds
         transport.add_server_key(self.host_key)
-        conn = Connection(self.door, remote)
+        conn = Connection(self.door, remote, self.gate, self.guarded)
         transport.set_subsystem_handler("sftp", ExchangeSFTPServer, DropFolders)
         with self._lock:
             self._transports.add(transport)
-        pending = True
+        waiting = True
         authenticated = False
         try:
             try:
                 transport.start_server(server=conn)
             except (paramiko.SSHException, EOFError, OSError):
+                # no common algorithm (an old client), not SSH at all, or gone at once
                 return
             authenticated = self._await_login(transport)
-            self._logged_in(address)
-            pending = False
-            while transport.is_active() and not self._stopping.is_set():
-                transport.join(1.0)
+            self.gate.authenticated(address)
+            waiting = False
+            self._run_session(transport, conn, authenticated)
         finally:
-            if pending:
-                self._logged_in(address)
+            if waiting:
+                self.gate.authenticated(address)
             with self._lock:
                 self._transports.discard(transport)
             transport.close()
-            if not authenticated and conn.attempts:
-                self.door.login_failed(conn.attempted_user, remote, conn.attempts)
+            conn.release()
+            self.gate.closed()
+            if not authenticated:
+                if conn.attempts:
+                    quietly(self.door.login_failed, conn.attempted_user, remote, conn.attempts)
+                # a connection that never spoke SSH (a load balancer's health check, a port
+                # probe) costs next to nothing and scores nothing; one that did and never
+                # logged in (a wrong key, an old client, a scanner) scores
+                if conn.attempts or transport.remote_version:
+                    self._failed(address, conn.attempts)
+
+    def _run_session(self, transport: paramiko.Transport, conn: Connection,
+                     authenticated: bool) -> None:
+        """Keep the connection while it is active, closing it once it has been idle too long."""
+        while transport.is_active() and not self._stopping.is_set():
+            transport.join(1.0)
+            session = conn.session
+            if authenticated and session is not None \
+                    and session.idle_for() > self.limits.idle_seconds:
+                log.info("%s from %s: closed after %.0f s without a request", session.agency,
+                         session.remote, self.limits.idle_seconds)
+                return
+
+    def _failed(self, address: str, attempts: int) -> None:
+        ban = self.defender.failed(address, attempts)
+        if ban is None:
+            return
+        log.warning("address %s banned for %d s after repeated failed logins (ban %d)",
+                    ban.address, ban.seconds, ban.count)
+        self._record_ban(ban)
+        self._close_unauthenticated(ban)
+
+    def _record_ban(self, ban: Ban) -> None:
+        if self.guarded is not None:
+            quietly(self.guarded.address_banned, ban.address, ban.score, ban.seconds, ban.count)
+
+    def _close_unauthenticated(self, ban: Ban) -> None:
+        """Connections from a banned address that are still trying to log in end now."""
+        with self._lock:
+            transports = list(self._transports)
+        for t in transports:
+            try:
+                peer = t.getpeername()
+            except OSError:
+                continue
+            if not t.is_authenticated() and address_key(str(peer[0])) == ban.address:
+                t.close()
 
     def _await_login(self, transport: paramiko.Transport) -> bool:
         """Wait for a verified login; True if it came (even if the client left at once)."""
-        waited = 0.0
+        deadline = time.monotonic() + self.limits.login_grace_seconds
         while transport.is_active() and not transport.is_authenticated():
-            if waited >= LOGIN_GRACE_SECONDS or self._stopping.is_set():
+            if time.monotonic() >= deadline or self._stopping.is_set():
                 transport.close()
                 break
             transport.join(0.1)
-            waited += 0.1
         # is_authenticated() turns False once the transport ends; its handler remembers
         handler = transport.auth_handler
         return bool(handler is not None and handler.is_authenticated())
+
+
+def _close_quietly(sock: socket.socket) -> None:
+    try:
+        sock.close()
+    except OSError:
+        pass

@@ -1,0 +1,170 @@
+"""How much the front door lets anyone take: connections, sessions, idle time, inbox quotas.
+
+Every limit here bounds something an agency or a stranger could otherwise
+grow without end (threads, file descriptors, disk), so that one hostile or
+broken client cannot starve the others. :class:`Limits` holds the numbers;
+:class:`Gate` is the one object, shared by all connections of a server, that
+counts against them.
+
+What counts towards an agency's inbox quota: the uploads it is writing now,
+the uploads it holds under a temporary name in its ``/inbox/<flow>/``, and
+the batches it handed over that have not been answered yet (the Door says
+how many). A write that would take the agency over its byte quota fails at
+that write, so the exchange never stores a byte beyond it.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+GiB = 1024**3
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The front door's limits (see ``docs/security.md``)."""
+
+    #: connections at once, from everyone
+    max_connections: int = 64
+    #: connections from one address that have not logged in yet
+    max_unauthenticated_per_address: int = 8
+    #: logged-in connections of one agency at once
+    max_sessions_per_agency: int = 8
+    #: channels one connection may open over its life (an SFTP client needs one)
+    max_channels_per_connection: int = 4
+    #: a connection must complete its login within this time
+    login_grace_seconds: float = 20.0
+    #: a logged-in connection with no SFTP request for this long is closed
+    idle_seconds: float = 600.0
+    #: bytes an agency may have in its inbox: being written, held, or waiting for an answer
+    quota_bytes: int = 64 * GiB
+    #: files an agency may have in its inbox, counted the same way
+    quota_files: int = 1000
+    #: an address that scores this many points within ``ban_window_seconds`` is banned: a
+    #: failed login attempt scores 1 (at most 3 per connection), a connection that spoke SSH
+    #: but never tried to log in (a scanner, an old client) scores 1
+    ban_threshold: int = 10
+    #: points older than this no longer count, so an occasional mistake is forgotten
+    ban_window_seconds: float = 600.0
+    #: the first ban lasts this long; each later ban of the same address twice as long
+    ban_seconds: float = 900.0
+    #: the longest ban
+    ban_max_seconds: float = 86400.0
+    #: addresses the defender keeps track of at once (the rest are forgotten, lowest first)
+    max_tracked_addresses: int = 100_000
+
+
+@dataclass
+class _AgencyUsage:
+    sessions: int = 0
+    #: bytes of the uploads being written, by upload (a key per handle)
+    writing: dict[int, int] = field(default_factory=dict)
+
+
+class Gate:
+    """The counters all connections of one server share, each change under one lock."""
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self._lock = threading.Lock()
+        self._connections = 0
+        self._unauthenticated: dict[str, int] = {}
+        self._agencies: dict[str, _AgencyUsage] = {}
+
+    # -- connections ------------------------------------------------------------------------
+
+    def admit(self, address: str) -> bool:
+        """A new TCP connection from ``address``: may it go on to the SSH handshake?"""
+        with self._lock:
+            waiting = self._unauthenticated.get(address, 0)
+            if (self._connections >= self.limits.max_connections
+                    or waiting >= self.limits.max_unauthenticated_per_address):
+                return False
+            self._connections += 1
+            self._unauthenticated[address] = waiting + 1
+            return True
+
+    def authenticated(self, address: str) -> None:
+        """The connection logged in (or gave up): it no longer waits at the door."""
+        with self._lock:
+            left = self._unauthenticated.get(address, 1) - 1
+            if left > 0:
+                self._unauthenticated[address] = left
+            else:
+                self._unauthenticated.pop(address, None)
+
+    def closed(self) -> None:
+        with self._lock:
+            self._connections = max(0, self._connections - 1)
+
+    @property
+    def connections(self) -> int:
+        with self._lock:
+            return self._connections
+
+    # -- agencies' sessions -----------------------------------------------------------------
+
+    def claim_session(self, agency: str) -> bool:
+        with self._lock:
+            usage = self._agencies.setdefault(agency, _AgencyUsage())
+            if usage.sessions >= self.limits.max_sessions_per_agency:
+                return False
+            usage.sessions += 1
+            return True
+
+    def release_session(self, agency: str) -> None:
+        with self._lock:
+            usage = self._agencies.get(agency)
+            if usage is not None:
+                usage.sessions = max(0, usage.sessions - 1)
+                self._forget_if_idle(agency, usage)
+
+    def sessions(self, agency: str) -> int:
+        with self._lock:
+            usage = self._agencies.get(agency)
+            return usage.sessions if usage else 0
+
+    # -- uploads being written ----------------------------------------------------------------
+
+    def writing(self, agency: str) -> tuple[int, int]:
+        """Bytes and number of the uploads ``agency`` is writing now."""
+        with self._lock:
+            usage = self._agencies.get(agency)
+            if usage is None:
+                return 0, 0
+            return sum(usage.writing.values()), len(usage.writing)
+
+    def start_upload(self, agency: str, key: int) -> None:
+        with self._lock:
+            self._agencies.setdefault(agency, _AgencyUsage()).writing[key] = 0
+
+    def grow_upload(self, agency: str, key: int, size: int, elsewhere: int) -> bool:
+        """Let upload ``key`` grow to ``size`` bytes if the agency stays within its byte quota.
+
+        ``elsewhere`` is what the agency holds besides the uploads it is writing (held
+        files, batches waiting for an answer). Checked and counted in one step, so two
+        uploads of one agency written at once cannot both slip under the quota.
+        """
+        with self._lock:
+            usage = self._agencies.setdefault(agency, _AgencyUsage())
+            current = usage.writing.get(key, 0)
+            if size <= current:
+                return True
+            others = sum(v for k, v in usage.writing.items() if k != key)
+            if elsewhere + others + size > self.limits.quota_bytes:
+                return False
+            usage.writing[key] = size
+            return True
+
+    def end_upload(self, agency: str, key: int) -> None:
+        with self._lock:
+            usage = self._agencies.get(agency)
+            if usage is not None:
+                usage.writing.pop(key, None)
+                self._forget_if_idle(agency, usage)
+
+    def _forget_if_idle(self, agency: str, usage: _AgencyUsage) -> None:
+        # an agency that has nothing open costs no memory
+        if usage.sessions == 0 and not usage.writing:
+            self._agencies.pop(agency, None)
