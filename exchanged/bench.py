@@ -34,8 +34,6 @@ import argparse
 import json
 import os
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -50,6 +48,7 @@ import paramiko
 
 from exchanged import synth
 from exchanged.agencydesk import AgencyDesk, stop_gpg_agent
+from exchanged.daemonproc import DaemonProcess, free_port
 from exchanged.openpgp import decrypt_args, gpg_command, seal_args
 
 HOST = "127.0.0.1"
@@ -83,12 +82,6 @@ def exchanged_cli(*args: str) -> str:
     if result.returncode != 0:
         raise SystemExit(f"exchanged {args[0]} failed: {result.stderr.strip()}")
     return result.stdout
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
 
 
 # -- data ---------------------------------------------------------------------------------------
@@ -128,7 +121,7 @@ class Daemon:
         self.home = root / "home"
         self.port = free_port()
         self.log = root / "daemon.log"
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.process = DaemonProcess(self.home, self.port, self.log)
         self.fingerprint = ""
 
     def init(self, desks: Sequence[AgencyDesk]) -> None:
@@ -149,31 +142,14 @@ class Daemon:
                       "EXAMPLE ONLY - benchmark addendum, not a real agreement", "--example")
 
     def start(self) -> None:
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "exchanged", "run", "--home", str(self.home)],
-                stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise SystemExit(f"the daemon exited: see {self.log}")
-            try:
-                with socket.create_connection((HOST, self.port), timeout=0.5):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        raise SystemExit("the daemon did not listen")
+        self.process.start()
 
     def stop(self) -> None:
-        if self.proc is None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
-        self.proc = None
+        self.process.stop()
+
+    @property
+    def proc(self) -> subprocess.Popen[bytes] | None:
+        return self.process.proc
 
     def outbox(self, agency: str, flow: str) -> Path:
         return self.home / "drop" / agency / "outbox" / flow

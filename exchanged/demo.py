@@ -16,8 +16,6 @@ import csv
 import io
 import json
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,6 +24,7 @@ from pathlib import Path
 
 from exchanged import synth
 from exchanged.agencydesk import AgencyDesk, stop_gpg_agent
+from exchanged.daemonproc import DaemonProcess, free_port
 
 HOST = "127.0.0.1"
 AGREEMENT = "pks-kemensos-bkn-2023"
@@ -45,12 +44,6 @@ def exchanged(*args: str) -> str:
     return result.stdout
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keep", action="store_true", help="keep the demo folder afterwards")
@@ -61,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     root = Path(tempfile.mkdtemp(prefix="exchanged-demo-"))
     home = root / "home"
     port = free_port()
-    daemon: subprocess.Popen[bytes] | None = None
+    daemon = DaemonProcess(home, port, root / "daemon.log")
     desks: list[AgencyDesk] = []
     try:
         say(f"exchanged demo in {root} (synthetic data only)\n")
@@ -95,10 +88,11 @@ def main(argv: list[str] | None = None) -> int:
 
         say("\n4. The daemon starts:")
         say(f"  $ exchanged run --home {home} &")
-        log = open(root / "daemon.log", "wb")
-        daemon = subprocess.Popen([sys.executable, "-m", "exchanged", "run", "--home", str(home)],
-                                  stdout=log, stderr=subprocess.STDOUT)
-        _wait_port(port, daemon)
+        try:
+            daemon.start(timeout=30)
+        except RuntimeError as e:
+            raise SystemExit(f"demo: {e}") from None
+        say(f"     listening on {HOST}:{port}")
 
         say(f"\n5. BKN sends its ASN register ({args.register_rows} synthetic rows):")
         register = synth.SyntheticRegister(args.register_rows, seed=2023)
@@ -173,12 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         say(f"\ndone in {time.monotonic() - started:.0f} s")
         return 0
     finally:
-        if daemon is not None:
-            daemon.send_signal(signal.SIGTERM)
-            try:
-                daemon.wait(20)
-            except subprocess.TimeoutExpired:
-                daemon.kill()
+        daemon.stop()
         for desk in desks:
             stop_gpg_agent(desk.gnupg)
         stop_gpg_agent(home / "keys" / "gnupg")
@@ -186,20 +175,6 @@ def main(argv: list[str] | None = None) -> int:
             say(f"(kept {root})")
         else:
             shutil.rmtree(root, ignore_errors=True)
-
-
-def _wait_port(port: int, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit("demo: the daemon did not start (see daemon.log)")
-        try:
-            with socket.create_connection((HOST, port), timeout=0.5):
-                say(f"     listening on {HOST}:{port}")
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit("demo: the daemon did not start listening")
 
 
 def _plaintext_left(home: Path, batch: Path) -> list[str]:

@@ -29,8 +29,6 @@ import argparse
 import json
 import os
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -47,6 +45,7 @@ from typing import Any
 from exchanged import synth
 from exchanged.admin import add_agency, init_home
 from exchanged.agencydesk import AgencyDesk, stop_gpg_agent
+from exchanged.daemonproc import DaemonProcess, free_port
 from exchanged.home import Home
 from exchanged.ledger import Ledger, Query
 
@@ -148,12 +147,6 @@ def batch_csv(register: synth.SyntheticRegister, outsiders: synth.SyntheticRegis
     return ("\n".join(out) + "\n").encode("ascii")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
 @dataclass
 class Bench:
     """A prepared home: the agreement, the agencies' desks, the daemon's address."""
@@ -163,38 +156,19 @@ class Bench:
     port: int
     fingerprint: str
     desks: dict[str, AgencyDesk]
-    proc: subprocess.Popen[bytes] | None = None
+
+    def __post_init__(self) -> None:
+        self.process = DaemonProcess(self.home.root, self.port, self.log)
 
     @property
     def log(self) -> Path:
         return self.root / "daemon.log"
 
     def start(self) -> None:
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "exchanged", "run", "--home", str(self.home.root)],
-                stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"the daemon exited; see {self.log}")
-            try:
-                with socket.create_connection((HOST, self.port), timeout=0.5):
-                    return
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError("the daemon did not listen")
+        self.process.start()
 
     def stop(self) -> None:
-        if self.proc is None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
-        self.proc = None
+        self.process.stop()
 
     def close(self) -> None:
         self.stop()
