@@ -85,14 +85,28 @@ def read_checkpoint(path: Path, *, home: Home | None = None, exchange_key: Path 
     if exchange_key is not None:
         verified = verify_with_key_file(data, exchange_key)
     elif home is not None:
-        openpgp = OpenPGP(home.gnupg)
-        verified = verify_document(data, home.gnupg, openpgp.exchange_fingerprint())
+        verified = verify_document(data, home.gnupg, _exchange_keys(home))
     else:
         raise UsageError("give --home, or --exchange-key with the exchange's public key")
     head = TreeHead.from_json(verified.content)
     if head.exchange_fingerprint.upper() != verified.signer.upper():
         raise CheckFailed("the checkpoint names a key other than the one that signed it")
     return head
+
+
+def _exchange_keys(home: Home) -> set[str]:
+    """The exchange's key, and every key that was the exchange's before a rotation (their
+    checkpoints stay valid: an agency keeps them for years)."""
+    from exchanged.keyrotation import exchange_fingerprints
+
+    keys = {OpenPGP(home.gnupg).exchange_fingerprint().upper()}
+    if home.ledger.exists():
+        ledger = Ledger(home.ledger, readonly=True)
+        try:
+            keys |= exchange_fingerprints(ledger)
+        finally:
+            ledger.close()
+    return keys
 
 
 def read_proof(path: Path) -> dict[str, Any]:

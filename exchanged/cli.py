@@ -122,6 +122,33 @@ def cmd_agency_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_keys_rotate(args: argparse.Namespace) -> int:
+    from exchanged.admin import open_ledger
+    from exchanged.keyrotation import rotate_openpgp, rotate_ssh_host
+
+    if bool(args.openpgp) == bool(args.ssh_host):
+        raise UsageError("give --openpgp (with --retire-to FILE) or --ssh-host")
+    if args.openpgp and not args.retire_to:
+        raise UsageError("--openpgp needs --retire-to FILE: where the old secret key goes")
+    home = _home(args)
+    home.require()
+    ledger = open_ledger(home)
+    try:
+        if args.openpgp:
+            done = rotate_openpgp(home, ledger, Path(args.retire_to))
+            print(f"exchange OpenPGP key: {done.old_fingerprint} -> {done.new_fingerprint}")
+            print(f"the old secret key is in {done.retired_to}: move it offline")
+            print(f"new public key: {home.exchange_public} (certified by the old key); "
+                  f"notice delivered to: {', '.join(done.notified) or 'no agency'}")
+        else:
+            done = rotate_ssh_host(home, ledger)
+            print(f"SSH host key: {done.old_fingerprint} -> {done.new_fingerprint}")
+            print(f"known_hosts line for the agencies: {done.known_hosts_line}")
+    finally:
+        ledger.close()
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from exchanged.service import Service
 
@@ -637,6 +664,16 @@ def build_parser() -> Parser:
                     help="its new OpenPGP public key, or a new copy of the pinned one "
                     "(with a revocation or a new expiry date)")
     leaf(agency_sub, "list", cmd_agency_list, "list registered agencies and their pinned keys")
+
+    keys = sub.add_parser("keys", help="rotate the exchange's own keys")
+    keys_sub = keys.add_subparsers(dest="keys_command", metavar="COMMAND", parser_class=Parser)
+    sp = leaf(keys_sub, "rotate", cmd_keys_rotate,
+              "replace the exchange's OpenPGP key or SSH host key (daemon stopped)")
+    sp.add_argument("--openpgp", action="store_true",
+                    help="a new OpenPGP key, certified by the old one, announced to every agency")
+    sp.add_argument("--retire-to", metavar="FILE",
+                    help="with --openpgp: where the old secret key is written (move it offline)")
+    sp.add_argument("--ssh-host", action="store_true", help="a new SSH host key")
 
     leaf(sub, "run", cmd_run, "run the daemon in the foreground (SFTP, processing)")
     sp = leaf(sub, "status", cmd_status,

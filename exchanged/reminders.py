@@ -133,7 +133,7 @@ def run_reminders(home: Home, ledger: Ledger, policy: PolicySet, now: datetime,
     for notice in due_notices(policy, today, reports, expiries):
         if notice.key in raised:
             continue
-        delivered = _deliver(home, signer, notice, now, [p for p in notice.parties
+        delivered = deliver_notice(home, signer, notice, now, [p for p in notice.parties
                                                          if p in agencies])
         ledger.append(f"reminder.{notice.kind}", actor="exchange", agreement=notice.agreement,
                       key=notice.key, due=notice.due.isoformat(), clause=notice.clause,
@@ -143,8 +143,10 @@ def run_reminders(home: Home, ledger: Ledger, policy: PolicySet, now: datetime,
     return made
 
 
-def _deliver(home: Home, signer: str, notice: Notice, now: datetime, parties: list[str]
-             ) -> list[str]:
+def deliver_notice(home: Home, signer: str, notice: Notice, now: datetime, parties: list[str]
+                   ) -> list[str]:
+    """Sign ``notice`` with ``signer``, keep a copy in ``notices/`` and put one in each
+    party's ``/outbox/notices/``; returns the parties it reached."""
     body = json.dumps({
         "format": NOTICE_FORMAT, "kind": notice.kind, "agreement": notice.agreement,
         "due": notice.due.isoformat(), "clause": notice.clause, "message": notice.message,

@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Set
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,8 +47,11 @@ def sign_document(gnupghome: Path, signer: str, content: bytes) -> bytes:
     return signed
 
 
-def verify_document(data: bytes, gnupghome: Path, expected: str) -> Verified:
-    """The content of a signed message, if signed by the key ``expected``; else CheckFailed."""
+def verify_document(data: bytes, gnupghome: Path, expected: str | Set[str]) -> Verified:
+    """The content of a signed message, if signed by the key ``expected`` (or one of them);
+    else CheckFailed."""
+    accepted = {expected.upper()} if isinstance(expected, str) else {e.upper() for e in expected}
+    named = " or ".join(sorted(accepted))
     result = _gpg(gnupghome).decrypt(data)
     stderr = str(getattr(result, "stderr", ""))
     signer = None
@@ -58,11 +62,11 @@ def verify_document(data: bytes, gnupghome: Path, expected: str) -> Verified:
     if "[GNUPG:] BADSIG" in stderr:
         raise CheckFailed("the document's signature is bad: it was altered after signing")
     if signer is None:
-        raise CheckFailed(f"the document is not signed by the exchange's key {expected.upper()} "
+        raise CheckFailed(f"the document is not signed by the exchange's key {named} "
                           "(no good signature by a known key)")
-    if signer != expected.upper():
+    if signer not in accepted:
         raise CheckFailed(f"the document is signed by {signer}, not by the exchange's key "
-                          f"{expected.upper()}")
+                          f"{named}")
     if "[GNUPG:] ENC_TO" in stderr:
         raise CheckFailed("the document is encrypted, not a signed checkpoint or proof")
     return Verified(bytes(result.data), signer)

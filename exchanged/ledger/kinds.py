@@ -24,6 +24,8 @@ KINDS: Mapping[str, str] = {
     "its flows",
     "agency.updated": "an agency's keys changed: SSH login key replaced or added, pinned "
     "OpenPGP key changed (old and new fingerprints) or refreshed (revoked, expired)",
+    "exchange.key_rotated": "the exchange's OpenPGP key (old and new fingerprints, the agencies "
+    "notified) or SSH host key (old and new host key fingerprints) was replaced",
     "policy.extended": "an extension addendum was recorded (agreement, number, new end, reference)",
     "policy.terminated": "a termination addendum was recorded (agreement, number, date, "
     "reference, clause)",
