@@ -152,9 +152,6 @@ def test_a_compression_bomb_stops_at_the_flow_limit(hostile: Exchange, kemensos:
     assert hostile.alive()
 
 
-@pytest.mark.xfail(reason="needs openpgp.py: gpg stops writing below --max-output (at a 32 KiB "
-                          "boundary), so the size check never sees the limit passed and a bomb "
-                          "is refused NOT_SIGNED instead of TOO_LARGE_DECRYPTED", strict=True)
 def test_a_compression_bomb_is_refused_as_too_large(hostile: Exchange, kemensos: Agency,
                                                     work: Path) -> None:
     kemensos.submit(FLOW, seal_bomb(kemensos, 1 * GiB, work / "bomb-code.csv.gpg"))
@@ -162,9 +159,6 @@ def test_a_compression_bomb_is_refused_as_too_large(hostile: Exchange, kemensos:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="needs openpgp.py to stop gpg at the limit: gpg keeps decompressing "
-                          "the rest of a bomb after --max-output, a worker busy for minutes",
-                   strict=True)
 def test_a_compression_bomb_costs_no_more_than_its_limit(
         tmp_path_factory: pytest.TempPathFactory, desks: dict[str, AgencyDesk], work: Path
 ) -> None:
@@ -654,9 +648,6 @@ def test_a_revoked_key(fresh_agency: tuple[Exchange, AgencyDesk], work: Path) ->
     ex.verify()
 
 
-@pytest.mark.xfail(reason="needs openpgp.py classify_open: a signature by a revoked or expired "
-                          "key that is not the pinned one is refused SIGNER_KEY_REVOKED/EXPIRED "
-                          "instead of WRONG_SIGNER", strict=True)
 def test_the_revoked_old_key_after_a_new_one_is_the_wrong_signer(
         fresh_agency: tuple[Exchange, AgencyDesk], work: Path) -> None:
     ex, desk = fresh_agency
