@@ -695,9 +695,6 @@ def test_an_expired_key(fresh_agency: tuple[Exchange, AgencyDesk], work: Path) -
     assert not ex.ledger("--batch", "expired-key", "--kind", "batch.answered")
 
 
-@pytest.mark.xfail(reason="needs csvio.py: the reader holds a whole line in memory (and a "
-                          "decoded copy), so one line of gigabytes, within a flow's max_bytes, "
-                          "can exhaust the daemon's memory", strict=True)
 def test_a_gigantic_line_does_not_exhaust_memory(hostile: Exchange, bkn: Agency,
                                                  work: Path) -> None:
     """One line of 256 MiB (within asn-register's 4 GiB): the reader must not hold it whole."""
