@@ -588,11 +588,16 @@ def write_columns(out: IO[bytes], cells: Sequence[pa.StringArray]) -> None:
 
 
 class CsvWriter:
-    """Writes rows as RFC 4180 CSV (CRLF), UTF-8, every cell neutralised."""
+    """Writes rows as RFC 4180 CSV (CRLF), UTF-8, every cell neutralised.
 
-    def __init__(self, stream: IO[bytes], header: Sequence[str], *, header_row: bool = True) -> None:
+    ``line_end``: "\\n" only where a command has always printed LF-ended CSV (the
+    ledger's, for the operator's shell); the cells are neutralised all the same.
+    """
+
+    def __init__(self, stream: IO[bytes], header: Sequence[str], *, header_row: bool = True,
+                 line_end: str = "\r\n") -> None:
         self._text = io.TextIOWrapper(stream, encoding="utf-8", newline="", write_through=False)
-        self._writer = csv.writer(self._text, lineterminator="\r\n")
+        self._writer = csv.writer(self._text, lineterminator=line_end)
         if header_row:
             self._writer.writerow([neutralise(h) for h in header])
         self.rows = 0
@@ -604,6 +609,10 @@ class CsvWriter:
     def write_many(self, rows: Iterable[Sequence[str]]) -> None:
         for row in rows:
             self.write(row)
+
+    def flush(self) -> None:
+        """Hand what is written so far to the stream (a reader may be waiting: --follow)."""
+        self._text.flush()  # and the stream under it
 
     def close(self) -> None:
         self._text.flush()
