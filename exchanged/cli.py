@@ -8,22 +8,25 @@ traceback only with ``-v``.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import sys
 import time as clock
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from exchanged import __version__
 from exchanged.errors import CheckFailed, Error, UsageError
 from exchanged.home import Config, Home, load_config
 from exchanged.ledger import format_ts
 from exchanged.policy import Decision
+
+if TYPE_CHECKING:
+    from exchanged.csvio import CsvWriter
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -418,11 +421,10 @@ def cmd_ledger_stats(args: argparse.Namespace) -> int:
                           **{name: dict(rows) for name, rows in result.sections()}},
                          ensure_ascii=False))
     elif args.format == "csv":
-        w = csv.writer(sys.stdout, lineterminator="\n")
-        w.writerow(["by", "key", "count"])
-        for name, rows in result.sections():
-            for key, count in rows:
-                w.writerow([name, key, count])
+        with _csv_out(["by", "key", "count"]) as w:
+            for name, rows in result.sections():
+                for key, count in rows:
+                    w.write([name, str(key), str(count)])
     else:
         print(f"entries: {result.entries}")
         for name, rows in result.sections():
@@ -466,35 +468,53 @@ def cmd_ledger_query(args: argparse.Namespace) -> int:
     )
     ledger = open_ledger(home, readonly=True)
     out = sys.stdout
-    writer = csv.writer(out, lineterminator="\n")
+    with ExitStack() as stack:
+        writer = (stack.enter_context(_csv_out(["seq", "ts", "kind", "agency", "flow", "batch",
+                                                "actor", "data", "hash"]))
+                  if args.format == "csv" else None)
 
-    def emit(e: Any) -> None:
-        if args.format == "json":
-            out.write(json.dumps(e.as_dict(), ensure_ascii=False) + "\n")
-        elif args.format == "csv":
-            writer.writerow([e.seq, e.ts, e.kind, e.agency or "", e.flow or "", e.batch or "",
-                             e.actor, e.data_text, e.hash])
-        else:
-            out.write(f"{e.seq:>6}  {e.ts[:19]:<20}  {e.kind:<22} {e.agency or '-':<10} "
-                      f"{e.flow or '-':<18} {e.batch or '-':<20} {_summary(e.data)}\n")
+        def emit(e: Any) -> None:
+            if args.format == "json":
+                out.write(json.dumps(e.as_dict(), ensure_ascii=False) + "\n")
+            elif writer is not None:
+                writer.write([str(e.seq), e.ts, e.kind, e.agency or "", e.flow or "",
+                              e.batch or "", e.actor, e.data_text, e.hash])
+            else:
+                out.write(f"{e.seq:>6}  {e.ts[:19]:<20}  {e.kind:<22} {e.agency or '-':<10} "
+                          f"{e.flow or '-':<18} {e.batch or '-':<20} {_summary(e.data)}\n")
 
-    if args.format == "csv":
-        writer.writerow(["seq", "ts", "kind", "agency", "flow", "batch", "actor", "data", "hash"])
-    elif args.format == "table":
-        out.write(f"{'seq':>6}  {'time (UTC)':<20}  {'kind':<22} {'agency':<10} "
-                  f"{'flow':<18} {'batch':<20} details\n")
-    last = 0
-    for e in ledger.query(query):
-        emit(e)
-        last = e.seq
-    while args.follow:
-        # live tailing: new entries as they are written, until interrupted
-        out.flush()
-        clock.sleep(1.0)
-        for e in ledger.query(replace(query, after_seq=max(last, query.after_seq))):
+        if args.format == "table":
+            out.write(f"{'seq':>6}  {'time (UTC)':<20}  {'kind':<22} {'agency':<10} "
+                      f"{'flow':<18} {'batch':<20} details\n")
+        last = 0
+        for e in ledger.query(query):
             emit(e)
             last = e.seq
+        while args.follow:
+            # live tailing: new entries as they are written, until interrupted
+            if writer is not None:
+                writer.flush()
+            out.flush()
+            clock.sleep(1.0)
+            for e in ledger.query(replace(query, after_seq=max(last, query.after_seq))):
+                emit(e)
+                last = e.seq
     return 0
+
+
+@contextmanager
+def _csv_out(header: list[str]) -> Iterator[CsvWriter]:
+    """CSV on stdout through the exchange's one CSV writer, which neutralises every cell a
+    spreadsheet would run as a formula (a batch id may start with "-", a value with "=").
+    LF-ended, as these commands have always printed."""
+    from exchanged.csvio import CsvWriter  # numpy and Arrow: only for the commands that need them
+
+    sys.stdout.flush()  # the writer writes under sys.stdout's text layer
+    writer = CsvWriter(sys.stdout.buffer, header, line_end="\n")
+    try:
+        yield writer
+    finally:
+        writer.close()
 
 
 def cmd_status(args: argparse.Namespace) -> int:

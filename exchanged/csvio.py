@@ -3,8 +3,10 @@
 Reading: UTF-8 with an optional BOM, comma-separated, one header row, LF or
 CRLF. Bytes that are not UTF-8 are kept as surrogates while parsing so that
 only the row that holds them is refused; a row with the wrong number of fields,
-a NUL byte or an oversized field is reported with its line number and the
-reading goes on. Header names are trimmed and compared case-insensitively.
+a NUL byte, an oversized field or a line too long to be a row is reported with its
+line number and the reading goes on. Header names are trimmed and compared
+case-insensitively. A line is never held whole beyond what a row of the header's
+width can take: a longer one is dropped as it is read.
 
 Writing: every cell that a spreadsheet would run as a formula (starting with
 ``= + - @``, a tab or a carriage return) is neutralised with a leading
@@ -36,6 +38,9 @@ from exchanged.redact import looks_personal
 
 #: the largest field accepted (a field bigger than this fails its row only)
 MAX_FIELD = 64 * 1024
+#: a physical line shorter than this is always parsed (and its problem named exactly); a
+#: longer one is also parsed if a row of the header's width could be that long
+LINE_FLOOR = 4 << 20
 HEADER_NAME_RE = re.compile(r"[a-z_][a-z0-9_]{0,63}")
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 #: how much the reader asks of its stream at a time
@@ -59,6 +64,18 @@ class Record:
     line: int
     fields: tuple[str, ...] | None
     problem: RowProblem | None = None
+
+
+def max_line(width: int) -> int:
+    """The longest physical line a row of ``width`` fields may take: every field at the
+    field limit in 4-byte characters (or doubled quotes), quoted, with its comma, and a
+    CRLF. A longer line cannot be a valid row, so it is dropped unread rather than held
+    whole (one line of gigabytes would otherwise exhaust the daemon's memory)."""
+    return max(LINE_FLOOR, width * (4 * MAX_FIELD + 3) + 2)
+
+
+class LineTooLong(Exception):
+    """A physical line over the source's bound was dropped (it is counted as read)."""
 
 
 class ByteStream(Protocol):
@@ -88,6 +105,7 @@ class CsvReader:
         self._trim = _malloc_trim()
         self.header = self._read_header()
         self.width = len(self.header)
+        self._source.max_line = max_line(self.width)
         self.rows_read = 0
 
     def _read_header(self) -> tuple[str, ...]:
@@ -97,6 +115,10 @@ class CsvReader:
             raise Rejected(reason("NO_HEADER")) from None
         except csv.Error:
             raise Rejected(reason("BAD_HEADER", detail="it cannot be parsed as CSV")) from None
+        except LineTooLong:
+            raise Rejected(reason(
+                "BAD_HEADER", detail=f"its line is longer than {self._source.max_line} bytes",
+            )) from None
         self._last_line = self._source.line
         names = []
         for position, cell in enumerate(raw, start=1):
@@ -137,6 +159,16 @@ class CsvReader:
                 self._last_line = self._source.line
                 self.rows_read += 1
                 return Record(start, None, csv_problem(str(e)))
+            except LineTooLong:
+                # the line was dropped unread; the csv module's state (perhaps inside a
+                # quoted field begun on an earlier line of this row) goes with it
+                self._reader = csv.reader(self._source.lines(), strict=True)
+                self._last_line = self._source.line
+                self.rows_read += 1
+                return Record(start, None, RowProblem(
+                    "LINE_TOO_LONG",
+                    f"a line is longer than {self._source.max_line} bytes, more than a row "
+                    f"of {self.width} fields can take"))
             self._last_line = self._source.line
             if not row:
                 # a blank line is not a row
@@ -377,6 +409,8 @@ class _Source:
         self._consumed = 0
         self.line = 0
         self._bom_checked = False
+        #: the longest physical line :meth:`lines` yields (set by the reader from the header)
+        self.max_line = LINE_FLOOR
 
     @property
     def offset(self) -> int:
@@ -405,23 +439,55 @@ class _Source:
 
     def lines(self) -> Iterator[str]:
         """Lines ending in LF, CRLF or a lone CR, as ``open(newline="")`` splits them;
-        bytes that are not UTF-8 become lone surrogates (caught per row)."""
+        bytes that are not UTF-8 become lone surrogates (caught per row). A line longer
+        than :attr:`max_line` is dropped as it is read and :class:`LineTooLong` raised
+        (which ends this generator: the caller starts another)."""
         while True:
             self._fill(1)
             if self._pos >= len(self._buf):
                 return
+            # how far (from the line's start) is known to hold no line end: each read is
+            # searched once, not the whole line again after every read
+            searched = 0
             while True:
-                m = _LINE_END.search(self._buf, self._pos)
+                m = _LINE_END.search(self._buf, self._pos + searched)
                 # a CR at the end of what has been read may be the first half of a CRLF
                 complete = m is not None and (m.group() != b"\r" or m.end() < len(self._buf))
                 if complete or self._eof:
                     break
-                self._fill(len(self._buf) - self._pos + READ_BYTES)
+                held = len(self._buf) - self._pos
+                if held > self.max_line + 1:  # over the bound even if it ends in CR LF
+                    self._skip_line()
+                    raise LineTooLong
+                searched = max(held - 1, 0)  # a last CR is searched again
+                self._fill(held + READ_BYTES)
             end = m.end() if m is not None else len(self._buf)
+            if (m.start() if m is not None else end) - self._pos > self.max_line:
+                self._pos = end
+                self.line += 1
+                raise LineTooLong
             raw = self._buf[self._pos:end]
             self._pos = end
             self.line += 1
             yield raw.decode("utf-8", "surrogateescape")
+
+    def _skip_line(self) -> None:
+        """Drop the rest of the current physical line, a read at a time."""
+        while True:
+            m = _LINE_END.search(self._buf, self._pos)
+            if m is not None and (m.group() != b"\r" or m.end() < len(self._buf) or self._eof):
+                self._pos = m.end()
+                break
+            if self._eof:
+                self._pos = len(self._buf)
+                break
+            # keep only a last CR, which may be the first half of a CRLF
+            keep = len(self._buf) - 1 if self._buf.endswith(b"\r") else len(self._buf)
+            self._consumed += keep
+            self._buf = self._buf[keep:]
+            self._pos = 0
+            self._fill(len(self._buf) + 1)
+        self.line += 1
 
     def peek_lines(self, size: int) -> bytes | None:
         """Up to about ``size`` bytes of whole LF-ended lines from here (b"" if the next
@@ -522,11 +588,16 @@ def write_columns(out: IO[bytes], cells: Sequence[pa.StringArray]) -> None:
 
 
 class CsvWriter:
-    """Writes rows as RFC 4180 CSV (CRLF), UTF-8, every cell neutralised."""
+    """Writes rows as RFC 4180 CSV (CRLF), UTF-8, every cell neutralised.
 
-    def __init__(self, stream: IO[bytes], header: Sequence[str], *, header_row: bool = True) -> None:
+    ``line_end``: "\\n" only where a command has always printed LF-ended CSV (the
+    ledger's, for the operator's shell); the cells are neutralised all the same.
+    """
+
+    def __init__(self, stream: IO[bytes], header: Sequence[str], *, header_row: bool = True,
+                 line_end: str = "\r\n") -> None:
         self._text = io.TextIOWrapper(stream, encoding="utf-8", newline="", write_through=False)
-        self._writer = csv.writer(self._text, lineterminator="\r\n")
+        self._writer = csv.writer(self._text, lineterminator=line_end)
         if header_row:
             self._writer.writerow([neutralise(h) for h in header])
         self.rows = 0
@@ -538,6 +609,10 @@ class CsvWriter:
     def write_many(self, rows: Iterable[Sequence[str]]) -> None:
         for row in rows:
             self.write(row)
+
+    def flush(self) -> None:
+        """Hand what is written so far to the stream (a reader may be waiting: --follow)."""
+        self._text.flush()  # and the stream under it
 
     def close(self) -> None:
         self._text.flush()

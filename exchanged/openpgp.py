@@ -433,21 +433,44 @@ def classify_open(
         raise Rejected(reason("BAD_SIGNATURE"))
     if not status.has("NEWSIG"):
         raise Rejected(reason("NOT_SIGNED", fingerprint=pinned))
-    for args in status.all("VALIDSIG"):
-        # VALIDSIG <sig-key-fpr> <date> <ts> <expire> <ver> <res> <pk-algo> <hash> <class>
-        #          <primary-key-fpr>
-        primary = args[9] if len(args) >= 10 else args[0]
-        if primary.upper() == pinned.upper():
-            if status.has("EXPKEYSIG"):
-                raise Rejected(reason("SIGNER_KEY_EXPIRED"))
-            if status.has("REVKEYSIG"):
-                raise Rejected(reason("SIGNER_KEY_REVOKED"))
-            return Opened(primary.upper(), int(args[2]) if args[2].isdigit() else 0, 0)
-    if status.has("EXPKEYSIG"):
-        raise Rejected(reason("SIGNER_KEY_EXPIRED"))
-    if status.has("REVKEYSIG"):
-        raise Rejected(reason("SIGNER_KEY_REVOKED"))
+    for signature in _signatures(status):
+        valid = signature.all("VALIDSIG")
+        primary, signed_at = "", 0
+        if valid:
+            # VALIDSIG <sig-key-fpr> <date> <ts> <expire> <ver> <res> <pk-algo> <hash> <class>
+            #          <primary-key-fpr>
+            args = valid[0]
+            primary = (args[9] if len(args) >= 10 else args[0]).upper()
+            signed_at = int(args[2]) if len(args) > 2 and args[2].isdigit() else 0
+            by_pinned = primary == pinned.upper()
+        else:
+            # no VALIDSIG: only the key id of EXPKEYSIG/REVKEYSIG names the signer
+            by_pinned = any(pinned.upper().endswith(key[0].upper())
+                            for k in ("EXPKEYSIG", "REVKEYSIG") for key in signature.all(k)
+                            if key and len(key[0]) >= 16)
+        if not by_pinned:
+            # another key's state (an old key of the agency, revoked after a new one was
+            # pinned) says nothing about the pinned key: that signer is simply not it
+            continue
+        if signature.has("EXPKEYSIG"):
+            raise Rejected(reason("SIGNER_KEY_EXPIRED"))
+        if signature.has("REVKEYSIG"):
+            raise Rejected(reason("SIGNER_KEY_REVOKED"))
+        if primary:
+            return Opened(primary, signed_at, 0)
     raise Rejected(reason("WRONG_SIGNER", fingerprint=pinned))
+
+
+def _signatures(status: Status) -> list[Status]:
+    """The status lines of each signature: from one NEWSIG to the next (gpg reports a
+    message's signatures one after the other, each opened by NEWSIG)."""
+    groups: list[list[tuple[str, tuple[str, ...]]]] = []
+    for line in status.lines:
+        if line[0] == "NEWSIG":
+            groups.append([])
+        if groups:
+            groups[-1].append(line)
+    return [Status(tuple(group)) for group in groups]
 
 
 class OpenPGP:

@@ -1,7 +1,10 @@
 """Loading policy files: YAML in, a checked :class:`PolicySet` out, or an error with file and line.
 
 Files are read with ``yaml.safe_load``; ``yaml.compose`` (on the safe loader)
-gives the line numbers for error messages. The format is checked like a
+gives the line numbers for error messages. Before either, the file's events are
+checked: YAML anchors and aliases are refused (a recursive alias, or a "billion
+laughs" of aliases of aliases, would make loading never end) and so is nesting
+deeper than any policy needs (the composer recurses once a level). The format is checked like a
 schema: every key known, every type checked, every party, purpose, column and
 dataset reference resolved, every date possible and in order. The policy
 set's SHA-256 covers every file's name and bytes, so that a decision can be
@@ -119,6 +122,28 @@ def _bad_date_line(node: yaml.Node | None) -> int | None:
     return None
 
 
+#: deeper than any policy file needs (its deepest values are under ten levels down)
+MAX_DEPTH = 64
+
+
+def _check_events(name: str, text: str) -> None:
+    """Refuse what ``safe_load`` would choke on, reading the parser's events only as far
+    as the first one (they come one at a time, without recursion): an anchor or an alias,
+    or a collection nested more than :data:`MAX_DEPTH` levels deep."""
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        line = event.start_mark.line + 1 if event.start_mark else None
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+            raise PolicyError("uses a YAML anchor or alias (&name or *name); policy files "
+                              "must write every value out in full", name, line)
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise PolicyError(f"is nested more than {MAX_DEPTH} levels deep", name, line)
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+
+
 def parse_source(name: str, raw: bytes) -> Source:
     try:
         text = raw.decode("utf-8")
@@ -126,8 +151,13 @@ def parse_source(name: str, raw: bytes) -> Source:
         raise PolicyError("is not UTF-8 text", name) from None
     node: yaml.Node | None = None
     try:
+        _check_events(name, text)
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
+    except RecursionError:
+        # not expected past _check_events; never a traceback for a policy file
+        raise PolicyError(f"is nested too deeply to be read (at most {MAX_DEPTH} levels)",
+                          name) from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         problem = getattr(e, "problem", None) or "malformed YAML"

@@ -152,9 +152,6 @@ def test_a_compression_bomb_stops_at_the_flow_limit(hostile: Exchange, kemensos:
     assert hostile.alive()
 
 
-@pytest.mark.xfail(reason="needs openpgp.py: gpg stops writing below --max-output (at a 32 KiB "
-                          "boundary), so the size check never sees the limit passed and a bomb "
-                          "is refused NOT_SIGNED instead of TOO_LARGE_DECRYPTED", strict=True)
 def test_a_compression_bomb_is_refused_as_too_large(hostile: Exchange, kemensos: Agency,
                                                     work: Path) -> None:
     kemensos.submit(FLOW, seal_bomb(kemensos, 1 * GiB, work / "bomb-code.csv.gpg"))
@@ -162,9 +159,6 @@ def test_a_compression_bomb_is_refused_as_too_large(hostile: Exchange, kemensos:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="needs openpgp.py to stop gpg at the limit: gpg keeps decompressing "
-                          "the rest of a bomb after --max-output, a worker busy for minutes",
-                   strict=True)
 def test_a_compression_bomb_costs_no_more_than_its_limit(
         tmp_path_factory: pytest.TempPathFactory, desks: dict[str, AgencyDesk], work: Path
 ) -> None:
@@ -355,8 +349,6 @@ def test_formulas_are_neutralised_in_a_status_answer(bkn: Agency, work: Path) ->
     assert not unsafe_cells(result), unsafe_cells(result)
 
 
-@pytest.mark.xfail(reason="needs cli.py: ledger query --format csv writes batch ids as they are, "
-                          "and a batch id may start with '-'", strict=True)
 def test_formulas_are_neutralised_in_the_ledgers_csv(hostile: Exchange, kemensos: Agency,
                                                      work: Path) -> None:
     kemensos.submit(FLOW, sealed(kemensos, work, "-1-1", f"nik\n{nik(0)}\n".encode()))
@@ -654,9 +646,6 @@ def test_a_revoked_key(fresh_agency: tuple[Exchange, AgencyDesk], work: Path) ->
     ex.verify()
 
 
-@pytest.mark.xfail(reason="needs openpgp.py classify_open: a signature by a revoked or expired "
-                          "key that is not the pinned one is refused SIGNER_KEY_REVOKED/EXPIRED "
-                          "instead of WRONG_SIGNER", strict=True)
 def test_the_revoked_old_key_after_a_new_one_is_the_wrong_signer(
         fresh_agency: tuple[Exchange, AgencyDesk], work: Path) -> None:
     ex, desk = fresh_agency
@@ -704,9 +693,6 @@ def test_an_expired_key(fresh_agency: tuple[Exchange, AgencyDesk], work: Path) -
     assert not ex.ledger("--batch", "expired-key", "--kind", "batch.answered")
 
 
-@pytest.mark.xfail(reason="needs csvio.py: the reader holds a whole line in memory (and a "
-                          "decoded copy), so one line of gigabytes, within a flow's max_bytes, "
-                          "can exhaust the daemon's memory", strict=True)
 def test_a_gigantic_line_does_not_exhaust_memory(hostile: Exchange, bkn: Agency,
                                                  work: Path) -> None:
     """One line of 256 MiB (within asn-register's 4 GiB): the reader must not hold it whole."""
