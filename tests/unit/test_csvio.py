@@ -79,3 +79,12 @@ def test_a_missing_header_row_is_not_quoted_back() -> None:
     with pytest.raises(Rejected) as info:
         CsvReader(io.BytesIO(b"_3171014101900001\n"))
     assert "3171014101900001" not in info.value.reasons[0].message
+
+
+def test_a_line_longer_than_any_row_is_dropped_as_it_is_read() -> None:
+    """A line over the longest a row of this header can be (at least 4 MiB) is refused
+    LINE_TOO_LONG without being held whole; the rows around it are read as usual."""
+    _, rows = read(b"nik,ref\n1,a\r\n2," + b"x" * (5 << 20) + b"\r\n3,c\r\n")
+    assert [(line, code) for line, _, code in rows] == [
+        (2, None), (3, "LINE_TOO_LONG"), (4, None)]
+    assert rows[-1][1] == ("3", "c")
