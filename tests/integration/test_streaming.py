@@ -7,10 +7,12 @@ import csv
 import io
 from pathlib import Path
 
+import pytest
+
 from exchanged import synth
 from exchanged.agencydesk import AgencyDesk
-from exchanged.csvio import CsvReader
-from tests.integration.support import Agency, Exchange
+from exchanged.csvio import CsvReader, CsvWriter
+from tests.integration.support import HOST, Agency, Exchange
 
 REGISTER_ROWS = 2000
 
@@ -95,3 +97,60 @@ def test_an_answer_from_a_badly_signed_batch_is_discarded(
     assert not any((exchange.home / "work").iterdir())
     kinds = [e["kind"] for e in exchange.ledger("--batch", "kpm-intruder")]
     assert "batch.opened" not in kinds and "batch.admitted" not in kinds
+
+
+@pytest.mark.slow
+def test_ten_million_rows_with_one_malformed_in_the_middle(
+        exchange: Exchange, bkn: Agency, kemensos: Agency, work: Path) -> None:
+    """The issue's case at its real size: 10 million rows, the 5,000,001st malformed. Rows
+    repeat three people (an ASN, someone else, an invalid NIK), so the truth is row % 3."""
+    register = synth.SyntheticRegister(REGISTER_ROWS, seed=44)
+    path = work / "reg.csv"
+    synth.write_register_csv(str(path), register)
+    bkn.submit("asn-register", bkn.seal(path, "asn-44.csv.gpg"))
+    bkn.outcome("asn-register", "asn-44.result.csv.gpg")
+    asn = register.row(7)
+    outsider = synth.SyntheticRegister(10, seed=45).row(3).nik
+    cycle = [f"{asn.nik}\n".encode(), f"{outsider}\n".encode(), b"3171010000000000\n"]
+    rows, middle = 10_000_000, 5_000_000
+    batch = work / "kpm-10m.csv"
+    block = b"".join(cycle) * 100_000  # 300,000 rows, starting with row 0 of the cycle
+    with batch.open("wb") as f:
+        f.write(b"nik\n")
+        done = 0
+        while done < rows:
+            if done == middle:
+                f.write(b"1,2,3\n")  # one row, too many fields wide
+                done += 1
+            n = min(300_000, (middle if done < middle else rows) - done)
+            start = (done % 3) * len(cycle[0])  # every line of the cycle is 17 bytes
+            f.write(block[start:start + n * len(cycle[0])])
+            done += n
+    kemensos.submit("kpm-verification", kemensos.seal(batch, "kpm-10m.csv.gpg"))
+    batch.unlink()
+    name = "kpm-10m.result.csv.gpg"
+    kemensos.desk.wait_for(HOST, exchange.port, "/outbox/kpm-verification", name, timeout=600)
+    sealed = kemensos.desk.download(HOST, exchange.port, f"/outbox/kpm-verification/{name}",
+                                    work / name)
+    answer = work / "answer.csv"
+    kemensos.desk.gpg("--output", str(answer), "--decrypt", str(sealed))
+    lines = io.BytesIO()
+    writer = CsvWriter(lines, ["nik", "status", "jenis_asn", "instansi"], header_row=False)
+    writer.write_many(
+        [[asn.nik, "ASN", asn.jenis_asn, asn.instansi], [outsider, "TIDAK_DITEMUKAN", "", ""],
+         ["3171010000000000", "TIDAK_VALID", "", ""], ["", "TIDAK_VALID", "", ""]])
+    writer.close()
+    *want, malformed = lines.getvalue().decode().splitlines()
+    with answer.open(encoding="utf-8") as f:
+        assert f.readline().rstrip("\r\n") == "nik,status,jenis_asn,instansi"
+        count = 0
+        for i, line in enumerate(f):
+            got = line.rstrip("\r\n")
+            if i == middle:
+                assert got == malformed
+            else:
+                assert got == want[i % 3], i
+            count += 1
+    assert count == rows
+    totals = exchange.ledger("--batch", "kpm-10m", "--kind", "batch.processed")
+    assert totals and totals[0]["data"]["rows"] == rows  # type: ignore[index]
