@@ -217,6 +217,11 @@ class Config:
     openssh_root: str = "/srv/exchanged"
     #: the daemon's system user, added to each agency's group in OpenSSH mode
     openssh_daemon_user: str = "exchanged"
+    #: each agency's inbox quota in the embedded front door: bytes and files being written,
+    #: held under a temporary name, or waiting for an answer (the defaults of
+    #: exchanged.sftp.limits.Limits, which this module cannot import: sftp imports it)
+    sftp_quota_bytes: int = 64 * 1024**3
+    sftp_quota_files: int = 1000
 
     @property
     def zone(self) -> ZoneInfo:
@@ -237,6 +242,8 @@ CONFIG_KEYS = {
     "front_door": str,
     "openssh_root": str,
     "openssh_daemon_user": str,
+    "sftp_quota_bytes": int,
+    "sftp_quota_files": int,
 }
 
 
@@ -278,6 +285,9 @@ def load_config(home: Home) -> Config:
         raise ConfigError(f"{home.config_file}: openssh_root must be an absolute path")
     if not 1 <= config.checkpoint_interval_hours <= 24 * 31:
         raise ConfigError(f"{home.config_file}: checkpoint_interval_hours must be 1 to 744")
+    if config.sftp_quota_bytes < 1 or config.sftp_quota_files < 1:
+        raise ConfigError(f"{home.config_file}: sftp_quota_bytes and sftp_quota_files must be "
+                          "at least 1")
     if config.log_format not in ("text", "json"):
         raise ConfigError(f"{home.config_file}: log_format must be text or json")
     if config.log_level not in ("debug", "info", "warning", "error"):

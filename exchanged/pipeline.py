@@ -144,6 +144,11 @@ class RetryLater(Exception):
     """This batch cannot go on now (not the exchange as a whole): try it again later."""
 
 
+class Undeliverable(RetryLater):
+    """An outcome cannot go into the agency's outbox as it is now (a folder of its tree is
+    a link or not a folder): the batch keeps its stage and is delivered later."""
+
+
 def _resource_error(error: BaseException) -> str | None:
     """If ``error`` means the exchange cannot write or read its files, say what; else None."""
     if isinstance(error, (ExchangeUnavailable, LedgerError)):
@@ -155,6 +160,10 @@ def _resource_error(error: BaseException) -> str | None:
         if any(t in text for t in RESOURCE_SQLITE):
             return f"the database cannot be written ({text})"
     return None
+
+
+#: the same, for the front door (service.py), which stops intake on what it finds
+resource_error = _resource_error
 
 
 class Pipeline:
@@ -191,6 +200,16 @@ class Pipeline:
         self._guard = threading.Lock()
         #: set while the exchange cannot work (disk full, ledger unwritable): intake refused
         self.unavailable = threading.Event()
+        #: held while exchange.available is recorded, so that it is recorded once
+        self._availability = threading.Lock()
+        #: a probe (can the exchange write again?) is scheduled
+        self._probe_pending = False
+        #: uploads discarded while the ledger could not record it: their files stay in
+        #: spool/uploads/ until their upload.interrupted entry is written (by the probe, or
+        #: by recover() after a restart), so that no discarding goes unrecorded
+        self._unrecorded: list[tuple[Upload, int, str]] = []
+        #: batches whose outbox was found to be a link, recorded once per batch and run
+        self._undeliverable: set[str] = set()
 
     # -- intake -----------------------------------------------------------------------------
 
@@ -216,23 +235,76 @@ class Pipeline:
             self._record_received(meta, recovered=False)
         except Exception as e:
             self.spool.unreceive(meta.uid)
-            self.unavailable.set()
-            log.error("upload %s could not be recorded (%s): refused, intake stopped",
-                      meta.uid, type(e).__name__)
-            self._schedule(meta.uid, RETRY_SECONDS, probe=True)
+            self.ledger.close()  # this thread's connection may be left unable to write
+            log.error("upload %s could not be recorded (%s): refused", meta.uid,
+                      type(e).__name__)
+            self.cannot_write(_resource_error(e) or type(e).__name__)
             raise ExchangeUnavailable("the upload could not be recorded") from None
         self._queue.put(meta.uid)
         return meta.uid
 
     def discard(self, upload: Upload, why: str) -> None:
-        """An upload that never completed: dropped, recorded, never processed."""
+        """An upload that never completed: recorded, then dropped; never processed.
+
+        The entry comes first: if the ledger cannot be written, the upload's file stays
+        (closed) where it is, intake stops, and the probe records and removes it once the
+        ledger can be written again (a restart in between: recover() does).
+        """
         size = upload.size
+        upload.close()
+        try:
+            self._record_interrupted(upload.agency, upload.flow, upload.uid, size, why)
+        except Exception as e:
+            self.ledger.close()  # this thread's connection may be left unable to write
+            with self._guard:
+                self._unrecorded.append((upload, size, why))
+            log.error("upload %s from %s/%s could not be recorded as discarded (%s): kept "
+                      "until it can be", upload.uid, upload.agency, upload.flow,
+                      type(e).__name__)
+            self.cannot_write(_resource_error(e) or type(e).__name__)
+            return
         upload.discard()
-        self.ledger.append(
-            "upload.interrupted", agency=upload.agency, flow=upload.flow, actor=upload.agency,
-            uid=upload.uid, bytes=size, why=why,
-        )
         log.info("upload %s from %s/%s discarded: %s", upload.uid, upload.agency, upload.flow, why)
+
+    def _record_interrupted(self, agency: str | None, flow: str | None, uid: str, size: int,
+                            why: str) -> None:
+        """Write upload.interrupted for ``uid`` unless it is written already (a discard whose
+        files outlived its entry, the daemon stopped between the two): exactly once."""
+        with self.ledger.transaction() as txn:
+            done = txn.execute(
+                "SELECT 1 FROM ledger WHERE kind = 'upload.interrupted' "
+                "AND json_extract(data, '$.uid') = ? LIMIT 1", (uid,)).fetchone()
+            if done is None:
+                fields: dict[str, Any] = {"uid": uid, "bytes": size, "why": why}
+                if agency is not None:
+                    fields.update(agency=agency, flow=flow, actor=agency)
+                txn.append("upload.interrupted", **fields)
+
+    def _record_unrecorded(self) -> None:
+        """Record the discards the ledger could not record when they happened, then drop them."""
+        with self._guard:
+            pending, self._unrecorded = self._unrecorded, []
+        try:
+            while pending:
+                upload, size, why = pending[0]
+                self._record_interrupted(upload.agency, upload.flow, upload.uid, size, why)
+                upload.discard()
+                pending.pop(0)
+                log.info("upload %s from %s/%s discarded: %s", upload.uid, upload.agency,
+                         upload.flow, why)
+        finally:
+            if pending:
+                with self._guard:
+                    self._unrecorded[:0] = pending
+
+    def cannot_write(self, why: str) -> None:
+        """Something (a batch, an upload, the front door recording a login) found that the
+        exchange cannot write: intake stops, and a probe records exchange.available once
+        it can write again, also when no batch is waiting to find it out (fail closed)."""
+        if not self.unavailable.is_set():
+            log.error("the exchange cannot work (%s): intake stopped until it can", why)
+        self.unavailable.set()
+        self._schedule_probe()
 
     def _record_received(self, meta: UploadMeta, *, recovered: bool) -> None:
         batch_id = batch_id_of(meta.name)
@@ -265,9 +337,10 @@ class Pipeline:
             self.ledger.append("work.wiped", files=wiped)
         for folder in self.spool.interrupted_uploads():
             size = sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
+            # recorded before it is removed: a stop in between finds it again, recorded once
+            self._record_interrupted(None, None, folder.name, size,
+                                     "the exchange stopped while the upload was being written")
             shutil.rmtree(folder, ignore_errors=True)
-            self.ledger.append("upload.interrupted", uid=folder.name, bytes=size,
-                               why="the exchange stopped while the upload was being written")
         self._adopt_orphans()
         removed = self.references.clean()
         if removed:
@@ -343,25 +416,42 @@ class Pipeline:
                     self._busy -= 1
                     self._idle.notify_all()
 
-    def _schedule(self, uid: str, delay: float, *, probe: bool = False) -> None:
+    def _schedule(self, uid: str, delay: float) -> None:
+        self._timer(delay, self._queue.put, uid)
+
+    def _timer(self, delay: float, target: Callable[..., object], *args: object) -> None:
         if self._stopping.is_set():
             return
-        target = self._probe if probe else self._queue.put
-        timer = threading.Timer(delay, target, args=(uid,))
+        timer = threading.Timer(delay, target, args=args)
         timer.daemon = True
         timer.start()
-        self._timers = [t for t in self._timers if t.is_alive()] + [timer]
+        with self._guard:
+            self._timers = [t for t in self._timers if t.is_alive()] + [timer]
 
-    def _probe(self, uid: str) -> None:
-        """After a failed intake: can the exchange write again? Then adopt what it can."""
+    def _schedule_probe(self) -> None:
+        """One probe at a time, however many logins or uploads found the exchange unable."""
+        with self._guard:
+            if self._probe_pending:
+                return
+            self._probe_pending = True
+        self._timer(RETRY_SECONDS, self._probe)
+
+    def _probe(self) -> None:
+        """While intake is stopped: can the exchange write again? Then record what waits to
+        be recorded (discarded uploads, received folders without a row) and that it works."""
+        with self._guard:
+            self._probe_pending = False
         try:
-            self._adopt_orphans()
-        except Exception as e:
-            if _resource_error(e) is None:
-                log.error("probe failed", exc_info=True)
-            self._schedule(uid, RETRY_SECONDS, probe=True)
-            return
-        self._available_again()
+            try:
+                self._adopt_orphans()
+            except Exception as e:
+                if _resource_error(e) is None:
+                    log.error("probe failed", exc_info=True)
+                self._schedule_probe()
+                return
+            self._available_again()  # records the discards waiting for the ledger first
+        finally:
+            self.ledger.close()  # a timer's thread ends here: its connection with it
 
     def _pause(self, uid: str, why: str) -> None:
         """Fail closed: refuse new uploads, keep the batch where it is, retry later."""
@@ -378,10 +468,21 @@ class Pipeline:
         self._schedule(uid, delay)
 
     def _available_again(self) -> None:
-        if self.unavailable.is_set():
+        """Intake resumes once exchange.available is recorded (not before: if it cannot be,
+        the exchange still cannot write, and a probe tries again)."""
+        with self._availability:
+            if not self.unavailable.is_set():
+                return
+            try:
+                self._record_unrecorded()
+                self.ledger.append("exchange.available")
+            except Exception as e:
+                self.ledger.close()
+                log.warning("the exchange still cannot write (%s)", type(e).__name__)
+                self._schedule_probe()
+                return
             self.unavailable.clear()
-            self.ledger.append("exchange.available")
-            log.info("the exchange works again: intake resumed")
+        log.info("the exchange works again: intake resumed")
 
     # -- a batch's life --------------------------------------------------------------------------
 
@@ -403,6 +504,8 @@ class Pipeline:
             self.state.set_running(uid, False)
         except SealFailed as e:
             raise RetryLater(f"the outcome could not be sealed ({e})") from None
+        except RetryLater:
+            raise  # not the batch's fault, not a bug: it waits where it is
         except Exception as e:
             problem = _resource_error(e)
             if problem is not None:
@@ -695,37 +798,77 @@ class Pipeline:
         return Sealed(kind, digest)
 
     def _deliver(self, batch: Batch) -> Batch:
-        """Put the sealed outcome into the agency's outbox, atomically."""
+        """Put the sealed outcome into the agency's outbox, atomically.
+
+        The outbox is reached through directory descriptors, no component of the agency's
+        part of the path followed if it is a link: another process on the host that
+        replaced a folder by a link to elsewhere gets nothing delivered there. The batch
+        then stays processed (retried later), and the ledger says why.
+        """
         assert batch.outcome_name is not None
-        outbox = self.home.outbox(batch.agency, batch.flow)
-        outbox.mkdir(mode=0o700, parents=True, exist_ok=True)
-        final = outbox / batch.outcome_name
-        tmp = outbox / f".{batch.outcome_name}.{batch.uid}.tmp"
+        final = batch.outcome_name
+        tmp = f".{batch.outcome_name}.{batch.uid}.tmp"
         source = self.spool.outcome_path(batch.uid)
+        outbox = self._open_outbox(batch)
         try:
-            tmp.unlink()
-        except FileNotFoundError:
-            pass
-        if self.home.shared_drop:
-            # OpenSSH mode: the agency's user reads it through its group
-            shutil.copyfile(source, tmp)
-            os.chmod(tmp, 0o640)
-            _fsync_file(tmp)
-        else:
             try:
-                os.link(source, tmp)
-            except OSError:
-                shutil.copyfile(source, tmp)
-                os.chmod(tmp, 0o600)
-                _fsync_file(tmp)
-        os.replace(tmp, final)
-        fsync_dir(outbox)
+                os.unlink(tmp, dir_fd=outbox)
+            except FileNotFoundError:
+                pass
+            if self.home.shared_drop:
+                # OpenSSH mode: the agency's user reads it through its group
+                _copy_into(source, outbox, tmp, 0o640)
+            else:
+                try:
+                    os.link(source, tmp, dst_dir_fd=outbox)
+                except OSError:
+                    _copy_into(source, outbox, tmp, 0o600)
+            os.replace(tmp, final, src_dir_fd=outbox, dst_dir_fd=outbox)
+            os.fsync(outbox)
+        finally:
+            os.close(outbox)
+        self._undeliverable.discard(batch.uid)
         with self.ledger.transaction() as txn:
             self.state.move(txn, batch.uid, ANSWERED, self._now())
             txn.append("batch.answered", **batch.ids(), uid=batch.uid, outcome=batch.outcome_kind,
                        outcome_name=batch.outcome_name, outcome_sha256=batch.outcome_sha256)
         log.info("batch %s answered: %s", batch.uid, batch.outcome_kind)
         return self.state.get(batch.uid) or batch
+
+    def _open_outbox(self, batch: Batch) -> int:
+        """A descriptor of the batch's outbox folder, made if missing, reached without
+        following a link in the agency's part of the path (agency, outbox, flow); raises
+        Undeliverable, recorded once, if one of them is a link or not a folder."""
+        parts = (batch.agency, "outbox", batch.flow)
+        self.home.drop.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(self.home.drop, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            for depth, part in enumerate(parts, 1):
+                try:
+                    os.mkdir(part, 0o700, dir_fd=fd)
+                except FileExistsError:
+                    pass
+                try:
+                    inner = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW,
+                                    dir_fd=fd)
+                except OSError as e:
+                    if e.errno not in (errno.ELOOP, errno.ENOTDIR):
+                        raise
+                    self._refuse_delivery(batch, "/".join(parts[:depth]))
+                os.close(fd)
+                fd = inner
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    def _refuse_delivery(self, batch: Batch, where: str) -> None:
+        why = f"{where} in the agency's drop folders is a link or not a folder"
+        log.error("batch %s not delivered: %s; kept to deliver later", batch.uid, why)
+        if batch.uid not in self._undeliverable:
+            self.ledger.append("batch.undeliverable", **batch.ids(), uid=batch.uid, why=why)
+            self._undeliverable.add(batch.uid)
+        raise Undeliverable(why)
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -783,6 +926,16 @@ def _sha256_file(path: Path) -> str:
         while chunk := f.read(1 << 20):
             h.update(chunk)
     return h.hexdigest()
+
+
+def _copy_into(source: Path, folder: int, name: str, mode: int) -> None:
+    """Copy ``source`` to a new file ``name`` in the open ``folder`` (never through a link)."""
+    fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode, dir_fd=folder)
+    with os.fdopen(fd, "wb") as out, open(source, "rb") as src:
+        shutil.copyfileobj(src, out, 1 << 20)
+        out.flush()
+        os.fchmod(out.fileno(), mode)  # whatever the umask took away
+        os.fsync(out.fileno())
 
 
 def _fsync_file(path: Path) -> None:

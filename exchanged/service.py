@@ -36,11 +36,12 @@ from exchanged.ledger import Ledger, format_ts, utc_now
 from exchanged.metrics import serve_metrics
 from exchanged.notify import Notifier
 from exchanged.openpgp import OpenPGP
-from exchanged.pipeline import Pipeline, PolicyHolder
+from exchanged.pipeline import Pipeline, PolicyHolder, resource_error
 from exchanged.policy.loader import load_policy_files, read_policy_files
 from exchanged.reminders import NOTICES_FOLDER
 from exchanged.scheduler import Scheduler
 from exchanged.sftp import SFTPServer
+from exchanged.sftp.limits import Limits
 from exchanged.spool import Upload
 from exchanged.state import archive_policy_set
 
@@ -83,7 +84,9 @@ def configure_logging(config: Config) -> None:
 
 
 class FrontDoor:
-    """What the SFTP server may ask of the exchange (implements :class:`exchanged.sftp.Door`)."""
+    """What the SFTP server may ask of the exchange (implements
+    :class:`exchanged.sftp.door.GuardedDoor`: a Door that also counts an agency's queue
+    for its quota and records bans)."""
 
     def __init__(self, home: Home, config: Config, ledger: Ledger, pipeline: Pipeline,
                  policy: PolicyHolder) -> None:
@@ -93,6 +96,21 @@ class FrontDoor:
         self.pipeline = pipeline
         self.policy = policy
         self.agencies = Agencies(home)
+
+    def _append(self, kind: str, **fields: Any) -> None:
+        """Write a ledger entry for the front door. If the exchange cannot write, intake
+        stops in the pipeline exactly as when a batch finds it out (and exchange.available
+        is recorded once it can write again), then the error goes on to the caller, which
+        refuses what it could not record."""
+        try:
+            self.ledger.append(kind, **fields)
+        except Exception as e:
+            # this thread's connection may have been left unable to write: a new one next time
+            self.ledger.close()
+            problem = resource_error(e)
+            if problem is not None:
+                self.pipeline.cannot_write(problem)
+            raise
 
     def authenticate(self, username: str, key: paramiko.PKey) -> bool:
         agency = self.agencies.get(username)
@@ -106,12 +124,20 @@ class FrontDoor:
         else:
             # an unknown user name is not written as such: it could be anything
             fields["user_sha256"] = _sha256(username)
-        self.ledger.append("login.failed", actor="unknown", **fields)
+        self._append("login.failed", actor="unknown", **fields)
         log.warning("login failed from %s (%s user, %d attempts)", remote,
                     "known" if known else "unknown", attempts)
 
     def login_succeeded(self, agency: str, remote: str) -> None:
-        self.ledger.append("login.succeeded", agency=agency, actor=agency, remote=remote)
+        self._append("login.succeeded", agency=agency, actor=agency, remote=remote)
+
+    def address_banned(self, address: str, score: int, seconds: int, count: int) -> None:
+        # an address (or an IPv6 /64) is the network's, not a citizen's: it may be recorded
+        self._append("login.banned", actor="exchange", address=address, score=score,
+                     seconds=seconds, count=count)
+
+    def unanswered(self, agency: str) -> tuple[int, int]:
+        return self.pipeline.state.unanswered(agency)
 
     def inbox_flows(self, agency: str) -> tuple[str, ...]:
         return self.policy.get().inbox_flows(agency)
@@ -145,8 +171,8 @@ class FrontDoor:
 
     def outcome_event(self, agency: str, flow: str, name: str, event: str, size: int) -> None:
         batch = self.pipeline.state.outcome_owner(agency, flow, name)
-        self.ledger.append(f"outcome.{event}", agency=agency, flow=flow, batch=batch,
-                           actor=agency, bytes=size, name_sha256=_sha256(name))
+        self._append(f"outcome.{event}", agency=agency, flow=flow, batch=batch,
+                     actor=agency, bytes=size, name_sha256=_sha256(name))
 
 
 def _sha256(text: str) -> str:
@@ -278,7 +304,10 @@ class Service:
             if self.config.front_door == "openssh":
                 front = OpenSSHFront(self.home, pipeline, holder)
             else:
-                front = EmbeddedFront(SFTPServer(door, self.home.ssh_host_key, self.config.listen))
+                limits = Limits(quota_bytes=self.config.sftp_quota_bytes,
+                                quota_files=self.config.sftp_quota_files)
+                front = EmbeddedFront(SFTPServer(door, self.home.ssh_host_key,
+                                                 self.config.listen, limits))
             try:
                 where = front.bind()
             except OSError as e:

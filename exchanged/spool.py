@@ -134,10 +134,14 @@ class Upload:
         fsync_dir(path.parent)
         shutil.rmtree(self.dir, ignore_errors=True)
 
-    def discard(self) -> None:
+    def close(self) -> None:
+        """Stop writing: the file stays (an upload kept until its discarding is recorded)."""
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
+
+    def discard(self) -> None:
+        self.close()
         shutil.rmtree(self.dir, ignore_errors=True)
 
 

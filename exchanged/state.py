@@ -216,6 +216,16 @@ class State:
         """A clean stop: the batches it interrupted are not charged a recovery."""
         self.ledger.connection().execute("UPDATE batches SET running = 0 WHERE running != 0")
 
+    def unanswered(self, agency: str) -> tuple[int, int]:
+        """Bytes and number of the agency's received batches not answered yet (its queue)."""
+        waiting = tuple(s for s in STAGES if s != ANSWERED)
+        # by stage, listed, so that the stage index leaves out the answered (nearly all)
+        row = self.ledger.connection().execute(
+            f"SELECT COALESCE(SUM(upload_bytes), 0), COUNT(*) FROM batches "
+            f"WHERE stage IN ({', '.join('?' * len(waiting))}) AND agency = ?",
+            (*waiting, agency)).fetchone()
+        return int(row[0]), int(row[1])
+
     def outcome_owner(self, agency: str, flow: str, name: str) -> str | None:
         """The batch id whose outcome has this file name."""
         row = self.ledger.connection().execute(

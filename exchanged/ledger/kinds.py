@@ -38,8 +38,10 @@ KINDS: Mapping[str, str] = {
     "login.succeeded": "an agency logged in over SFTP (remote address)",
     "login.failed": "a connection ended without a successful login (remote address, attempts; "
     "the agency if the user name is one, else only a hash of the name)",
+    "login.banned": "an address (an IPv6 /64) was banned after repeated failed logins (the "
+    "address, its score, the ban's length in seconds, the how-manieth ban of it)",
     "upload.interrupted": "an upload that did not complete (dropped connection, over its limit, "
-    "daemon stopped) was discarded, never processed",
+    "daemon stopped) was discarded, never processed; recorded before its file is removed",
     # a batch's life
     "batch.received": "an upload was closed normally and taken out of the agency's reach "
     "(SHA-256, size, whether its name is valid, the batch it replays)",
@@ -55,6 +57,9 @@ KINDS: Mapping[str, str] = {
     "outcome's SHA-256)",
     "outcome.sealed": "a rejection was signed and encrypted for the agency (SHA-256)",
     "batch.answered": "the outcome was placed in the agency's outbox (name, SHA-256)",
+    "batch.undeliverable": "the outcome was not placed in the agency's outbox: a folder of its "
+    "path is a link or not a folder (planted by another process); the batch waits to be "
+    "delivered",
     "outcome.downloaded": "the agency downloaded an outcome completely",
     "outcome.removed": "the agency removed an outcome from its outbox",
     # retention and reminders

@@ -726,9 +726,6 @@ def test_a_full_disk_refuses_uploads_and_loses_nothing(
         stop_gpg_agent(ex.home / "keys" / "gnupg")
 
 
-@pytest.mark.xfail(reason="needs pipeline.py: an upload discarded while the ledger cannot be "
-                          "written is removed before its upload.interrupted entry, which then "
-                          "fails: the discarding is never recorded", strict=True)
 def test_an_upload_cut_while_the_ledger_is_unwritable_is_recorded_later(
         tmp_path_factory: pytest.TempPathFactory, desks: dict[str, AgencyDesk], work: Path
 ) -> None:
@@ -889,10 +886,6 @@ def test_an_unwritable_ledger_stops_intake_until_it_is_writable(
         stop_gpg_agent(ex.home / "keys" / "gnupg")
 
 
-@pytest.mark.xfail(reason="needs service.py/pipeline.py: a ledger write the front door cannot "
-                          "make (a login) does not stop intake in the pipeline, so an idle "
-                          "exchange records no exchange.available once it can write again",
-                   strict=True)
 def test_an_unwritable_ledger_found_by_a_login_is_on_record_later(
         tmp_path_factory: pytest.TempPathFactory, desks: dict[str, AgencyDesk]) -> None:
     ex = make_exchange(tmp_path_factory.mktemp("ledger-ro-idle"), desks)

@@ -161,8 +161,6 @@ def test_an_address_that_keeps_failing_is_banned(tmp_path_factory: pytest.TempPa
         stop_gpg_agent(ex.home / "keys" / "gnupg")
 
 
-@pytest.mark.xfail(reason="needs FrontDoor.address_banned in service.py and the login.banned "
-                          "ledger kind (see docs/security.md)", strict=True)
 def test_a_ban_is_recorded_in_the_ledger(tmp_path_factory: pytest.TempPathFactory,
                                          desks: dict[str, AgencyDesk]) -> None:
     ex = make_exchange(tmp_path_factory.mktemp("ban-ledger"), desks)

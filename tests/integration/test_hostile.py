@@ -229,8 +229,6 @@ def test_an_upload_over_the_limit_fails_at_the_limit(hostile: Exchange, kemensos
     assert hostile.alive()
 
 
-@pytest.mark.xfail(reason="needs the front door's quotas in config.yaml (home.py) and passed to "
-                          "SFTPServer (service.py), and FrontDoor.unanswered", strict=True)
 def test_an_agencys_inbox_quota_from_the_configuration(
         tmp_path_factory: pytest.TempPathFactory, desks: dict[str, AgencyDesk], work: Path
 ) -> None:
@@ -521,10 +519,6 @@ def test_a_drop_folder_replaced_by_a_symlink_is_not_served(hostile: Exchange, ke
         saved.rename(folder)
 
 
-@pytest.mark.xfail(reason="needs pipeline.py _deliver: it follows a drop folder replaced by a "
-                          "link and delivers the outcome outside the agency's tree (recording it "
-                          "answered), instead of refusing and keeping the batch to deliver",
-                   strict=True)
 def test_no_outcome_is_delivered_through_a_planted_link(hostile: Exchange, kemensos: Agency,
                                                         work: Path) -> None:
     outside = work / "outside"
