@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from exchanged.agencies import Agencies
+from exchanged.delivery import PlantedLink, deliver
 from exchanged.errors import CheckFailed, UsageError
 from exchanged.home import Home, atomic_write, load_config, make_private_dir
 from exchanged.ledger import Ledger
@@ -57,10 +58,11 @@ def make_checkpoint(home: Home, ledger: Ledger, *, actor: str = "exchange") -> M
     delivered = []
     home = home.configured(config)
     for agency in Agencies(home).all():
-        folder = home.outbox(agency, LEDGER_FOLDER)
-        if not home.shared_drop:
-            make_private_dir(folder)
-        atomic_write(folder / name, signed, mode=0o640 if home.shared_drop else 0o600)
+        try:
+            deliver(home, agency, LEDGER_FOLDER, name, signed)
+        except PlantedLink as e:  # the checkpoint stays in checkpoints/; the entry says who
+            log.error("checkpoint not delivered to %s: %s", agency, e)
+            continue
         delivered.append(agency)
     seq = ledger.append("ledger.checkpoint", actor=actor, tree_size=head.tree_size,
                         root_hash=head.root_hash, file=name, delivered_to=delivered)

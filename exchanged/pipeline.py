@@ -48,10 +48,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NoReturn
 
 from exchanged.agencies import Agencies
 from exchanged.csvio import CsvReader
+from exchanged.delivery import PlantedLink, open_drop_folder, place
 from exchanged.errors import ExchangeUnavailable, LedgerError, Reason, Rejected
 from exchanged.flows import HANDLERS, FlowContext, FlowResult
 from exchanged.home import Config, Home, atomic_write, fsync_dir
@@ -806,25 +807,14 @@ class Pipeline:
         then stays processed (retried later), and the ledger says why.
         """
         assert batch.outcome_name is not None
-        final = batch.outcome_name
-        tmp = f".{batch.outcome_name}.{batch.uid}.tmp"
-        source = self.spool.outcome_path(batch.uid)
-        outbox = self._open_outbox(batch)
         try:
-            try:
-                os.unlink(tmp, dir_fd=outbox)
-            except FileNotFoundError:
-                pass
-            if self.home.shared_drop:
-                # OpenSSH mode: the agency's user reads it through its group
-                _copy_into(source, outbox, tmp, 0o640)
-            else:
-                try:
-                    os.link(source, tmp, dst_dir_fd=outbox)
-                except OSError:
-                    _copy_into(source, outbox, tmp, 0o600)
-            os.replace(tmp, final, src_dir_fd=outbox, dst_dir_fd=outbox)
-            os.fsync(outbox)
+            outbox = open_drop_folder(self.home, batch.agency, "outbox", batch.flow)
+        except PlantedLink as e:
+            self._refuse_delivery(batch, e)
+        try:
+            # OpenSSH mode: a copy the agency's user reads through its group; else a hard link
+            place(outbox, batch.outcome_name, source=self.spool.outcome_path(batch.uid),
+                  mode=0o640 if self.home.shared_drop else 0o600, link=not self.home.shared_drop)
         finally:
             os.close(outbox)
         self._undeliverable.discard(batch.uid)
@@ -835,35 +825,8 @@ class Pipeline:
         log.info("batch %s answered: %s", batch.uid, batch.outcome_kind)
         return self.state.get(batch.uid) or batch
 
-    def _open_outbox(self, batch: Batch) -> int:
-        """A descriptor of the batch's outbox folder, made if missing, reached without
-        following a link in the agency's part of the path (agency, outbox, flow); raises
-        Undeliverable, recorded once, if one of them is a link or not a folder."""
-        parts = (batch.agency, "outbox", batch.flow)
-        self.home.drop.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(self.home.drop, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            for depth, part in enumerate(parts, 1):
-                try:
-                    os.mkdir(part, 0o700, dir_fd=fd)
-                except FileExistsError:
-                    pass
-                try:
-                    inner = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW,
-                                    dir_fd=fd)
-                except OSError as e:
-                    if e.errno not in (errno.ELOOP, errno.ENOTDIR):
-                        raise
-                    self._refuse_delivery(batch, "/".join(parts[:depth]))
-                os.close(fd)
-                fd = inner
-        except BaseException:
-            os.close(fd)
-            raise
-        return fd
-
-    def _refuse_delivery(self, batch: Batch, where: str) -> None:
-        why = f"{where} in the agency's drop folders is a link or not a folder"
+    def _refuse_delivery(self, batch: Batch, link: PlantedLink) -> NoReturn:
+        why = str(link)
         log.error("batch %s not delivered: %s; kept to deliver later", batch.uid, why)
         if batch.uid not in self._undeliverable:
             self.ledger.append("batch.undeliverable", **batch.ids(), uid=batch.uid, why=why)
@@ -926,16 +889,6 @@ def _sha256_file(path: Path) -> str:
         while chunk := f.read(1 << 20):
             h.update(chunk)
     return h.hexdigest()
-
-
-def _copy_into(source: Path, folder: int, name: str, mode: int) -> None:
-    """Copy ``source`` to a new file ``name`` in the open ``folder`` (never through a link)."""
-    fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode, dir_fd=folder)
-    with os.fdopen(fd, "wb") as out, open(source, "rb") as src:
-        shutil.copyfileobj(src, out, 1 << 20)
-        out.flush()
-        os.fchmod(out.fileno(), mode)  # whatever the umask took away
-        os.fsync(out.fileno())
 
 
 def _fsync_file(path: Path) -> None:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from exchanged.agencies import Agencies
+from exchanged.delivery import PlantedLink, deliver
 from exchanged.home import Home, atomic_write, make_private_dir
 from exchanged.ledger import Ledger, Query, format_ts
 from exchanged.openpgp import OpenPGP
@@ -156,9 +157,12 @@ def deliver_notice(home: Home, signer: str, notice: Notice, now: datetime, parti
     name = f"notice-{notice.kind}-{notice.key.split(':', 1)[1].replace(':', '-')}.json.asc"
     make_private_dir(home.root / "notices")
     atomic_write(home.root / "notices" / name, signed)
+    reached = []
     for party in parties:
-        folder = home.outbox(party, NOTICES_FOLDER)
-        if not home.shared_drop:
-            make_private_dir(folder)
-        atomic_write(folder / name, signed, mode=0o640 if home.shared_drop else 0o600)
-    return parties
+        try:
+            deliver(home, party, NOTICES_FOLDER, name, signed)
+        except PlantedLink as e:  # the notice stays in notices/; the entry says who got it
+            log.error("notice not delivered to %s: %s", party, e)
+            continue
+        reached.append(party)
+    return reached

@@ -531,6 +531,28 @@ def test_no_outcome_is_delivered_through_a_planted_link(hostile: Exchange, kemen
         kemensos.submit(FLOW, sealed(kemensos, work, "through-link", f"nik\n{nik(0)}\n".encode()))
         time.sleep(3)
         assert not list(outside.iterdir()), "an outcome was written outside the agency's tree"
+        assert hostile.ledger("--batch", "through-link", "--kind", "batch.undeliverable")
+        assert not hostile.ledger("--batch", "through-link", "--kind", "batch.answered")
+    finally:
+        folder.unlink()
+        saved.rename(folder)
+    # kept, not lost: delivered once the folder is a folder again
+    kemensos.outcome(FLOW, "through-link.result.csv.gpg", timeout=60)
+
+
+def test_no_checkpoint_or_notice_is_delivered_through_a_planted_link(
+        hostile: Exchange, work: Path) -> None:
+    outside = work / "outside"
+    outside.mkdir()
+    folder = hostile.home / "drop" / "kemensos" / "outbox" / "ledger"
+    saved = folder.with_name("ledger.saved")
+    folder.rename(saved)
+    folder.symlink_to(outside)
+    try:
+        out = exchanged("ledger", "checkpoint", "--home", str(hostile.home)).stdout
+        assert out.rstrip().endswith("delivered to /outbox/ledger/ of bkn")
+        assert not list(outside.iterdir()), "a checkpoint was written outside the agency's tree"
+        assert hostile.alive()
     finally:
         folder.unlink()
         saved.rename(folder)
