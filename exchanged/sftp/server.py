@@ -384,7 +384,10 @@ class SFTPServer:
             if time.monotonic() >= deadline or self._stopping.is_set():
                 transport.close()
                 break
-            transport.join(0.1)
+            # returns as soon as the client leaves; polled often enough that a connection
+            # that has logged in stops counting against its address's unauthenticated
+            # limit at once (an agency's next connection may follow within milliseconds)
+            transport.join(0.01)
         # is_authenticated() turns False once the transport ends; its handler remembers
         handler = transport.auth_handler
         return bool(handler is not None and handler.is_authenticated())
