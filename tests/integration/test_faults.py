@@ -243,7 +243,7 @@ def killer_batches(bench: loadbench.Bench, register: synth.SyntheticRegister,
         return Planned(agency, loadbench.check_flow(agency), name, "good", out, rows)
 
     return Ammunition(big=[batch(i, "kb", 30_000) for i in range(12)],
-                      small=[batch(i, "ks", 50) for i in range(10)],
+                      small=[batch(i, "ks", 50) for i in range(16)],
                       cut=[batch(i, "kc", 60_000) for i in range(4)])
 
 
@@ -398,12 +398,14 @@ def kill_at(target: str, run: Run, daemon: Daemon, bench: loadbench.Bench, ammo:
 def killer(run: Run, daemon: Daemon, bench: loadbench.Bench, ammo: Ammunition, seed: int,
            rounds: int = 2) -> None:
     """Each named moment ``rounds`` times (an attempt that missed its moment is tried again,
-    up to four times), and four times at random; in the order a seeded shuffle gives."""
+    up to four times, eight for the short deliver window), and four times at random; in the
+    order a seeded shuffle gives."""
     rng = random.Random(seed)
     schedule = [*NAMED_MOMENTS] * rounds + ["random"] * 4
     rng.shuffle(schedule)
     for target in schedule:
-        for _ in range(4):
+        # the deliver window (outcome sealed, not yet in the outbox) lasts milliseconds
+        for _ in range(8 if target == "deliver" else 4):
             seen = kill_at(target, run, daemon, bench, ammo, rng)
             with run.lock:
                 run.kills.append(seen)
