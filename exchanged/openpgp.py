@@ -667,18 +667,7 @@ class OpenPGP:
             output=str(dst),
             extra_args=["--set-filename", filename],
         )
-        stderr = str(getattr(result, "stderr", ""))
-        status = Status.parse(stderr)
-        if not (status.has("END_ENCRYPTION") and status.has("SIG_CREATED")):
-            remove_quietly(dst)
-            problem = _resource_failure(stderr)
-            if problem is not None:
-                raise ExchangeUnavailable(f"gpg could not write the outcome: {problem}")
-            problems = [k for k, _ in status.lines if k in ("INV_RECP", "INV_SGNR", "FAILURE")]
-            raise SealFailed(
-                "gpg could not sign and encrypt the outcome"
-                + (f" ({', '.join(problems)})" if problems else "")
-            )
+        _check_sealed(str(getattr(result, "stderr", "")), dst)
 
     def stop_agent(self) -> None:
         """Stop this home's gpg-agent (started on demand by gpg)."""
