@@ -271,7 +271,8 @@ def plan_batches(bench: loadbench.Bench, register: synth.SyntheticRegister,
             plain.write_bytes(data)
             out = work / f"{batch}.csv.gpg"
             if kind == "junk":
-                out.write_bytes(os.urandom(5000))
+                junk = os.urandom(5000)  # never a packet tag first: always NOT_OPENPGP
+                out.write_bytes(bytes([junk[0] & 0x7F]) + junk[1:])
             else:
                 desk.seal(plain, out, recipient=bench.fingerprint, sign=kind != "unsigned")
             plain.unlink()
