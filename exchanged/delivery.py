@@ -13,31 +13,37 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 from exchanged.home import Home
 
 
-class PlantedLink(Exception):
-    """A folder of the agency's drop path is a link (or not a folder): nothing delivered."""
+class PlantedLink(OSError):
+    """A folder of the agency's drop path is a link (or not a folder): nothing delivered.
+    An OSError (ELOOP), so that whoever only reads the folders handles it like any other."""
 
     def __init__(self, where: str) -> None:
-        super().__init__(f"{where} in the agency's drop folders is a link or not a folder")
+        super().__init__(errno.ELOOP,
+                         f"{where} in the agency's drop folders is a link or not a folder")
         self.where = where
 
+    def __str__(self) -> str:
+        return str(self.strerror)
 
-def open_drop_folder(home: Home, agency: str, *parts: str) -> int:
-    """A descriptor of ``drop/<agency>/<parts...>``, folders made if missing, reached without
-    following a link in the agency's part of the path; raises PlantedLink."""
-    names = (agency, *parts)
-    home.drop.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd = os.open(home.drop, os.O_RDONLY | os.O_DIRECTORY)
+
+def open_below(root: Path, names: Sequence[str], *, make: bool = False) -> int:
+    """A descriptor of ``root/names...``, each of ``names`` opened relative to the one before
+    with ``O_NOFOLLOW`` (and made first if missing, with ``make``); raises PlantedLink
+    naming the first that is a link or not a folder."""
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
     try:
         for depth, name in enumerate(names, 1):
-            try:
-                os.mkdir(name, 0o700, dir_fd=fd)
-            except FileExistsError:
-                pass
+            if make:
+                try:
+                    os.mkdir(name, 0o700, dir_fd=fd)
+                except FileExistsError:
+                    pass
             try:
                 inner = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
             except OSError as e:
@@ -50,6 +56,13 @@ def open_drop_folder(home: Home, agency: str, *parts: str) -> int:
         os.close(fd)
         raise
     return fd
+
+
+def open_drop_folder(home: Home, agency: str, *parts: str) -> int:
+    """A descriptor of ``drop/<agency>/<parts...>``, folders made if missing, reached without
+    following a link in the agency's part of the path; raises PlantedLink."""
+    home.drop.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return open_below(home.drop, (agency, *parts), make=True)
 
 
 def place(folder: int, name: str, *, source: Path | None = None, data: bytes | None = None,

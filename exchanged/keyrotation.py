@@ -90,8 +90,9 @@ def rotate_openpgp(home: Home, ledger: Ledger, retire_to: Path,
     gpg = gpg_command(home.gnupg)
     try:
         # the old key vouches for the new one: agencies that trust the old can check it
-        _gpg(gpg + ["--yes", "--local-user", old, "--quick-sign-key", new])
-        secret = _gpg(gpg + ["--armor", "--export-secret-keys", old])
+        _gpg(gpg + ["--yes", "--local-user", old, "--quick-sign-key", new],
+             "certify the new key with the old one")
+        secret = _gpg(gpg + ["--armor", "--export-secret-keys", old], "export the old secret key")
         if b"PRIVATE KEY" not in secret:
             raise UsageError("gpg could not export the old secret key; nothing was changed")
         fd = os.open(retire_to, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
@@ -112,11 +113,14 @@ def rotate_openpgp(home: Home, ledger: Ledger, retire_to: Path,
         notified = deliver_notice(home, old, notice, now, agencies)
     except BaseException:
         # the old key stays the exchange's: the new one goes (the retired copy is harmless)
-        _gpg(gpg + ["--yes", "--delete-secret-and-public-key", new], check=False)
+        _gpg(gpg + ["--yes", "--delete-secret-and-public-key", new], "", check=False)
         raise
-    _gpg(gpg + ["--yes", "--delete-secret-keys", old])
+    _gpg(gpg + ["--yes", "--delete-secret-keys", old],
+         f"remove the old secret key from the keyring (its copy is in {retire_to}); remove "
+         f"it with gpg --homedir {home.gnupg} --delete-secret-keys {old} before starting")
     # not minimal: the export keeps the old key's certification of the new one
-    atomic_write(home.exchange_public, _gpg(gpg + ["--armor", "--export", new]))
+    atomic_write(home.exchange_public,
+                 _gpg(gpg + ["--armor", "--export", new], "export the new public key"))
     ledger.append("exchange.key_rotated", actor="admin", key="openpgp", old_fingerprint=old,
                   new_fingerprint=new, delivered_to=list(notified))
     return KeyRotation("openpgp", old, new, tuple(notified), retire_to)
@@ -149,9 +153,8 @@ def _fingerprint_of(public_line: bytes) -> str:
     return ssh_fingerprint(base64.b64decode(public_line.split()[1]))
 
 
-def _gpg(args: list[str], check: bool = True) -> bytes:
+def _gpg(args: list[str], what: str, check: bool = True) -> bytes:
     result = subprocess.run(args, capture_output=True, check=False)
     if check and result.returncode != 0:
-        raise UsageError(f"gpg failed ({args[-2]} {args[-1][-16:]}); nothing secret was lost, "
-                         "see the exchange's keyring")
+        raise UsageError(f"gpg could not {what}")
     return result.stdout

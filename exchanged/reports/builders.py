@@ -63,6 +63,11 @@ def _parties(agreement: Agreement) -> Section:
         ("Pihak", "Instansi", "Penandatangan perjanjian", "Korespondensi (Pasal 8)"), rows),))
 
 
+def _footer(head: TreeHead) -> tuple[str, ...]:
+    return (f"Dokumen ini dibuat oleh exchanged dari ledger {head.ledger_id}; tidak memuat "
+            "data pribadi.",)
+
+
 def _signatures(agreement: Agreement) -> tuple[Signature, ...]:
     out = []
     for p in agreement.parties:
@@ -151,8 +156,7 @@ def berita_acara(agreement: Agreement, period: Period, figures: dict[str, FlowFi
         facts=_common(agreement, period, head, generated),
         sections=tuple(sections),
         signatures=_signatures(agreement),
-        footer=(f"Dokumen ini dibuat oleh exchanged dari ledger {head.ledger_id}; tidak memuat "
-                "data pribadi.",),
+        footer=_footer(head),
         figures={"agreement": agreement.id, "period": period.label,
                  "tree_size": head.tree_size, "root_hash": head.root_hash, "flows": totals},
     )
@@ -225,8 +229,7 @@ def evaluasi(agreement: Agreement, period: Period, figures: dict[str, FlowFigure
         facts=_common(agreement, period, head, generated),
         sections=tuple(sections),
         signatures=_signatures(agreement),
-        footer=(f"Dokumen ini dibuat oleh exchanged dari ledger {head.ledger_id}; tidak memuat "
-                "data pribadi.",),
+        footer=_footer(head),
         figures={"agreement": agreement.id, "period": period.label,
                  "tree_size": head.tree_size, "root_hash": head.root_hash,
                  "flows": {name: f.as_dict() for name, f in figures.items()},

@@ -49,6 +49,7 @@ from paramiko.sftp import (
     SFTP_PERMISSION_DENIED,
 )
 
+from exchanged.delivery import open_below
 from exchanged.errors import ExchangeUnavailable
 from exchanged.sftp.door import Door, GuardedDoor
 from exchanged.sftp.limits import Gate
@@ -594,17 +595,7 @@ def open_tree_folder(path: Path) -> int:
     opened relative to the one before with ``O_NOFOLLOW``, so a drop folder that was
     replaced by a link to elsewhere raises ``OSError`` instead of being served.
     """
-    parts = path.parts[-TREE_DEPTH:]
-    fd = os.open(path.parents[TREE_DEPTH - 1], os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        for part in parts:
-            inner = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
-            os.close(fd)
-            fd = inner
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
+    return open_below(path.parents[TREE_DEPTH - 1], path.parts[-TREE_DEPTH:])
 
 
 def _entry(folder: int, name: str, area: str) -> os.stat_result | None:
