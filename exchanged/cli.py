@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from exchanged import __version__
-from exchanged.errors import CheckFailed, Error, UsageError
+from exchanged.errors import CheckFailed, ConfigError, Error, UsageError
 from exchanged.home import Config, Home, load_config
 from exchanged.ledger import format_ts
 from exchanged.policy import Decision
@@ -72,7 +72,7 @@ def _moment(text: str, config: Config, *, end: bool = False) -> str:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from exchanged.admin import init_home
+    from exchanged.admin.init import init_home
 
     report = init_home(_home(args), name=args.name, listen=args.listen)
     print(f"created the exchange home {report.home}")
@@ -85,7 +85,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_agency_add(args: argparse.Namespace) -> int:
-    from exchanged.admin import add_agency
+    from exchanged.admin.agencies import add_agency
 
     report = add_agency(
         _home(args), args.id, name=args.name, ssh_key=Path(args.ssh_key), gpg_key=Path(args.gpg_key)
@@ -105,7 +105,7 @@ def cmd_agency_add(args: argparse.Namespace) -> int:
 
 
 def cmd_agency_update(args: argparse.Namespace) -> int:
-    from exchanged.admin import update_agency
+    from exchanged.admin.agencies import update_agency
 
     report = update_agency(_home(args), args.id,
                            ssh_key=Path(args.ssh_key) if args.ssh_key else None,
@@ -116,7 +116,7 @@ def cmd_agency_update(args: argparse.Namespace) -> int:
 
 
 def cmd_agency_list(args: argparse.Namespace) -> int:
-    from exchanged.agencies import Agencies
+    from exchanged.home.agencies import Agencies
 
     home = _home(args)
     home.require()
@@ -126,8 +126,8 @@ def cmd_agency_list(args: argparse.Namespace) -> int:
 
 
 def cmd_keys_rotate(args: argparse.Namespace) -> int:
-    from exchanged.admin import open_ledger
-    from exchanged.keyrotation import rotate_openpgp, rotate_ssh_host
+    from exchanged.admin.keys import rotate_openpgp, rotate_ssh_host
+    from exchanged.ledger import open_ledger
 
     if bool(args.openpgp) == bool(args.ssh_host):
         raise UsageError("give --openpgp (with --retire-to FILE) or --ssh-host")
@@ -153,7 +153,7 @@ def cmd_keys_rotate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from exchanged.service import Service
+    from exchanged.daemon.service import Service
 
     return Service(_home(args)).run()
 
@@ -163,7 +163,7 @@ def _policies(args: argparse.Namespace) -> Path | None:
 
 
 def cmd_policy_check(args: argparse.Namespace) -> int:
-    from exchanged.agreements import check_policies
+    from exchanged.admin.agreements import check_policies
 
     on = _day(args.date) if args.date else None
     policy, statuses = check_policies(_home(args), on, policies=_policies(args))
@@ -176,7 +176,7 @@ def cmd_policy_check(args: argparse.Namespace) -> int:
 
 
 def cmd_policy_extend(args: argparse.Namespace) -> int:
-    from exchanged.agreements import extend_agreement
+    from exchanged.admin.agreements import extend_agreement
 
     path = extend_agreement(_home(args), args.agreement, until=_day(args.until),
                             reference=args.reference, example=args.example)
@@ -186,7 +186,7 @@ def cmd_policy_extend(args: argparse.Namespace) -> int:
 
 
 def cmd_policy_terminate(args: argparse.Namespace) -> int:
-    from exchanged.agreements import terminate_agreement
+    from exchanged.admin.agreements import terminate_agreement
 
     path = terminate_agreement(_home(args), args.agreement, on=_day(args.on),
                                reference=args.reference, clause=args.clause)
@@ -196,7 +196,7 @@ def cmd_policy_terminate(args: argparse.Namespace) -> int:
 
 
 def cmd_policy_force_majeure(args: argparse.Namespace) -> int:
-    from exchanged.agreements import record_force_majeure
+    from exchanged.admin.agreements import record_force_majeure
 
     fm = record_force_majeure(_home(args), args.agreement, party=args.party,
                               occurred=_day(args.occurred), reference=args.reference)
@@ -239,7 +239,7 @@ def _print_decision(decision: Decision) -> None:
 
 
 def cmd_policy_explain(args: argparse.Namespace) -> int:
-    from exchanged.agreements import decision_json, explain, replay
+    from exchanged.admin.agreements import decision_json, explain, replay
     from exchanged.policy import Request
 
     if args.seq is not None:
@@ -275,14 +275,14 @@ def cmd_policy_explain(args: argparse.Namespace) -> int:
 
 
 def _today(args: argparse.Namespace) -> date:
-    from exchanged.agreements import today
+    from exchanged.admin.agreements import today
 
     home = _home(args)
     return today(load_config(home) if home.config_file.exists() else None)
 
 
 def cmd_policy_test(args: argparse.Namespace) -> int:
-    from exchanged.agreements import test_policies
+    from exchanged.admin.agreements import test_policies
 
     report = test_policies(_home(args), [Path(f) for f in args.files], policies=_policies(args),
                            with_addenda=args.with_addenda)
@@ -305,8 +305,8 @@ def cmd_policy_test(args: argparse.Namespace) -> int:
 
 
 def cmd_ledger_verify(args: argparse.Namespace) -> int:
-    from exchanged.admin import open_ledger
-    from exchanged.checkpoints import read_checkpoint
+    from exchanged.ledger import open_ledger
+    from exchanged.ledger.checkpoints import read_checkpoint
     from exchanged.ledger.merkle import root
 
     home = _home(args)
@@ -332,8 +332,8 @@ def cmd_ledger_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_ledger_checkpoint(args: argparse.Namespace) -> int:
-    from exchanged.admin import open_ledger
-    from exchanged.checkpoints import make_checkpoint
+    from exchanged.ledger import open_ledger
+    from exchanged.ledger.checkpoints import make_checkpoint
 
     home = _home(args)
     made = make_checkpoint(home, open_ledger(home), actor="admin")
@@ -344,9 +344,9 @@ def cmd_ledger_checkpoint(args: argparse.Namespace) -> int:
 
 
 def cmd_ledger_prove(args: argparse.Namespace) -> int:
-    from exchanged.admin import open_ledger
-    from exchanged.checkpoints import latest, read_checkpoint
-    from exchanged.ledger.checkpoint import consistency, inclusion
+    from exchanged.ledger import open_ledger
+    from exchanged.ledger.checkpoints import latest, read_checkpoint
+    from exchanged.ledger.treehead import consistency, inclusion
 
     home = _home(args)
     ledger = open_ledger(home, readonly=True)
@@ -378,8 +378,8 @@ def cmd_ledger_prove(args: argparse.Namespace) -> int:
 
 
 def cmd_ledger_check_proof(args: argparse.Namespace) -> int:
-    from exchanged.checkpoints import read_checkpoint, read_proof
-    from exchanged.ledger.checkpoint import (
+    from exchanged.ledger.checkpoints import read_checkpoint, read_proof
+    from exchanged.ledger.treehead import (
         CONSISTENCY_FORMAT,
         check_consistency,
         check_inclusion,
@@ -408,7 +408,7 @@ def cmd_ledger_check_proof(args: argparse.Namespace) -> int:
 
 
 def cmd_ledger_stats(args: argparse.Namespace) -> int:
-    from exchanged.admin import open_ledger
+    from exchanged.ledger import open_ledger
     from exchanged.ledger.stats import stats
 
     home = _home(args)
@@ -444,8 +444,7 @@ def _summary(data: dict[str, Any]) -> str:
 
 
 def cmd_ledger_query(args: argparse.Namespace) -> int:
-    from exchanged.admin import open_ledger
-    from exchanged.ledger import Query
+    from exchanged.ledger import Query, open_ledger
 
     home = _home(args)
     config = load_config(home)
@@ -520,7 +519,7 @@ def _csv_out(header: list[str]) -> Iterator[CsvWriter]:
 def cmd_status(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from exchanged.status import status
+    from exchanged.admin.status import status
 
     st = status(_home(args))
     if args.format == "json":
@@ -619,7 +618,13 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from exchanged import synth
+    try:
+        from exchanged.testing import synth
+    except ImportError:
+        # the synthetic data generator is test support, kept out of the built package
+        raise ConfigError("exchanged generate needs a source checkout of exchanged (the "
+                          "synthetic data generator is not part of an installed package)"
+                          ) from None
 
     try:
         if args.what == "register":

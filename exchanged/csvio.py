@@ -33,8 +33,8 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
 from exchanged.errors import Rejected
+from exchanged.ids.redact import looks_personal
 from exchanged.reasons import reason
-from exchanged.redact import looks_personal
 
 #: the largest field accepted (a field bigger than this fails its row only)
 MAX_FIELD = 64 * 1024

@@ -3,7 +3,7 @@
     .venv/bin/python scripts/fuzzy_eval.py [--register-rows N] [--rows N] [--seed S]
 
 Builds a synthetic register and its fuzzy index exactly as a register load
-does, generates labelled KPM rows (exchanged.synth.variants: positives are
+does, generates labelled KPM rows (exchanged.testing.synth.variants: positives are
 register people written differently, with a NIK the register does not
 hold; hard negatives are look-alikes born the same day, or the same name on
 another day; background rows are ordinary not-found KPM people), scores
@@ -33,8 +33,8 @@ sys.path.insert(0, str(ROOT))
 
 from exchanged.matching.fuzzy import FuzzyIndex, FuzzyIndexBuilder  # noqa: E402
 from exchanged.matching.names import NameNormaliser  # noqa: E402
-from exchanged.synth import SyntheticRegister  # noqa: E402
-from exchanged.synth.variants import FUZZY_STATUS, FuzzyCase, fuzzy_cases  # noqa: E402
+from exchanged.testing.synth import SyntheticRegister  # noqa: E402
+from exchanged.testing.synth.variants import FUZZY_STATUS, FuzzyCase, fuzzy_cases  # noqa: E402
 
 THRESHOLDS = (0.70, 0.75, 0.80, 0.85, 0.88, 0.90, 0.92, 0.94, 0.96, 0.98, 1.00)
 

@@ -1,5 +1,6 @@
 """Memory and proof: the append-only, hash-chained ledger of everything that happens."""
 
+from exchanged.home.paths import Home
 from exchanged.ledger.store import (
     Entry,
     Ledger,
@@ -11,7 +12,17 @@ from exchanged.ledger.store import (
     utc_now,
 )
 
+
+def open_ledger(home: Home, *, readonly: bool = False, extra_schema: str = "") -> Ledger:
+    """The home's ledger (``extra_schema``: tables kept beside it, created if missing)."""
+    ledger = Ledger(home.ledger, extra_schema=extra_schema, readonly=readonly)
+    if not readonly:
+        ledger.open_checked()
+    return ledger
+
+
 __all__ = [
+    "open_ledger",
     "Entry",
     "Ledger",
     "Query",

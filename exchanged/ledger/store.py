@@ -32,9 +32,9 @@ from pathlib import Path
 from typing import Any
 
 from exchanged.errors import LedgerError
+from exchanged.ids.redact import PERSONAL_NUMBER_RE
 from exchanged.ledger.kinds import KINDS
 from exchanged.ledger.merkle import TreeBuilder, leaf_hash
-from exchanged.redact import PERSONAL_NUMBER_RE
 
 GENESIS = "0" * 64
 ENTRY_COLUMNS = "seq, ts, kind, agency, flow, batch, actor, data, prev, hash"

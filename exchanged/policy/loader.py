@@ -17,7 +17,7 @@ Three kinds of file live in a policies folder:
   change to it (extend, terminate, suspend flows, amend flows); the agreement's
   own file is never edited;
 - ``tests/*.yaml`` (``format: exchanged/policy-tests-v1``): policy test cases
-  (see :mod:`exchanged.policy.testing`); not part of the policy set.
+  (see :mod:`exchanged.policy.cases`); not part of the policy set.
 """
 
 from __future__ import annotations

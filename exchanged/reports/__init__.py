@@ -6,11 +6,10 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from exchanged.admin import open_ledger
-from exchanged.checkpoints import latest, make_checkpoint, read_checkpoint
 from exchanged.errors import CheckFailed, UsageError
 from exchanged.home import Home, atomic_write, load_config
-from exchanged.ledger import Query, format_ts, utc_now
+from exchanged.ledger import Query, format_ts, open_ledger, utc_now
+from exchanged.ledger.checkpoints import latest, make_checkpoint, read_checkpoint
 from exchanged.ledger.merkle import root
 from exchanged.policy.loader import load_policy_files, read_policy_files
 from exchanged.reports.builders import berita_acara, evaluasi

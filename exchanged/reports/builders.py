@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import date, timedelta
 
-from exchanged.ledger.checkpoint import TreeHead
+from exchanged.ledger.treehead import TreeHead
 from exchanged.policy.model import Agreement
 from exchanged.reasons import CATALOGUE
 from exchanged.reports.document import Document, Section, Signature, table

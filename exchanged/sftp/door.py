@@ -7,14 +7,30 @@ decrypts, decides or matches. This protocol is the whole of what it knows.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypeVar, runtime_checkable
 
 import paramiko
 
-from exchanged.spool import Upload
+
+class Upload(Protocol):
+    """An upload being written, as the spool hands it to the front door."""
+
+    agency: str
+    flow: str
+    name: str
+    size: int
+
+    def write(self, offset: int, data: bytes) -> None: ...
+
+    def keep_as(self, path: Path) -> None:
+        """Move the finished bytes to ``path`` (a held upload) and drop the spool's folder."""
 
 
-class Door(Protocol):
+#: the spool's own upload type: the door hands back what it was given
+U = TypeVar("U", bound=Upload)
+
+
+class Door(Protocol[U]):
     def authenticate(self, username: str, key: paramiko.PKey) -> bool:
         """Is ``key`` a login key of agency ``username``?"""
 
@@ -34,16 +50,16 @@ class Door(Protocol):
 
     def max_upload_bytes(self, agency: str, flow: str) -> int: ...
 
-    def new_upload(self, agency: str, flow: str, name: str) -> Upload:
+    def new_upload(self, agency: str, flow: str, name: str) -> U:
         """Start writing an upload (raises ExchangeUnavailable when intake is stopped)."""
 
-    def adopt(self, agency: str, flow: str, path: Path, name: str) -> Upload:
+    def adopt(self, agency: str, flow: str, path: Path, name: str) -> U:
         """Take a held file (uploaded under a temporary name) as an upload named ``name``."""
 
-    def receive(self, upload: Upload) -> str:
+    def receive(self, upload: U) -> str:
         """The upload was closed normally: hand it to processing; returns its uid."""
 
-    def discard(self, upload: Upload, why: str) -> None:
+    def discard(self, upload: U, why: str) -> None:
         """The upload did not complete: drop and record it, never process it."""
 
     def outcome_event(self, agency: str, flow: str, name: str, event: str, size: int) -> None:
@@ -51,7 +67,7 @@ class Door(Protocol):
 
 
 @runtime_checkable
-class GuardedDoor(Door, Protocol):
+class GuardedDoor(Door[U], Protocol[U]):
     """A Door that also tells the front door's guards what they need: how much an agency has
     waiting, and where a ban goes on record. The server uses these when its Door has them
     (``isinstance`` at start); without them an agency's queue does not count towards its

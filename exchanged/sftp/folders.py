@@ -49,11 +49,10 @@ from paramiko.sftp import (
     SFTP_PERMISSION_DENIED,
 )
 
-from exchanged.delivery import open_below
 from exchanged.errors import ExchangeUnavailable
-from exchanged.sftp.door import Door, GuardedDoor
+from exchanged.home.drop import open_below
+from exchanged.sftp.door import Door, GuardedDoor, Upload
 from exchanged.sftp.limits import Gate
-from exchanged.spool import Upload
 
 log = logging.getLogger("exchanged.sftp")
 
@@ -297,9 +296,9 @@ class DropFolders(paramiko.SFTPServerInterface):
 
     def __init__(self, server: Any, *args: Any, **kwargs: Any) -> None:
         super().__init__(server, *args, **kwargs)
-        self.door: Door = server.door
+        self.door: Door[Any] = server.door
         self.gate: Gate = server.gate
-        self.guarded: GuardedDoor | None = server.guarded
+        self.guarded: GuardedDoor[Any] | None = server.guarded
         session = server.session
         assert isinstance(session, Session), "sftp before authentication"
         self.session: Session = session

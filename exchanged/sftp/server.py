@@ -29,6 +29,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import paramiko
 from paramiko.common import (
@@ -84,8 +85,8 @@ def disabled_algorithms() -> dict[str, list[str]]:
 class Connection(paramiko.ServerInterface):
     """One client connection's authentication and channel policy."""
 
-    def __init__(self, door: Door, remote: str, gate: Gate,
-                 guarded: GuardedDoor | None = None) -> None:
+    def __init__(self, door: Door[Any], remote: str, gate: Gate,
+                 guarded: GuardedDoor[Any] | None = None) -> None:
         self.door = door
         self.remote = remote
         self.gate = gate
@@ -204,7 +205,7 @@ def quietly(call: Callable[..., object], *args: object) -> None:
 class SFTPServer:
     """Listens on HOST:PORT and serves each agency its drop folders."""
 
-    def __init__(self, door: Door, host_key_path: Path, listen: Listen,
+    def __init__(self, door: Door[Any], host_key_path: Path, listen: Listen,
                  limits: Limits | None = None, *,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.door = door

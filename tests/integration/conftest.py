@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from exchanged.agencydesk import AgencyDesk, stop_gpg_agent
+from exchanged.testing.agencydesk import AgencyDesk, stop_gpg_agent
 from tests.integration.support import Agency, Exchange, make_exchange
 
 

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import paramiko
 
-from exchanged.agencydesk import AgencyDesk
+from exchanged.batch.spool import Spool, Upload
 from exchanged.home import Home, Listen
 from exchanged.sftp import SFTPServer
 from exchanged.sftp.limits import Limits
-from exchanged.spool import Spool, Upload
+from exchanged.testing.agencydesk import AgencyDesk
 
 HOST = "127.0.0.1"
 FLOW = "flow-a"

@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from exchanged.agencydesk import AgencyDesk, DeskError
+from exchanged.testing.agencydesk import AgencyDesk, DeskError
 
 HOST = "127.0.0.1"
 AGREEMENT = "pks-kemensos-bkn-2023"

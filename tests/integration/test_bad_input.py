@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from exchanged.agencydesk import AgencyDesk, stop_gpg_agent
+from exchanged.testing.agencydesk import AgencyDesk, stop_gpg_agent
 from tests.integration.support import (
     AGREEMENT,
     Agency,

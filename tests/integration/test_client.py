@@ -7,8 +7,8 @@ import io
 import json
 from pathlib import Path
 
-from exchanged import synth
-from exchanged.agencydesk import AgencyDesk
+from exchanged.testing import synth
+from exchanged.testing.agencydesk import AgencyDesk
 from tests.integration.support import HOST, Agency, Exchange, exchanged, write_csv
 
 

@@ -45,21 +45,21 @@ from pathlib import Path
 
 import pytest
 
-from exchanged import loadbench, synth
-from exchanged.agencydesk import AgencyDesk, stop_gpg_agent
 from exchanged.ledger import Ledger
+from exchanged.testing import crowd, synth
+from exchanged.testing.agencydesk import AgencyDesk, stop_gpg_agent
 from tests.integration.support import HOST, Agency, Exchange, exchanged, make_exchange
 
 SEED = 20261126
-AGENCIES = loadbench.agency_ids(4)
-REGISTRAR = loadbench.REGISTRAR
+AGENCIES = crowd.agency_ids(4)
+REGISTRAR = crowd.REGISTRAR
 NAMED_MOMENTS = ("upload", "decrypt", "match", "encrypt", "deliver")
 
 
 class Daemon(Exchange):
     """An exchange whose daemon leads a process group of its own (it and its gpg)."""
 
-    def __init__(self, bench: loadbench.Bench) -> None:
+    def __init__(self, bench: crowd.Bench) -> None:
         super().__init__(bench.root)
         self.home = bench.home.root
         self.port = bench.port
@@ -230,24 +230,24 @@ def sftp_put(desk: AgencyDesk, port: int, local: Path, remote: str, *, slow: boo
     return r.returncode
 
 
-def killer_batches(bench: loadbench.Bench, register: synth.SyntheticRegister,
+def killer_batches(bench: crowd.Bench, register: synth.SyntheticRegister,
                    outsiders: synth.SyntheticRegister, work: Path) -> Ammunition:
     def batch(i: int, prefix: str, rows: int) -> Planned:
         agency = AGENCIES[i % len(AGENCIES)]
         name = f"{prefix}-{i:02d}"
         plain = work / f"{name}.csv"
-        plain.write_bytes(loadbench.batch_csv(register, outsiders, rows, seed=9000 + i))
+        plain.write_bytes(crowd.batch_csv(register, outsiders, rows, seed=9000 + i))
         out = bench.desks[agency].seal(plain, work / f"{name}.csv.gpg",
                                        recipient=bench.fingerprint)
         plain.unlink()
-        return Planned(agency, loadbench.check_flow(agency), name, "good", out, rows)
+        return Planned(agency, crowd.check_flow(agency), name, "good", out, rows)
 
     return Ammunition(big=[batch(i, "kb", 30_000) for i in range(12)],
                       small=[batch(i, "ks", 50) for i in range(16)],
                       cut=[batch(i, "kc", 60_000) for i in range(4)])
 
 
-def plan_batches(bench: loadbench.Bench, register: synth.SyntheticRegister,
+def plan_batches(bench: crowd.Bench, register: synth.SyntheticRegister,
                  outsiders: synth.SyntheticRegister, rng: random.Random, work: Path
                  ) -> dict[str, list[Planned]]:
     """25 batches for each agency (small, big, slow, and refusals) and the registrar's loads."""
@@ -262,7 +262,7 @@ def plan_batches(bench: loadbench.Bench, register: synth.SyntheticRegister,
         for j, kind in enumerate(kinds):
             batch = f"f{a}-{j:02d}"
             rows = {"big": 30_000, "slow": 30_000}.get(kind, rng.randint(20, 300))
-            data = loadbench.batch_csv(register, outsiders, rows, seed=a * 100 + j)
+            data = crowd.batch_csv(register, outsiders, rows, seed=a * 100 + j)
             if kind == "column":  # a column the agreement does not list
                 lines = data.decode().splitlines()
                 data = ("ref,nik,alamat\n" + "".join(f"{line},Jl. Contoh\n"
@@ -276,7 +276,7 @@ def plan_batches(bench: loadbench.Bench, register: synth.SyntheticRegister,
             else:
                 desk.seal(plain, out, recipient=bench.fingerprint, sign=kind != "unsigned")
             plain.unlink()
-            items.append(Planned(agency, loadbench.check_flow(agency), batch,
+            items.append(Planned(agency, crowd.check_flow(agency), batch,
                                  "good" if kind in ("big", "slow") else kind, out, rows,
                                  slow=kind == "slow"))
         plans[agency] = items
@@ -285,10 +285,10 @@ def plan_batches(bench: loadbench.Bench, register: synth.SyntheticRegister,
     for j in range(6):
         rows = 20_000 if j % 3 == 0 else 2_000
         plain = work / f"reg-{j}.csv"
-        plain.write_bytes(loadbench.register_csv(synth.SyntheticRegister(rows, seed=17)))
+        plain.write_bytes(crowd.register_csv(synth.SyntheticRegister(rows, seed=17)))
         out = registrar.seal(plain, work / f"reg-{j}.csv.gpg", recipient=bench.fingerprint)
         plain.unlink()
-        loads.append(Planned(REGISTRAR, loadbench.DATASET, f"reg-{j}", "register", out, rows))
+        loads.append(Planned(REGISTRAR, crowd.DATASET, f"reg-{j}", "register", out, rows))
     plans[REGISTRAR] = loads
     return plans
 
@@ -342,7 +342,7 @@ def wait_for(moment: str, daemon: Daemon, timeout: float, batch: str = "") -> bo
     return False
 
 
-def put_until_done(run: Run, daemon: Daemon, bench: loadbench.Bench, item: Planned) -> None:
+def put_until_done(run: Run, daemon: Daemon, bench: crowd.Bench, item: Planned) -> None:
     while True:
         code = sftp_put(bench.desks[item.agency], daemon.port, item.file,
                         f"/inbox/{item.flow}/{item.batch}.csv.gpg", slow=False)
@@ -354,7 +354,7 @@ def put_until_done(run: Run, daemon: Daemon, bench: loadbench.Bench, item: Plann
         time.sleep(0.3)
 
 
-def kill_at(target: str, run: Run, daemon: Daemon, bench: loadbench.Bench, ammo: Ammunition,
+def kill_at(target: str, run: Run, daemon: Daemon, bench: crowd.Bench, ammo: Ammunition,
             rng: random.Random) -> dict[str, object]:
     """Bring about the moment (with one of the killer's own batches), freeze, note, kill."""
     client: subprocess.Popen[bytes] | None = None
@@ -396,7 +396,7 @@ def kill_at(target: str, run: Run, daemon: Daemon, bench: loadbench.Bench, ammo:
     return seen
 
 
-def killer(run: Run, daemon: Daemon, bench: loadbench.Bench, ammo: Ammunition, seed: int,
+def killer(run: Run, daemon: Daemon, bench: crowd.Bench, ammo: Ammunition, seed: int,
            rounds: int = 2) -> None:
     """Each named moment ``rounds`` times (an attempt that missed its moment is tried again,
     up to four times, eight for the short deliver window), and four times at random; in the
@@ -430,10 +430,10 @@ def niks_in_clear(paths: list[Path], niks: set[bytes]) -> list[str]:
 
 
 @pytest.fixture
-def chaos() -> Iterator[tuple[loadbench.Bench, Daemon]]:
+def chaos() -> Iterator[tuple[crowd.Bench, Daemon]]:
     # a short path: gpg-agent's sockets live in the GnuPG homes, and socket paths are short
     root = Path(tempfile.mkdtemp(prefix="exf-"))
-    bench = loadbench.prepare(root, AGENCIES)
+    bench = crowd.prepare(root, AGENCIES)
     daemon = Daemon(bench)
     try:
         yield bench, daemon
@@ -447,7 +447,7 @@ def chaos() -> Iterator[tuple[loadbench.Bench, Daemon]]:
 
 @pytest.mark.slow
 def test_pulling_the_power_cord_loses_and_doubles_nothing(
-        chaos: tuple[loadbench.Bench, Daemon], tmp_path: Path) -> None:
+        chaos: tuple[crowd.Bench, Daemon], tmp_path: Path) -> None:
     bench, daemon = chaos
     home = daemon.home
     rng = random.Random(SEED)
@@ -455,12 +455,12 @@ def test_pulling_the_power_cord_loses_and_doubles_nothing(
     outsiders = synth.SyntheticRegister(2_000, seed=18)
     daemon.start()
     first = bench.desks[REGISTRAR].dir / "reg-initial.csv"
-    first.write_bytes(loadbench.register_csv(register))
+    first.write_bytes(crowd.register_csv(register))
     sealed = bench.desks[REGISTRAR].seal(first, first.with_suffix(".csv.gpg"),
                                          recipient=bench.fingerprint)
     assert sftp_put(bench.desks[REGISTRAR], daemon.port, sealed,
-                    f"/inbox/{loadbench.DATASET}/reg-initial.csv.gpg", slow=False) == 0
-    loadbench.wait_answered(bench, 1, timeout=60)
+                    f"/inbox/{crowd.DATASET}/reg-initial.csv.gpg", slow=False) == 0
+    crowd.wait_answered(bench, 1, timeout=60)
 
     work = tmp_path / "batches"
     work.mkdir()

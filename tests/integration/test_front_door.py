@@ -19,9 +19,9 @@ from pathlib import Path
 import paramiko
 import pytest
 
-from exchanged.agencydesk import AgencyDesk, stop_gpg_agent
 from exchanged.sftp.limits import Limits
 from exchanged.sftp.server import ALLOWED
+from exchanged.testing.agencydesk import AgencyDesk, stop_gpg_agent
 from tests.integration.frontdoor import FLOW, HOST, Door, front_door
 from tests.integration.support import Agency, Exchange, exchanged, make_exchange
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from exchanged import synth
-from exchanged.agencydesk import AgencyDesk, stop_gpg_agent
 from exchanged.matching.names import normalise_name
+from exchanged.testing import synth
+from exchanged.testing.agencydesk import AgencyDesk, stop_gpg_agent
 from tests.integration.support import AGREEMENT, Agency, Exchange, make_exchange
 
 ADDENDUM = f"""format: exchanged/addendum-v1

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from exchanged import synth
-from exchanged.agencydesk import AgencyDesk, stop_gpg_agent
+from exchanged.testing import synth
+from exchanged.testing.agencydesk import AgencyDesk, stop_gpg_agent
 from tests.integration.hostile import (
     FolderWatch,
     GiB,

@@ -8,7 +8,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from exchanged.agencydesk import AgencyDesk
+from exchanged.testing.agencydesk import AgencyDesk
 from tests.integration.support import HOST, Agency, Exchange, write_csv
 
 

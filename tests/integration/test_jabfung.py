@@ -9,7 +9,7 @@ import csv
 import io
 from pathlib import Path
 
-from exchanged import synth
+from exchanged.testing import synth
 from tests.integration.support import Agency, Exchange
 
 REGISTER_ROWS = 2000

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from exchanged import synth
-from exchanged.agencydesk import AgencyDesk
+from exchanged.testing import synth
+from exchanged.testing.agencydesk import AgencyDesk
 from tests.integration.support import AGREEMENT, HOST, Agency, Exchange, exchanged, write_csv
 
 

@@ -1,6 +1,6 @@
 """Load: several agencies uploading many batches at once over real SFTP, each answered once.
 
-The full benchmark (20 agencies x 50 batches) is ``python -m exchanged.loadbench``; this is
+The full benchmark (20 agencies x 50 batches) is ``python -m benchmarks.load``; this is
 its small version, run with the slow tests.
 """
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from exchanged import loadbench
+from benchmarks import load as loadbench
 
 
 @pytest.mark.slow

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from exchanged import synth
-from exchanged.admin import open_ledger
-from exchanged.agencydesk import AgencyDesk, stop_gpg_agent
+from exchanged.admin.reminders import _half_before
+from exchanged.admin.retention import run_retention
 from exchanged.home import Home, load_config
+from exchanged.ledger import open_ledger
 from exchanged.policy import load_policies
-from exchanged.reminders import _half_before
-from exchanged.retention import run_retention
+from exchanged.testing import synth
+from exchanged.testing.agencydesk import AgencyDesk, stop_gpg_agent
 from tests.integration.support import (
     AGREEMENT,
     HOST,

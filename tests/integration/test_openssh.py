@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from exchanged import synth
-from exchanged.agencydesk import AgencyDesk, stop_gpg_agent
+from exchanged.testing import synth
+from exchanged.testing.agencydesk import AgencyDesk, stop_gpg_agent
 from tests.integration.support import HOST, Agency, Exchange, exchanged, free_port
 
 SSHD = "/usr/sbin/sshd"

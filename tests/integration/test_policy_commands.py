@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from exchanged import synth
+from exchanged.testing import synth
 from tests.integration.support import AGREEMENT, Agency, Exchange, exchanged, write_csv
 
 

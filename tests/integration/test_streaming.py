@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from exchanged import synth
-from exchanged.agencydesk import AgencyDesk
 from exchanged.csvio import CsvReader, CsvWriter
+from exchanged.testing import synth
+from exchanged.testing.agencydesk import AgencyDesk
 from tests.integration.support import HOST, Agency, Exchange
 
 REGISTER_ROWS = 2000

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from exchanged.agencydesk import AgencyDesk, stop_gpg_agent
+from exchanged.testing.agencydesk import AgencyDesk, stop_gpg_agent
 from tests.integration.support import Exchange, make_exchange
 
 ROOT = Path(__file__).resolve().parents[2]

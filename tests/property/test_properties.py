@@ -21,10 +21,10 @@ import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from exchanged.batch.pipeline import batch_id_looks_personal, batch_id_of, shown_name
 from exchanged.csvio import CsvReader, Record
 from exchanged.errors import PolicyError, Rejected
 from exchanged.ids import ValidationError, nik, nip, nkk
-from exchanged.pipeline import batch_id_looks_personal, batch_id_of, shown_name
 from exchanged.policy.loader import load_policy_files
 from exchanged.sftp.defender import address_key
 from exchanged.sftp.folders import is_temporary_name, looks_sealed, normalise

@@ -22,7 +22,7 @@ from exchanged.matching.fuzzy import (
     shown_score,
 )
 from exchanged.matching.names import normalise_name
-from exchanged.synth import SyntheticRegister
+from exchanged.testing.synth import SyntheticRegister
 
 SECRET = bytes(range(32))
 

@@ -10,9 +10,9 @@ import pytest
 
 from exchanged.errors import PolicyError
 from exchanged.policy import Request, decide, load_policies
+from exchanged.policy.cases import agreement_files, load_cases, run_cases
 from exchanged.policy.engine import all_rules
 from exchanged.policy.loader import addendum_text, read_policy_files
-from exchanged.policy.testing import agreement_files, load_cases, run_cases
 
 SHIPPED = Path(__file__).resolve().parents[2] / "policies"
 AGREEMENT = "pks-kemensos-bkn-2023"

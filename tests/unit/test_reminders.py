@@ -6,8 +6,8 @@ import shutil
 from datetime import date
 from pathlib import Path
 
+from exchanged.admin.reminders import due_notices
 from exchanged.policy import load_policies
-from exchanged.reminders import due_notices
 
 SHIPPED = Path(__file__).resolve().parents[2] / "policies"
 

@@ -7,11 +7,11 @@ import hashlib
 import sqlite3
 from pathlib import Path
 
+from exchanged.batch.pipeline import _resource_error, batch_id_looks_personal
+from exchanged.batch.spool import Spool
+from exchanged.crypto.openpgp import _resource_failure
 from exchanged.errors import ExchangeUnavailable, LedgerError
 from exchanged.home import Home
-from exchanged.openpgp import _resource_failure
-from exchanged.pipeline import _resource_error, batch_id_looks_personal
-from exchanged.spool import Spool
 
 
 def spool(tmp_path: Path) -> Spool:

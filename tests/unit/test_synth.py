@@ -1,4 +1,4 @@
-"""Tests of the synthetic data generator (exchanged.synth)."""
+"""Tests of the synthetic data generator (exchanged.testing.synth)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from exchanged.synth import (
+from exchanged.testing.synth import (
     INSTANSI,
     KPM_COLUMNS,
     MAX_REGISTER_ROWS,
@@ -32,8 +32,8 @@ from exchanged.synth import (
     write_kpm_csv,
     write_register_csv,
 )
-from exchanged.synth import generate as gen
-from exchanged.synth.names import BATAK_MARGA, STYLES, add_titles, compose_name
+from exchanged.testing.synth import generate as gen
+from exchanged.testing.synth.names import BATAK_MARGA, STYLES, add_titles, compose_name
 
 # The project's validators are written in parallel; use them when present,
 # and always the local checkers below, which follow DOMAIN.md directly.

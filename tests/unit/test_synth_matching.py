@@ -1,4 +1,4 @@
-"""The generators for the functional-position flow and the fuzzy fallback (exchanged.synth)."""
+"""The generators for the functional-position flow and the fuzzy fallback (exchanged.testing.synth)."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ import csv
 from collections import Counter
 from pathlib import Path
 
-from exchanged import synth
 from exchanged.flows.nip_compare import text_key
 from exchanged.ids import nik as nik_id
 from exchanged.ids import nip as nip_id
-from exchanged.synth.jabfung import FUNCTIONAL_COLUMNS, NO_POSITION
-from exchanged.synth.variants import NEGATIVE_KINDS, POSITIVE_KINDS, strip_titles
+from exchanged.testing import synth
+from exchanged.testing.synth.jabfung import FUNCTIONAL_COLUMNS, NO_POSITION
+from exchanged.testing.synth.variants import NEGATIVE_KINDS, POSITIVE_KINDS, strip_titles
 
 REGISTER = synth.SyntheticRegister(5000, seed=17)
 

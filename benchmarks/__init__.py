@@ -1,0 +1,1 @@
+"""Benchmarks of the real daemon (``scripts/bench``); not part of the shipped package."""

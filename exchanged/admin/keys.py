@@ -1,0 +1,159 @@
+"""Rotating the exchange's own keys: its OpenPGP key and its SSH host key.
+
+Both are rotated with the daemon stopped (it reads them once, at start), and
+each rotation is recorded in the ledger (``exchange.key_rotated``, the old and
+new fingerprints).
+
+**OpenPGP.** A new key pair is made with the old key's user id; the old key
+certifies the new one (so an agency that trusts the old key can check the new
+one), and a notice signed by the *old* key, naming the new fingerprint, is
+delivered to every agency's ``/outbox/notices/``. The old secret key is written
+to a file the administrator moves offline and is then removed from the
+exchange's keyring (the daemon wants exactly one secret key); its public key
+stays, so that checkpoints and notices it signed remain verifiable. Batches
+still encrypted to the old key are refused ``NOT_ENCRYPTED_TO_EXCHANGE``.
+
+**SSH host key.** A new Ed25519 host key replaces the old one; the command
+prints the ``known_hosts`` line to hand to the agencies by a second channel.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import subprocess
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from exchanged.admin.reminders import Notice, deliver_notice
+from exchanged.crypto.openpgp import OpenPGP, gpg_command
+from exchanged.errors import UsageError
+from exchanged.home import Home, atomic_write, load_config
+from exchanged.home.agencies import Agencies, ssh_fingerprint
+from exchanged.home.lock import daemon_running
+from exchanged.ledger import Ledger, Query, format_ts, utc_now
+
+_USER_ID = re.compile(r"^(?P<name>.*?)\s*(?:\((?P<comment>[^)]*)\))?\s*<(?P<email>[^>]+)>$")
+
+
+@dataclass(frozen=True)
+class KeyRotation:
+    key: str  # "openpgp" | "ssh-host"
+    old_fingerprint: str
+    new_fingerprint: str
+    notified: tuple[str, ...] = ()
+    retired_to: Path | None = None
+    known_hosts_line: str = ""
+
+
+def exchange_fingerprints(ledger: Ledger) -> set[str]:
+    """Every OpenPGP key that has been the exchange's, as the ledger records them."""
+    found = set()
+    for entry in ledger.query(Query(kind="exchange.initialised")):
+        found.add(str(entry.data.get("exchange_fingerprint", "")).upper())
+    for entry in ledger.query(Query(kind="exchange.key_rotated")):
+        if entry.data.get("key") == "openpgp":
+            found.add(str(entry.data.get("new_fingerprint", "")).upper())
+    found.discard("")
+    return found
+
+
+def _stopped(home: Home) -> None:
+    home.require()
+    if daemon_running(home):
+        raise UsageError("the daemon is running: stop it first (systemctl stop exchanged), "
+                         "it reads its keys only when it starts")
+
+
+def rotate_openpgp(home: Home, ledger: Ledger, retire_to: Path,
+                   now: datetime | None = None) -> KeyRotation:
+    """A new exchange OpenPGP key; the old secret key written to ``retire_to`` and removed."""
+    _stopped(home)
+    if retire_to.exists() or retire_to.is_symlink():
+        raise UsageError(f"{retire_to} already exists: name a new file for the old secret key")
+    if not retire_to.parent.is_dir():
+        raise UsageError(f"there is no folder {retire_to.parent} for the old secret key")
+    now = now or utc_now()
+    openpgp = OpenPGP(home.gnupg)
+    old = openpgp.exchange_fingerprint()
+    info = openpgp.key(old)
+    match = _USER_ID.match(info.uids[0]) if info is not None and info.uids else None
+    if match is None:
+        raise UsageError("the exchange's key has no user id of the form 'Name <email>'")
+    new = openpgp.generate_exchange_key(match["name"], match["email"])
+    gpg = gpg_command(home.gnupg)
+    try:
+        # the old key vouches for the new one: agencies that trust the old can check it
+        _gpg(gpg + ["--yes", "--local-user", old, "--quick-sign-key", new],
+             "certify the new key with the old one")
+        secret = _gpg(gpg + ["--armor", "--export-secret-keys", old], "export the old secret key")
+        if b"PRIVATE KEY" not in secret:
+            raise UsageError("gpg could not export the old secret key; nothing was changed")
+        fd = os.open(retire_to, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(secret)
+            f.flush()
+            os.fsync(f.fileno())
+        agencies = sorted(Agencies(home).all())
+        notice = Notice(
+            kind="key_rotation", key=f"key_rotation:{new}", agreement=None,
+            parties=tuple(agencies), due=date.fromisoformat(format_ts(now)[:10]),
+            clause="Pasal 9",
+            message=(f"The exchange's OpenPGP key changes from {old} to {new}. From now on "
+                     f"encrypt batches to {new} and expect answers signed by it; this notice "
+                     f"is signed by the old key, which has also certified the new one."),
+            message_id=f"key-rotation-{new[-16:].lower()}",
+        )
+        notified = deliver_notice(home, old, notice, now, agencies)
+    except BaseException:
+        # the old key stays the exchange's: the new one goes (the retired copy is harmless)
+        _gpg(gpg + ["--yes", "--delete-secret-and-public-key", new], "", check=False)
+        raise
+    _gpg(gpg + ["--yes", "--delete-secret-keys", old],
+         f"remove the old secret key from the keyring (its copy is in {retire_to}); remove "
+         f"it with gpg --homedir {home.gnupg} --delete-secret-keys {old} before starting")
+    # not minimal: the export keeps the old key's certification of the new one
+    atomic_write(home.exchange_public,
+                 _gpg(gpg + ["--armor", "--export", new], "export the new public key"))
+    ledger.append("exchange.key_rotated", actor="admin", key="openpgp", old_fingerprint=old,
+                  new_fingerprint=new, delivered_to=list(notified))
+    return KeyRotation("openpgp", old, new, tuple(notified), retire_to)
+
+
+def rotate_ssh_host(home: Home, ledger: Ledger) -> KeyRotation:
+    """A new Ed25519 SSH host key for the embedded SFTP server."""
+    _stopped(home)
+    if load_config(home).front_door == "openssh":
+        raise UsageError("in OpenSSH mode the host key is sshd's: rotate it there")
+    public_path = home.ssh_host_key.with_suffix(".pub")
+    old = _fingerprint_of(public_path.read_bytes())
+    key = ed25519.Ed25519PrivateKey.generate()
+    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH,
+                                           serialization.PublicFormat.OpenSSH)
+    atomic_write(home.ssh_host_key, key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+        serialization.NoEncryption()))
+    atomic_write(public_path, public + b"\n")
+    new = _fingerprint_of(public)
+    listen = load_config(home).listen
+    line = f"[{listen.host}]:{listen.port} {public.decode('ascii')}"
+    # SSH fingerprints are SHA256:base64, not hex: named as exchange.initialised names them
+    ledger.append("exchange.key_rotated", actor="admin", key="ssh-host", old_host_key=old,
+                  new_host_key=new)
+    return KeyRotation("ssh-host", old, new, known_hosts_line=line)
+
+
+def _fingerprint_of(public_line: bytes) -> str:
+    return ssh_fingerprint(base64.b64decode(public_line.split()[1]))
+
+
+def _gpg(args: list[str], what: str, check: bool = True) -> bytes:
+    result = subprocess.run(args, capture_output=True, check=False)
+    if check and result.returncode != 0:
+        raise UsageError(f"gpg could not {what}")
+    return result.stdout

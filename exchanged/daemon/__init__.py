@@ -1,0 +1,1 @@
+"""The running daemon: start-up order, signals, scheduled jobs, metrics, logs, the front door's wiring."""

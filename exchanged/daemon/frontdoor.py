@@ -1,0 +1,194 @@
+"""How agencies reach the exchange: the front door's wiring to the pipeline.
+
+:class:`FrontDoor` is what the embedded SFTP server may ask of the exchange (the
+:class:`~exchanged.sftp.door.Door` protocol); :class:`EmbeddedFront` and
+:class:`OpenSSHFront` are the two ways agencies come in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+from typing import Any, Protocol
+
+import paramiko
+
+from exchanged.admin.reminders import NOTICES_FOLDER
+from exchanged.batch.pipeline import Pipeline, PolicyHolder, resource_error
+from exchanged.batch.spool import Upload
+from exchanged.errors import ConfigError
+from exchanged.home import Config, Home
+from exchanged.home.agencies import Agencies
+from exchanged.ledger import Ledger
+from exchanged.ledger.checkpoints import LEDGER_FOLDER
+from exchanged.sftp import SFTPServer, openssh
+
+log = logging.getLogger("exchanged")
+
+
+class FrontDoor:
+    """What the SFTP server may ask of the exchange (implements
+    :class:`exchanged.sftp.door.GuardedDoor`: a Door that also counts an agency's queue
+    for its quota and records bans)."""
+
+    def __init__(self, home: Home, config: Config, ledger: Ledger, pipeline: Pipeline,
+                 policy: PolicyHolder) -> None:
+        self.home = home
+        self.config = config
+        self.ledger = ledger
+        self.pipeline = pipeline
+        self.policy = policy
+        self.agencies = Agencies(home)
+
+    def _append(self, kind: str, **fields: Any) -> None:
+        """Write a ledger entry for the front door. If the exchange cannot write, intake
+        stops in the pipeline exactly as when a batch finds it out (and exchange.available
+        is recorded once it can write again), then the error goes on to the caller, which
+        refuses what it could not record."""
+        try:
+            self.ledger.append(kind, **fields)
+        except Exception as e:
+            # this thread's connection may have been left unable to write: a new one next time
+            self.ledger.close()
+            problem = resource_error(e)
+            if problem is not None:
+                self.pipeline.cannot_write(problem)
+            raise
+
+    def authenticate(self, username: str, key: paramiko.PKey) -> bool:
+        agency = self.agencies.get(username)
+        return agency is not None and agency.accepts(key)
+
+    def login_failed(self, username: str, remote: str, attempts: int) -> None:
+        known = self.agencies.get(username) is not None
+        fields: dict[str, object] = {"remote": remote, "attempts": attempts, "known_user": known}
+        if known:
+            fields["agency"] = username
+        else:
+            # an unknown user name is not written as such: it could be anything
+            fields["user_sha256"] = _sha256(username)
+        self._append("login.failed", actor="unknown", **fields)
+        log.warning("login failed from %s (%s user, %d attempts)", remote,
+                    "known" if known else "unknown", attempts)
+
+    def login_succeeded(self, agency: str, remote: str) -> None:
+        self._append("login.succeeded", agency=agency, actor=agency, remote=remote)
+
+    def address_banned(self, address: str, score: int, seconds: int, count: int) -> None:
+        # an address (or an IPv6 /64) is the network's, not a citizen's: it may be recorded
+        self._append("login.banned", actor="exchange", address=address, score=score,
+                     seconds=seconds, count=count)
+
+    def unanswered(self, agency: str) -> tuple[int, int]:
+        return self.pipeline.state.unanswered(agency)
+
+    def inbox_flows(self, agency: str) -> tuple[str, ...]:
+        return self.policy.get().inbox_flows(agency)
+
+    def outbox_flows(self, agency: str) -> tuple[str, ...]:
+        # every agency also collects the ledger's signed checkpoints, and notices
+        return (*self.policy.get().outbox_flows(agency), LEDGER_FOLDER, NOTICES_FOLDER)
+
+    def inbox_dir(self, agency: str, flow: str) -> Path:
+        return self.home.inbox(agency, flow)
+
+    def outbox_dir(self, agency: str, flow: str) -> Path:
+        return self.home.outbox(agency, flow)
+
+    def max_upload_bytes(self, agency: str, flow: str) -> int:
+        found = self.policy.get().find_flow(flow)
+        limit = found[1].max_bytes if found and found[1].max_bytes else self.config.max_upload_bytes
+        return min(limit, self.config.max_upload_bytes)
+
+    def new_upload(self, agency: str, flow: str, name: str) -> Upload:
+        return self.pipeline.new_upload(agency, flow, name)
+
+    def adopt(self, agency: str, flow: str, path: Path, name: str) -> Upload:
+        return self.pipeline.adopt(agency, flow, path, name)
+
+    def receive(self, upload: Upload) -> str:
+        return self.pipeline.receive(upload)
+
+    def discard(self, upload: Upload, why: str) -> None:
+        self.pipeline.discard(upload, why)
+
+    def outcome_event(self, agency: str, flow: str, name: str, event: str, size: int) -> None:
+        batch = self.pipeline.state.outcome_owner(agency, flow, name)
+        self._append(f"outcome.{event}", agency=agency, flow=flow, batch=batch,
+                     actor=agency, bytes=size, name_sha256=_sha256(name))
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+class FrontEnd(Protocol):
+    """How agencies reach the exchange: the embedded SFTP server, or sshd's chroots."""
+
+    def bind(self) -> str: ...
+
+    def serve(self) -> None: ...
+
+    def alive(self) -> bool: ...
+
+    def connections(self) -> int: ...
+
+    def stop(self) -> None: ...
+
+
+class EmbeddedFront:
+    def __init__(self, server: SFTPServer) -> None:
+        self.server = server
+
+    def bind(self) -> str:
+        host, port = self.server.bind()
+        return f"SFTP on {host}:{port}"
+
+    def serve(self) -> None:
+        self.server.serve()
+
+    def alive(self) -> bool:
+        return self.server.alive()
+
+    def connections(self) -> int:
+        return self.server.connections()
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+class OpenSSHFront:
+    """OpenSSH mode: take complete uploads from the agencies' chroot inboxes."""
+
+    def __init__(self, home: Home, pipeline: Pipeline, policy: PolicyHolder) -> None:
+        self.home = home
+        self.pipeline = pipeline
+        self.policy = policy
+        self.agencies = Agencies(home)
+        self.watcher = openssh.Watcher(home.drop, self.take)
+
+    def take(self, agency: str, flow: str, path: Path, name: str) -> None:
+        if self.agencies.get(agency) is None or flow not in self.policy.get().inbox_flows(agency):
+            log.warning("a file in a folder that is no agency's inbox was left alone")
+            return
+        upload = self.pipeline.adopt(agency, flow, path, name)
+        self.pipeline.receive(upload)
+
+    def bind(self) -> str:
+        if not self.home.drop.is_dir():
+            raise ConfigError(f"the OpenSSH chroots' folder {self.home.drop} does not exist; "
+                              "register the agencies first ('exchanged agency add')")
+        return f"OpenSSH mode, watching {self.home.drop}"
+
+    def serve(self) -> None:
+        self.watcher.start()
+
+    def alive(self) -> bool:
+        return self.watcher.alive()
+
+    def connections(self) -> int:
+        return 0
+
+    def stop(self) -> None:
+        self.watcher.stop()

@@ -1,0 +1,95 @@
+"""The daemon's scheduled jobs (APScheduler): checkpoints, retention, reminders.
+
+- a ledger checkpoint every ``checkpoint_interval_hours``;
+- retention (exchanged.admin.retention) and reminders (exchanged.admin.reminders) daily.
+
+A job that was due while the daemon was down runs at start-up: the next
+checkpoint is due one interval after the latest one on disk, or at once if that
+moment has passed (or there is none); retention and reminders run at every
+start, then daily. Every job's work is recorded in the ledger by the job.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from exchanged.admin.reminders import run_reminders
+from exchanged.admin.retention import run_retention
+from exchanged.home import Config, Home
+from exchanged.ledger import Ledger
+from exchanged.ledger.checkpoints import latest, make_checkpoint
+from exchanged.policy.model import PolicySet
+
+DAILY = timedelta(days=1)
+
+log = logging.getLogger("exchanged.daemon.scheduler")
+
+
+class Scheduler:
+    def __init__(self, home: Home, config: Config, ledger: Ledger,
+                 policy: Callable[[], PolicySet]) -> None:
+        self.home = home
+        self.config = config
+        self.ledger = ledger
+        self.policy = policy
+        self._scheduler = BackgroundScheduler(timezone=UTC)
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)
+
+    def start(self) -> None:
+        interval = timedelta(hours=self.config.checkpoint_interval_hours)
+        self._scheduler.add_job(
+            self.checkpoint, IntervalTrigger(seconds=interval.total_seconds(), timezone=UTC),
+            id="ledger-checkpoint", next_run_time=self._first_checkpoint(interval),
+            coalesce=True, max_instances=1, misfire_grace_time=None,
+        )
+        now = datetime.now(UTC)
+        for job_id, job in (("retention", self.retention), ("reminders", self.reminders)):
+            self._scheduler.add_job(
+                job, IntervalTrigger(seconds=DAILY.total_seconds(), timezone=UTC), id=job_id,
+                next_run_time=now, coalesce=True, max_instances=1, misfire_grace_time=None,
+            )
+        self._scheduler.start()
+
+    def _first_checkpoint(self, interval: timedelta) -> datetime:
+        now = datetime.now(UTC)
+        path = latest(self.home)
+        if path is None:
+            return now
+        due = datetime.fromtimestamp(path.stat().st_mtime, UTC) + interval
+        return max(now, due)
+
+    def _run(self, name: str, job: Callable[[], object]) -> None:
+        try:
+            job()
+        except Exception as e:  # a job never brings the daemon down; it is retried next time
+            log.error("the scheduled %s failed (%s)", name, type(e).__name__,
+                      exc_info=log.isEnabledFor(logging.DEBUG))
+        finally:
+            self.ledger.close()
+
+    def checkpoint(self) -> None:
+        self._run("ledger checkpoint", lambda: make_checkpoint(self.home, self.ledger))
+
+    def retention(self) -> None:
+        self._run("retention", lambda: run_retention(self.home, self.config, self.ledger,
+                                                     self.policy(), datetime.now(UTC)))
+
+    def reminders(self) -> None:
+        def job() -> object:
+            now = datetime.now(UTC)
+            return run_reminders(self.home, self.ledger, self.policy(), now,
+                                 now.astimezone(self.config.zone).date())
+
+        self._run("reminders", job)
+
+    def next_runs(self) -> list[tuple[str, datetime | None]]:
+        return [(job.id, job.next_run_time) for job in self._scheduler.get_jobs()]
+
+    def stop(self) -> None:
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=True)

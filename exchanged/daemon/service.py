@@ -1,0 +1,199 @@
+"""The daemon: start-up order, the front door's wiring, signals.
+
+Start-up: configuration → ledger (refused if its triggers are gone) →
+policies (refused if invalid) → keys → pipeline recovery (stray plaintext
+wiped, cut-off uploads discarded, unfinished batches queued) → workers →
+SFTP listener. SIGTERM and SIGINT stop it cleanly; SIGHUP reloads the
+policies (an invalid policy keeps the old one and says why, in the log and
+the ledger).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import threading
+import time as clock
+from types import FrameType
+
+from exchanged import __version__
+from exchanged.admin.reminders import NOTICES_FOLDER
+from exchanged.batch.pipeline import Pipeline, PolicyHolder
+from exchanged.batch.state import SCHEMA as STATE_SCHEMA
+from exchanged.batch.state import archive_policy_set
+from exchanged.crypto.openpgp import OpenPGP
+from exchanged.daemon.frontdoor import EmbeddedFront, FrontDoor, FrontEnd, OpenSSHFront
+from exchanged.daemon.logs import configure_logging
+from exchanged.daemon.metrics import serve_metrics
+from exchanged.daemon.notify import Notifier
+from exchanged.daemon.scheduler import Scheduler
+from exchanged.errors import ConfigError, PolicyError
+from exchanged.home import Home, Listen, atomic_write, load_config
+from exchanged.home.agencies import Agencies
+from exchanged.home.lock import take_lock
+from exchanged.ledger import Ledger, format_ts, open_ledger, utc_now
+from exchanged.ledger.checkpoints import LEDGER_FOLDER
+from exchanged.policy.loader import load_policy_files, read_policy_files
+from exchanged.sftp import SFTPServer, openssh
+from exchanged.sftp.limits import Limits
+
+log = logging.getLogger("exchanged")
+
+
+class Service:
+    """The running exchange."""
+
+    def __init__(self, home: Home) -> None:
+        home.require()
+        self.config = load_config(home)
+        # in OpenSSH mode the agencies' folders are sshd chroots outside the home
+        self.home = home.configured(self.config)
+        self._stop = threading.Event()
+        self._reload = threading.Event()
+
+    def run(self) -> int:
+        os.umask(0o077)
+        configure_logging(self.config)
+        lock = take_lock(self.home)
+        try:
+            return self._run()
+        finally:
+            lock.close()
+
+    def _run(self) -> int:
+        # the batches' working state lives beside the ledger (created if this home predates it)
+        ledger = open_ledger(self.home, extra_schema=STATE_SCHEMA)
+        try:
+            files = read_policy_files(self.home.policies)
+            policy = load_policy_files(files)
+        except PolicyError as e:
+            raise ConfigError(f"the policies are invalid, not starting: {e.diagnostics()}") from None
+        holder = PolicyHolder(policy)
+        openpgp = OpenPGP(self.home.gnupg)
+        try:
+            pipeline = Pipeline(self.home, self.config, ledger, openpgp, holder)
+            door = FrontDoor(self.home, self.config, ledger, pipeline, holder)
+            front: FrontEnd
+            if self.config.front_door == "openssh":
+                front = OpenSSHFront(self.home, pipeline, holder)
+            else:
+                limits = Limits(quota_bytes=self.config.sftp_quota_bytes,
+                                quota_files=self.config.sftp_quota_files)
+                front = EmbeddedFront(SFTPServer(door, self.home.ssh_host_key,
+                                                 self.config.listen, limits))
+            try:
+                where = front.bind()
+            except OSError as e:
+                raise ConfigError(f"cannot listen on {self.config.listen}: {e.strerror}") from None
+            # the port is ours: only now is anything recorded or recovered
+            with ledger.transaction() as txn:
+                archive_policy_set(txn, policy.sha256, files, format_ts(utc_now()))
+                txn.append("exchange.started", actor="admin", version=__version__,
+                           policy_sha256=policy.sha256, pid=os.getpid())
+            pipeline.recover()
+            pipeline.start()
+            scheduler = Scheduler(self.home, self.config, ledger, holder.get)
+            scheduler.start()
+            front.serve()
+            self._install_signals()
+            log.info("exchanged %s ready: %s, policy %s", __version__, where, policy.sha256[:12])
+            metrics = None
+            if self.config.metrics_listen:
+                metrics = serve_metrics(Listen.parse(self.config.metrics_listen), ledger,
+                                        lambda: {"intake_open": 0.0 if pipeline.unavailable.is_set()
+                                                 else 1.0,
+                                                 "connections": float(front.connections())})
+            # READY=1 only now: the port listens, the ledger is open, recovery is done
+            notifier = Notifier()
+            notifier.ready(where)
+            unavailable = False
+            started = format_ts(utc_now())
+            last_status = 0.0
+            try:
+                while not self._stop.is_set():
+                    self._stop.wait(0.5)
+                    if clock.monotonic() - last_status > 15:
+                        last_status = clock.monotonic()
+                        self._write_status(started, where, pipeline, scheduler)
+                    if self._reload.is_set():
+                        self._reload.clear()
+                        notifier.reloading()
+                        self._reload_policies(ledger, holder)
+                        notifier.ready(f"{where}; policies reloaded")
+                    if pipeline.unavailable.is_set() != unavailable:
+                        unavailable = pipeline.unavailable.is_set()
+                        notifier.status("intake stopped: the exchange cannot write"
+                                        if unavailable else where)
+                    notifier.watchdog(front.alive() and pipeline.workers_alive())
+            finally:
+                notifier.stopping()
+                log.info("exchanged stopping")
+                front.stop()
+                if metrics is not None:
+                    metrics.shutdown()
+                scheduler.stop()
+                pipeline.stop()
+                try:
+                    self.home.daemon_file.unlink()
+                except FileNotFoundError:
+                    pass
+                ledger.append("exchange.stopped", actor="admin")
+        finally:
+            ledger.close()
+            openpgp.stop_agent()
+        return 0
+
+    def _write_status(self, started: str, sftp: str, pipeline: Pipeline,
+                      scheduler: Scheduler) -> None:
+        """What 'exchanged status' shows of the running daemon."""
+        status = {
+            "pid": os.getpid(), "version": __version__, "started": started, "sftp": sftp,
+            "intake_open": not pipeline.unavailable.is_set(),
+            "queued": pipeline.queue_depth(), "workers_alive": pipeline.workers_alive(),
+            "next_jobs": {job: when.isoformat() if when else None
+                          for job, when in scheduler.next_runs()},
+            "updated": format_ts(utc_now()),
+        }
+        try:
+            atomic_write(self.home.daemon_file, json.dumps(status, indent=2).encode())
+        except OSError:
+            pass
+
+    def _install_signals(self) -> None:
+        def stop(signum: int, frame: FrameType | None) -> None:
+            self._stop.set()
+
+        def reload(signum: int, frame: FrameType | None) -> None:
+            self._reload.set()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGHUP, reload)
+
+    def _reload_policies(self, ledger: Ledger, holder: PolicyHolder) -> None:
+        try:
+            files = read_policy_files(self.home.policies)
+            policy = load_policy_files(files)
+        except Exception as e:  # whatever breaks a reload, the running policy stays
+            if not isinstance(e, PolicyError):
+                e = PolicyError(f"the policies could not be loaded ({type(e).__name__})")
+            log.error("policy reload refused, the previous policy stays: %s", e.diagnostics())
+            ledger.append("policy.reload_failed", actor="admin", error=e.diagnostics()[:500],
+                          policy_sha256=holder.get().sha256)
+            return
+        holder.set(policy)
+        agencies = Agencies(self.home)
+        for agency_id, agency in agencies.all().items():
+            outbox = (*policy.outbox_flows(agency_id), LEDGER_FOLDER, NOTICES_FOLDER)
+            if self.home.shared_drop:
+                openssh.prepare_tree(self.config, agency_id, [k.line for k in agency.ssh_keys],
+                                     policy.inbox_flows(agency_id), outbox)
+            else:
+                agencies.prepare_tree(agency_id, policy.inbox_flows(agency_id), outbox)
+        with ledger.transaction() as txn:
+            archive_policy_set(txn, policy.sha256, files, format_ts(utc_now()))
+            txn.append("policy.reloaded", actor="admin", policy_sha256=policy.sha256,
+                       files=len(policy.files))
+        log.info("policies reloaded: %s", policy.sha256[:12])

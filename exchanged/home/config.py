@@ -1,0 +1,159 @@
+"""The daemon's settings: ``config.yaml`` read and checked, and the text ``init`` writes."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+
+from exchanged.errors import ConfigError
+from exchanged.home.paths import Home
+
+LISTEN_RE = re.compile(r"(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-]+):(?P<port>\d{1,5})")
+
+
+@dataclass(frozen=True)
+class Listen:
+    host: str
+    port: int
+
+    @classmethod
+    def parse(cls, text: str) -> Listen:
+        m = LISTEN_RE.fullmatch(text.strip())
+        if not m or not 0 <= int(m["port"]) <= 65535:
+            raise ConfigError(f"listen address {text!r} is not HOST:PORT (e.g. 0.0.0.0:2222)")
+        return cls(m["host"].strip("[]"), int(m["port"]))
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class Config:
+    """The daemon's settings, from ``config.yaml``."""
+
+    name: str = "exchanged"
+    listen: Listen = field(default_factory=lambda: Listen("127.0.0.1", 2222))
+    #: agreements' dates are dates in this zone (the agreement was signed in Jakarta)
+    timezone: str = "Asia/Jakarta"
+    #: batches processed at once
+    workers: int = 2
+    #: largest upload accepted from any agency, before the flow's own limit
+    max_upload_bytes: int = 20 * 1024**3
+    #: the largest plaintext a batch may decrypt to when its flow sets no max_bytes
+    #: (a compression bomb stops here)
+    max_plaintext_bytes: int = 64 * 1024**3
+    log_format: str = "text"
+    log_level: str = "info"
+    #: how often the daemon signs a ledger checkpoint and delivers it to every agency
+    checkpoint_interval_hours: int = 24
+    #: where Prometheus metrics are served ("" for nowhere); keep it on localhost
+    metrics_listen: str = "127.0.0.1:9464"
+    #: "embedded": the daemon's own SFTP server; "openssh": the system's sshd serves agencies
+    #: chrooted in openssh_root, and the daemon watches their folders
+    front_door: str = "embedded"
+    openssh_root: str = "/srv/exchanged"
+    #: the daemon's system user, added to each agency's group in OpenSSH mode
+    openssh_daemon_user: str = "exchanged"
+    #: each agency's inbox quota in the embedded front door: bytes and files being written,
+    #: held under a temporary name, or waiting for an answer (the defaults of
+    #: exchanged.sftp.limits.Limits, which this module cannot import: sftp imports it)
+    sftp_quota_bytes: int = 64 * 1024**3
+    sftp_quota_files: int = 1000
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+CONFIG_KEYS = {
+    "name": str,
+    "listen": str,
+    "timezone": str,
+    "workers": int,
+    "max_upload_bytes": int,
+    "max_plaintext_bytes": int,
+    "log_format": str,
+    "log_level": str,
+    "checkpoint_interval_hours": int,
+    "metrics_listen": str,
+    "front_door": str,
+    "openssh_root": str,
+    "openssh_daemon_user": str,
+    "sftp_quota_bytes": int,
+    "sftp_quota_files": int,
+}
+
+
+def load_config(home: Home) -> Config:
+    """Read and check ``config.yaml``; unknown keys and wrong types are errors."""
+    home.require()
+    try:
+        raw = yaml.safe_load(home.config_file.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{home.config_file} cannot be read: {type(e).__name__}") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{home.config_file} must be a mapping of settings")
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        kind = CONFIG_KEYS.get(str(key))
+        if kind is None:
+            known = ", ".join(sorted(CONFIG_KEYS))
+            raise ConfigError(f"{home.config_file}: unknown setting {key!r} (known: {known})")
+        if not isinstance(value, kind) or isinstance(value, bool):
+            noun = "a whole number" if kind is int else "text"
+            raise ConfigError(f"{home.config_file}: {key} must be {noun}")
+        values[str(key)] = value
+    if "listen" in values:
+        values["listen"] = Listen.parse(values["listen"])
+    if values.get("metrics_listen"):
+        Listen.parse(values["metrics_listen"])
+    config = Config(**values)
+    try:
+        ZoneInfo(config.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"{home.config_file}: unknown timezone {config.timezone!r}") from None
+    if config.workers < 1 or config.workers > 64:
+        raise ConfigError(f"{home.config_file}: workers must be between 1 and 64")
+    if config.front_door not in ("embedded", "openssh"):
+        raise ConfigError(f"{home.config_file}: front_door must be embedded or openssh")
+    if config.front_door == "openssh" and not Path(config.openssh_root).is_absolute():
+        raise ConfigError(f"{home.config_file}: openssh_root must be an absolute path")
+    if not 1 <= config.checkpoint_interval_hours <= 24 * 31:
+        raise ConfigError(f"{home.config_file}: checkpoint_interval_hours must be 1 to 744")
+    if config.sftp_quota_bytes < 1 or config.sftp_quota_files < 1:
+        raise ConfigError(f"{home.config_file}: sftp_quota_bytes and sftp_quota_files must be "
+                          "at least 1")
+    if config.log_format not in ("text", "json"):
+        raise ConfigError(f"{home.config_file}: log_format must be text or json")
+    if config.log_level not in ("debug", "info", "warning", "error"):
+        raise ConfigError(f"{home.config_file}: log_level must be debug, info, warning or error")
+    return config
+
+
+def config_text(name: str, listen: Listen) -> str:
+    return (
+        "# exchanged settings; see README.md, 'Configuration'.\n"
+        f"name: {yaml.safe_dump(name).splitlines()[0]}\n"
+        f'listen: "{listen}"\n'
+        "# agreements' dates are read in this zone\n"
+        "timezone: Asia/Jakarta\n"
+        "# batches processed at the same time\n"
+        "workers: 2\n"
+        "# the largest upload any agency may send, before each flow's own limit\n"
+        f"max_upload_bytes: {20 * 1024**3}\n"
+        "# text or json (one object per line, for journald and log shippers)\n"
+        "log_format: text\n"
+        "log_level: info\n"
+        "# a signed ledger checkpoint for every agency's /outbox/ledger/, this often\n"
+        "checkpoint_interval_hours: 24\n"
+        "# Prometheus metrics (http://HOST:PORT/metrics); \"\" turns them off\n"
+        'metrics_listen: "127.0.0.1:9464"\n'
+    )
