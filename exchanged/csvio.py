@@ -32,7 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
-from exchanged.errors import Rejected
+from exchanged.errors import Refused
 from exchanged.ids.redact import looks_personal
 from exchanged.reasons import reason
 
@@ -112,34 +112,34 @@ class CsvReader:
         try:
             raw = next(self._reader)
         except StopIteration:
-            raise Rejected(reason("NO_HEADER")) from None
+            raise Refused(reason("NO_HEADER")) from None
         except csv.Error:
-            raise Rejected(reason("BAD_HEADER", detail="it cannot be parsed as CSV")) from None
+            raise Refused(reason("BAD_HEADER", detail="it cannot be parsed as CSV")) from None
         except LineTooLong:
-            raise Rejected(reason(
+            raise Refused(reason(
                 "BAD_HEADER", detail=f"its line is longer than {self._source.max_line} bytes",
             )) from None
         self._last_line = self._source.line
         names = []
         for position, cell in enumerate(raw, start=1):
             if has_surrogates(cell):
-                raise Rejected(reason("BAD_ENCODING", line=1))
+                raise Refused(reason("BAD_ENCODING", line=1))
             name = cell.strip().lower()
             if not name:
-                raise Rejected(reason("BAD_HEADER", detail=f"column {position} has no name"))
+                raise Refused(reason("BAD_HEADER", detail=f"column {position} has no name"))
             # never quote a cell that is not a column name: without a header row, the
             # first row's values (a NIK, a name) would be quoted back
             if not HEADER_NAME_RE.fullmatch(name) or looks_personal(name):
-                raise Rejected(reason(
+                raise Refused(reason(
                     "BAD_HEADER",
                     detail=f"column {position} is not named with letters, digits and _ "
                     "(is the header row missing?)",
                 ))
             if name in names:
-                raise Rejected(reason("DUPLICATE_COLUMN", column=name))
+                raise Refused(reason("DUPLICATE_COLUMN", column=name))
             names.append(name)
         if not names:
-            raise Rejected(reason("NO_HEADER"))
+            raise Refused(reason("NO_HEADER"))
         return tuple(names)
 
     def __iter__(self) -> Iterator[Record]:

@@ -79,7 +79,24 @@ class Reason:
         return {"code": self.code, "message": self.message}
 
 
-class Rejected(Exception):
+class Problem(Exception):
+    """Why a piece of the exchange's work (a batch, an upload, a login) cannot go on.
+
+    The internal family, never shown to a person as it is; each kind says whose the
+    problem is and what happens next, and is raised with its type where it arises
+    (never recognised afterwards from the text of an SQLite or gpg message):
+
+    - :class:`Refused`: the sender's: the batch is answered with the reasons;
+    - :class:`Unavailable`: the exchange's own (a full disk, an unwritable ledger):
+      intake stops, the work waits where it is and is retried once the exchange can
+      write again;
+    - :class:`RetryLater`: this one piece of work only (an outbox that is a link, gpg
+      unable to seal for an agency's key): it keeps its stage and is tried again, a
+      bounded number of times.
+    """
+
+
+class Refused(Problem):
     """A batch is refused; carries the reasons sent back to the agency.
 
     ``details`` are what the ledger records of the decision (rule ids,
@@ -92,9 +109,13 @@ class Rejected(Exception):
         self.details: Mapping[str, object] = details or {}
 
 
-class ExchangeUnavailable(Exception):
+class Unavailable(Problem):
     """The exchange itself cannot work right now (disk full, ledger unwritable).
 
     Not the sender's fault: the batch stays where it is and is retried; intake
     stops until the condition clears (fail closed).
     """
+
+
+class RetryLater(Problem):
+    """This piece of work cannot go on now (not the exchange as a whole): try it again later."""

@@ -64,7 +64,7 @@ from exchanged.batch.state import (
 )
 from exchanged.crypto.openpgp import Decryption, Opened, OpenPGP, SealFailed, Sealing
 from exchanged.csvio import CsvReader
-from exchanged.errors import ExchangeUnavailable, LedgerError, Reason, Rejected
+from exchanged.errors import LedgerError, Reason, Refused, RetryLater, Unavailable
 from exchanged.flows import HANDLERS, FlowContext, FlowResult
 from exchanged.home import Config, Home, atomic_write, fsync_dir
 from exchanged.home.agencies import Agencies
@@ -141,10 +141,6 @@ class Sealed:
     sha256: str
 
 
-class RetryLater(Exception):
-    """This batch cannot go on now (not the exchange as a whole): try it again later."""
-
-
 class Undeliverable(RetryLater):
     """An outcome cannot go into the agency's outbox as it is now (a folder of its tree is
     a link or not a folder): the batch keeps its stage and is delivered later."""
@@ -152,7 +148,7 @@ class Undeliverable(RetryLater):
 
 def _resource_error(error: BaseException) -> str | None:
     """If ``error`` means the exchange cannot write or read its files, say what; else None."""
-    if isinstance(error, (ExchangeUnavailable, LedgerError)):
+    if isinstance(error, (Unavailable, LedgerError)):
         return str(error)
     if isinstance(error, OSError) and error.errno in RESOURCE_ERRNOS:
         return os.strerror(error.errno or 0)
@@ -216,13 +212,13 @@ class Pipeline:
 
     def new_upload(self, agency: str, flow: str, name: str) -> Upload:
         if self.unavailable.is_set():
-            raise ExchangeUnavailable("the exchange cannot accept uploads right now")
+            raise Unavailable("the exchange cannot accept uploads right now")
         return self.spool.new_upload(agency, flow, name)
 
     def adopt(self, agency: str, flow: str, path: Path, name: str) -> Upload:
         """A held upload renamed to its final name becomes an upload like any other."""
         if self.unavailable.is_set():
-            raise ExchangeUnavailable("the exchange cannot accept uploads right now")
+            raise Unavailable("the exchange cannot accept uploads right now")
         return self.spool.adopt(path, agency, flow, name)
 
     def receive(self, upload: Upload) -> str:
@@ -240,7 +236,7 @@ class Pipeline:
             log.error("upload %s could not be recorded (%s): refused", meta.uid,
                       type(e).__name__)
             self.cannot_write(_resource_error(e) or type(e).__name__)
-            raise ExchangeUnavailable("the upload could not be recorded") from None
+            raise Unavailable("the upload could not be recorded") from None
         self._queue.put(meta.uid)
         return meta.uid
 
@@ -404,7 +400,7 @@ class Pipeline:
                 self._busy += 1
             try:
                 self.advance(uid)
-            except ExchangeUnavailable as e:
+            except Unavailable as e:
                 self._pause(uid, str(e))
             except RetryLater as e:
                 self._retry_later(uid, str(e))
@@ -510,7 +506,7 @@ class Pipeline:
         except Exception as e:
             problem = _resource_error(e)
             if problem is not None:
-                raise ExchangeUnavailable(problem) from None
+                raise Unavailable(problem) from None
             self._fail(uid, e)
         self._retries.pop(uid, None)
         self._available_again()
@@ -540,13 +536,13 @@ class Pipeline:
                     processing = False
                     try:
                         if flow is None:
-                            raise Rejected(reason("NO_POLICY", flow=batch.flow,
+                            raise Refused(reason("NO_POLICY", flow=batch.flow,
                                                   agency=batch.agency))
                         reader = CsvReader(opening)
                         if batch.stage in (RECEIVED, OPENED):
                             decision = decide(policy, self._request(batch, reader.header))
                             if not decision.allow:
-                                raise Rejected(*decision.reasons,
+                                raise Refused(*decision.reasons,
                                                details=decision.ledger_fields())
                         processing = True
                         sealing = self._sealing(batch, "result")
@@ -569,7 +565,7 @@ class Pipeline:
                                                plaintext_bytes=opened.plaintext_bytes)
                         if decision is not None and batch.stage == OPENED:
                             if not decision.allow:
-                                raise Rejected(*decision.reasons,
+                                raise Refused(*decision.reasons,
                                                details=decision.ledger_fields())
                             batch = self._mark(
                                 batch, ADMITTED, "batch.admitted",
@@ -588,7 +584,7 @@ class Pipeline:
                         self._discard(sealing, result)
                         raise
                     return self._record_processed(batch, result, sealed, opened)
-            except Rejected as r:
+            except Refused as r:
                 return self._reject(batch, r.reasons, r.details)
 
     def _discard(self, sealing: Sealing | None, result: FlowResult | None) -> None:
@@ -616,7 +612,7 @@ class Pipeline:
             return
         current = self.state.current_signed_at(flow.dataset)
         if current is not None and opened.signed_at < current:
-            raise Rejected(reason(
+            raise Refused(reason(
                 "STALE_REFERENCE", dataset=flow.dataset,
                 signed=datetime.fromtimestamp(opened.signed_at).astimezone().isoformat(),
                 current=datetime.fromtimestamp(current).astimezone().isoformat(),
@@ -630,19 +626,19 @@ class Pipeline:
             meta = self.spool.meta(batch.uid)
             found = batch_id_of(meta.name)
             if meta.name_personal or (found is not None and batch_id_looks_personal(found)):
-                raise Rejected(reason("BATCH_ID_LOOKS_PERSONAL"))
-            raise Rejected(reason("BAD_FILE_NAME", name=shown_name(meta.name), batch=batch.batch_id))
+                raise Refused(reason("BATCH_ID_LOOKS_PERSONAL"))
+            raise Refused(reason("BAD_FILE_NAME", name=shown_name(meta.name), batch=batch.batch_id))
         if batch.replay_of:
             first = self.state.get(batch.replay_of)
-            raise Rejected(reason("REPLAY", batch=batch.batch_id, flow=batch.flow,
+            raise Refused(reason("REPLAY", batch=batch.batch_id, flow=batch.flow,
                                   first=first.received_at if first else "earlier"))
         policy = self.policy.get()
         decision = decide(policy, self._request(batch, None))
         if not decision.allow:
-            raise Rejected(*decision.reasons, details=decision.ledger_fields())
+            raise Refused(*decision.reasons, details=decision.ledger_fields())
         governing = policy.find_flow(batch.flow)
         if governing is not None and governing[1].kind not in HANDLERS:
-            raise Rejected(reason("FLOW_NOT_AVAILABLE", flow=batch.flow))
+            raise Refused(reason("FLOW_NOT_AVAILABLE", flow=batch.flow))
 
     def _request(self, batch: Batch, columns: tuple[str, ...] | None) -> Request:
         """The facts of a batch for the policy; with its columns, also what its answer discloses."""
@@ -665,7 +661,7 @@ class Pipeline:
                  else self.config.max_plaintext_bytes)
         free = shutil.disk_usage(self.home.work).free
         if free < batch.upload_bytes * 2 + FREE_SPACE_MARGIN:
-            raise ExchangeUnavailable(f"not enough free space to open a batch ({free} bytes)")
+            raise Unavailable(f"not enough free space to open a batch ({free} bytes)")
         opening = self.openpgp.decrypting(self.spool.upload_path(batch.uid),
                                           pinned=agency.gpg_fingerprint,
                                           exchange=self.exchange_fpr, max_bytes=limit)
@@ -689,7 +685,7 @@ class Pipeline:
             # gpg stopped reading the answer: its status says why (Sealed raises it)
             raise SealFailed("gpg stopped reading the answer") from None
         if reader.rows_read == 0 and flow.kind != "reference-load":
-            raise Rejected(reason("NO_ROWS"))
+            raise Refused(reason("NO_ROWS"))
         return result
 
     def _record_processed(self, batch: Batch, result: FlowResult, sealed: Sealed,
@@ -875,7 +871,7 @@ class Pipeline:
         except Exception as again:
             problem = _resource_error(again)
             if problem is not None:
-                raise ExchangeUnavailable(problem) from None
+                raise Unavailable(problem) from None
             # a rejected or processed batch only needs sealing and delivering: later
             raise RetryLater(f"{type(again).__name__} at stage {batch.stage}") from None
 

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 import gnupg
 
-from exchanged.errors import ConfigError, ExchangeUnavailable, KeyProblem, Rejected
+from exchanged.errors import ConfigError, KeyProblem, Refused, RetryLater, Unavailable
 from exchanged.reasons import reason
 
 # Options on every gpg call: never prompt, never fetch keys from the network,
@@ -62,7 +62,7 @@ RESOURCE_MESSAGES = ("No space left on device", "Disk quota exceeded", "Input/ou
                      "Read-only file system", "Too many open files")
 
 
-class SealFailed(Exception):
+class SealFailed(RetryLater):
     """gpg could not sign and encrypt an outcome (not the sender's fault; retried)."""
 
 
@@ -285,14 +285,14 @@ class Decryption:
         return data
 
     def finish(self) -> Opened:
-        """Drain the plaintext, wait for gpg, decide from its status lines (Rejected if bad)."""
+        """Drain the plaintext, wait for gpg, decide from its status lines (Refused if bad)."""
         while self.read(STREAM_BYTES):
             pass
         self._proc.wait()
         stderr = self._stderr.text()
         problem = _resource_failure(stderr)
         if problem is not None:
-            raise ExchangeUnavailable(f"gpg could not decrypt the batch: {problem}")
+            raise Unavailable(f"gpg could not decrypt the batch: {problem}")
         status = Status.parse(stderr)
         hit_limit = bool(self._max_bytes) and (
             self._over_limit.is_set() or self.bytes_read > (self._max_bytes or 0))
@@ -348,7 +348,7 @@ def _check_sealed(stderr: str, dst: Path) -> None:
         remove_quietly(dst)
         problem = _resource_failure(stderr)
         if problem is not None:
-            raise ExchangeUnavailable(f"gpg could not write the outcome: {problem}")
+            raise Unavailable(f"gpg could not write the outcome: {problem}")
         problems = [k for k, _ in status.lines if k in ("INV_RECP", "INV_SGNR", "FAILURE")]
         raise SealFailed(
             "gpg could not sign and encrypt the outcome"
@@ -411,16 +411,16 @@ class Status:
 def classify_open(
     status: Status, pinned: str, *, exchange: str, hit_limit: bool, limit: int | None
 ) -> Opened:
-    """Decide from gpg's status lines whether a batch opened as it must; else raise Rejected."""
+    """Decide from gpg's status lines whether a batch opened as it must; else raise Refused."""
     encrypted = status.has("ENC_TO") or status.has("BEGIN_DECRYPTION")
     if not encrypted:
         if status.has("PLAINTEXT") or status.has("NEWSIG"):
-            raise Rejected(reason("NOT_ENCRYPTED"))
-        raise Rejected(reason("NOT_OPENPGP"))
+            raise Refused(reason("NOT_ENCRYPTED"))
+        raise Refused(reason("NOT_OPENPGP"))
     if status.has("NEED_PASSPHRASE_SYM") or not status.has("DECRYPTION_KEY"):
-        raise Rejected(reason("NOT_ENCRYPTED_TO_EXCHANGE", fingerprint=exchange))
+        raise Refused(reason("NOT_ENCRYPTED_TO_EXCHANGE", fingerprint=exchange))
     if hit_limit and limit is not None:
-        raise Rejected(reason("TOO_LARGE_DECRYPTED", limit=limit))
+        raise Refused(reason("TOO_LARGE_DECRYPTED", limit=limit))
     if (
         status.has("DECRYPTION_FAILED")
         or not status.has("DECRYPTION_OKAY")
@@ -428,11 +428,11 @@ def classify_open(
         # exactly one literal: no unsigned data beside the signed
         or len(status.all("PLAINTEXT")) != 1
     ):
-        raise Rejected(reason("CORRUPT_MESSAGE"))
+        raise Refused(reason("CORRUPT_MESSAGE"))
     if status.has("BADSIG"):
-        raise Rejected(reason("BAD_SIGNATURE"))
+        raise Refused(reason("BAD_SIGNATURE"))
     if not status.has("NEWSIG"):
-        raise Rejected(reason("NOT_SIGNED", fingerprint=pinned))
+        raise Refused(reason("NOT_SIGNED", fingerprint=pinned))
     for signature in _signatures(status):
         valid = signature.all("VALIDSIG")
         primary, signed_at = "", 0
@@ -453,12 +453,12 @@ def classify_open(
             # pinned) says nothing about the pinned key: that signer is simply not it
             continue
         if signature.has("EXPKEYSIG"):
-            raise Rejected(reason("SIGNER_KEY_EXPIRED"))
+            raise Refused(reason("SIGNER_KEY_EXPIRED"))
         if signature.has("REVKEYSIG"):
-            raise Rejected(reason("SIGNER_KEY_REVOKED"))
+            raise Refused(reason("SIGNER_KEY_REVOKED"))
         if primary:
             return Opened(primary, signed_at, 0)
-    raise Rejected(reason("WRONG_SIGNER", fingerprint=pinned))
+    raise Refused(reason("WRONG_SIGNER", fingerprint=pinned))
 
 
 def _signatures(status: Status) -> list[Status]:
@@ -619,17 +619,17 @@ class OpenPGP:
         """Decrypt ``src`` into ``dst`` and verify it was signed by ``pinned``.
 
         On any failure ``dst`` is removed (it may hold partial plaintext) and
-        :class:`Rejected` says why.
+        :class:`Refused` says why.
         """
         if src.stat().st_size == 0:
-            raise Rejected(reason("EMPTY_UPLOAD"))
+            raise Refused(reason("EMPTY_UPLOAD"))
         extra = ["--max-output", str(max_bytes + 1)] if max_bytes else []
         try:
             result = self._gpg.decrypt_file(str(src), output=str(dst), extra_args=extra)
             stderr = str(getattr(result, "stderr", ""))
             problem = _resource_failure(stderr)
             if problem is not None:
-                raise ExchangeUnavailable(f"gpg could not write the plaintext: {problem}")
+                raise Unavailable(f"gpg could not write the plaintext: {problem}")
             status = Status.parse(stderr)
             size = dst.stat().st_size if dst.exists() else 0
             hit_limit = bool(max_bytes) and (size > (max_bytes or 0)
@@ -647,7 +647,7 @@ class OpenPGP:
         """Start decrypting ``src`` into a pipe (see :class:`Decryption`); the caller
         closes it. An empty upload is refused at once."""
         if src.stat().st_size == 0:
-            raise Rejected(reason("EMPTY_UPLOAD"))
+            raise Refused(reason("EMPTY_UPLOAD"))
         command = gpg_command(self.home, self._binary) + decrypt_args(max_bytes)
         return Decryption(command, src, pinned=pinned, exchange=exchange, max_bytes=max_bytes)
 

@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from exchanged.csvio import CsvReader, string_view
-from exchanged.errors import Rejected
+from exchanged.errors import Refused
 from exchanged.ids import nik, nip, nkk
 from exchanged.ids.exceptions import ValidationError
 from exchanged.matching.register import RegisterStore, Snapshot
@@ -141,9 +141,9 @@ CHECKS: Mapping[str, Callable[[Column, str], str | ValueProblem]] = {
 }
 
 
-def too_many_rows(flow: Flow) -> Rejected:
+def too_many_rows(flow: Flow) -> Refused:
     """The refusal of a batch over the flow's row limit, naming the rule that refuses it."""
-    return Rejected(reason("TOO_MANY_ROWS", limit=flow.max_rows),
+    return Refused(reason("TOO_MANY_ROWS", limit=flow.max_rows),
                     details={"decision": "deny", "rules": [f"{flow.name}.rows"],
                              "clauses": [flow.limits_clause or flow.clause]})
 

@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from exchanged.csvio import CsvReader, CsvWriter, csv_cells, string_view, write_columns
-from exchanged.errors import Rejected
+from exchanged.errors import Refused
 from exchanged.flows.base import (
     FlowContext,
     FlowResult,
@@ -51,7 +51,7 @@ def nik_lookup(reader: CsvReader, out: IO[bytes], ctx: FlowContext) -> FlowResul
     assert flow.reference is not None
     snapshot = ctx.references.current(flow.reference)
     if snapshot is None:
-        raise Rejected(reason("NO_REFERENCE_DATA", dataset=flow.reference))
+        raise Refused(reason("NO_REFERENCE_DATA", dataset=flow.reference))
     disclosed = tuple(f for f in flow.discloses if f in snapshot.columns)
     fuzzy = flow.fuzzy if flow.fuzzy is not None and flow.fuzzy.enabled else None
     fallback: FuzzyFallback | None = None
@@ -63,7 +63,7 @@ def nik_lookup(reader: CsvReader, out: IO[bytes], ctx: FlowContext) -> FlowResul
         except FuzzyIndexMissing:
             # loaded before the fallback was switched on: BKN's next upload builds it
             snapshot.close()
-            raise Rejected(reason("NO_REFERENCE_DATA", dataset=flow.reference)) from None
+            raise Refused(reason("NO_REFERENCE_DATA", dataset=flow.reference)) from None
     names_at = (reader.header.index("nama") if "nama" in reader.header else -1,
                 reader.header.index("tanggal_lahir") if "tanggal_lahir" in reader.header else -1)
     has_ref = "ref" in reader.header

@@ -36,7 +36,7 @@ from datetime import date
 from typing import IO, Final
 
 from exchanged.csvio import CsvReader, CsvWriter, Record
-from exchanged.errors import Rejected
+from exchanged.errors import Refused
 from exchanged.flows.base import (
     FlowContext,
     FlowResult,
@@ -131,13 +131,13 @@ def nip_compare(reader: CsvReader, out: IO[bytes], ctx: FlowContext) -> FlowResu
     assert flow.reference is not None
     snapshot = ctx.references.current(flow.reference)
     if snapshot is None:
-        raise Rejected(reason("NO_REFERENCE_DATA", dataset=flow.reference))
+        raise Refused(reason("NO_REFERENCE_DATA", dataset=flow.reference))
     try:
         if "nip" not in snapshot.keys or any(f not in snapshot.columns for f in flow.compares):
             # a register loaded before it kept the compared fields cannot answer:
             # BKN's next upload brings them (saying SESUAI or BERBEDA without
             # them would be a guess)
-            raise Rejected(reason("NO_REFERENCE_DATA", dataset=flow.reference))
+            raise Refused(reason("NO_REFERENCE_DATA", dataset=flow.reference))
         return _compare(reader, out, ctx, snapshot)
     finally:
         snapshot.close()

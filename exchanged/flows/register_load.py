@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 
 from exchanged.csvio import Block, CsvReader, CsvWriter, string_view
-from exchanged.errors import Rejected
+from exchanged.errors import Refused
 from exchanged.flows.base import (
     CheckedColumn,
     DatasetUpdate,
@@ -92,7 +92,7 @@ def register_load(reader: CsvReader, out: IO[bytes], ctx: FlowContext) -> FlowRe
     if rows == 0 or report.rows_loaded == 0:
         builder.abort()
         discard_index(store.directory, ctx.new_snapshot_id)
-        raise Rejected(reason("NO_ROWS" if rows == 0 else "NO_VALID_ROWS"))
+        raise Refused(reason("NO_ROWS" if rows == 0 else "NO_VALID_ROWS"))
     writer = CsvWriter(out, HEADER)
     writer.write(["summary", "", "ROWS_READ", str(rows)])
     writer.write(["summary", "", "ROWS_LOADED", str(report.rows_loaded)])

@@ -51,7 +51,7 @@ class Door(Protocol[U]):
     def max_upload_bytes(self, agency: str, flow: str) -> int: ...
 
     def new_upload(self, agency: str, flow: str, name: str) -> U:
-        """Start writing an upload (raises ExchangeUnavailable when intake is stopped)."""
+        """Start writing an upload (raises Unavailable when intake is stopped)."""
 
     def adopt(self, agency: str, flow: str, path: Path, name: str) -> U:
         """Take a held file (uploaded under a temporary name) as an upload named ``name``."""

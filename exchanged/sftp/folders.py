@@ -49,7 +49,7 @@ from paramiko.sftp import (
     SFTP_PERMISSION_DENIED,
 )
 
-from exchanged.errors import ExchangeUnavailable
+from exchanged.errors import Unavailable
 from exchanged.home.drop import open_below
 from exchanged.sftp.door import Door, GuardedDoor, Upload
 from exchanged.sftp.limits import Gate
@@ -433,7 +433,7 @@ class DropFolders(paramiko.SFTPServerInterface):
             return SFTP_FAILURE
         try:
             upload = self.door.new_upload(agency, place.flow, place.name)
-        except ExchangeUnavailable:
+        except Unavailable:
             return SFTP_FAILURE
         limit = self.door.max_upload_bytes(agency, place.flow)
         return UploadHandle(self, upload, normalise(path), limit, elsewhere)
@@ -547,7 +547,7 @@ class DropFolders(paramiko.SFTPServerInterface):
             return SFTP_OK
         try:
             upload = self.door.adopt(self.session.agency, new.flow, held, new.name)
-        except ExchangeUnavailable:
+        except Unavailable:
             return SFTP_FAILURE
         self.door.receive(upload)
         with self.session.lock:

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from exchanged.batch.pipeline import batch_id_looks_personal, batch_id_of, shown_name
 from exchanged.csvio import CsvReader, Record
-from exchanged.errors import PolicyError, Rejected
+from exchanged.errors import PolicyError, Refused
 from exchanged.ids import ValidationError, nik, nip, nkk
 from exchanged.policy.loader import load_policy_files
 from exchanged.sftp.defender import address_key
@@ -51,10 +51,10 @@ HEADERS = st.sampled_from([b"nik\n", b"ref,nik\n", b"nik,nama,tanggal_lahir\n", 
                            b"\xef\xbb\xbfnik\n", b"nik,nik\n", b"\n", b""])
 
 
-def read_all(data: bytes) -> tuple[tuple[str, ...], list[Record]] | Rejected:
+def read_all(data: bytes) -> tuple[tuple[str, ...], list[Record]] | Refused:
     try:
         reader = CsvReader(io.BytesIO(data))
-    except Rejected as r:
+    except Refused as r:
         return r
     return reader.header, list(reader)
 
@@ -80,7 +80,7 @@ def check_records(header: tuple[str, ...], records: list[Record]) -> None:
 @given(st.binary(max_size=2000))
 def test_any_bytes_are_read_or_refused(data: bytes) -> None:
     result = read_all(data)
-    if isinstance(result, Rejected):
+    if isinstance(result, Refused):
         assert result.reasons and all(r.code for r in result.reasons)
         assert "3171014101900001" not in str([r.message for r in result.reasons])
     else:
@@ -93,7 +93,7 @@ def test_any_bytes_are_read_or_refused(data: bytes) -> None:
 @example(b"nik\n", b"\0\n\xff\n3171014101900001\r")
 def test_csv_built_to_break_the_parser_is_read_or_refused(header: bytes, body: bytes) -> None:
     result = read_all(header + body)
-    if not isinstance(result, Rejected):
+    if not isinstance(result, Refused):
         check_records(*result)
 
 
@@ -107,11 +107,11 @@ def test_both_ways_of_reading_agree(header: bytes, body: bytes, block: int) -> N
     result = read_all(data)
     try:
         reader = CsvReader(io.BytesIO(data), block_bytes=block)  # type: ignore[call-arg]
-    except Rejected as r:
-        assert isinstance(result, Rejected)
+    except Refused as r:
+        assert isinstance(result, Refused)
         assert [x.code for x in r.reasons] == [x.code for x in result.reasons]
         return
-    assert not isinstance(result, Rejected)
+    assert not isinstance(result, Refused)
     _, records = result
     got: list[tuple[int, tuple[str, ...] | None, str | None]] = []
     for b in reader.blocks():

@@ -7,7 +7,7 @@ import io
 import pytest
 
 from exchanged.csvio import CsvReader, CsvWriter
-from exchanged.errors import Rejected
+from exchanged.errors import Refused
 
 
 def read(data: bytes) -> tuple[tuple[str, ...], list[tuple[int, object, object]]]:
@@ -52,7 +52,7 @@ def test_huge_field_fails_its_row_only() -> None:
      (b"n\xffk\n", "BAD_ENCODING"), (b"n-k\n", "BAD_HEADER")],
 )
 def test_bad_headers(data: bytes, code: str) -> None:
-    with pytest.raises(Rejected) as info:
+    with pytest.raises(Refused) as info:
         CsvReader(io.BytesIO(data))
     assert info.value.reasons[0].code == code
 
@@ -70,13 +70,13 @@ def test_writer_neutralises_formulas() -> None:
 
 
 def test_a_missing_header_row_is_not_quoted_back() -> None:
-    with pytest.raises(Rejected) as info:
+    with pytest.raises(Refused) as info:
         CsvReader(io.BytesIO(b"3171014101900001,Siti Aminah\n"))
     message = info.value.reasons[0].message
     assert info.value.reasons[0].code == "BAD_HEADER"
     assert "3171014101900001" not in message and "Siti" not in message
     assert "column 1" in message
-    with pytest.raises(Rejected) as info:
+    with pytest.raises(Refused) as info:
         CsvReader(io.BytesIO(b"_3171014101900001\n"))
     assert "3171014101900001" not in info.value.reasons[0].message
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from exchanged.csvio import CsvReader
-from exchanged.errors import Rejected
+from exchanged.errors import Refused
 from exchanged.flows import HANDLERS, FlowContext
 from exchanged.flows.nip_compare import nip_compare, same_value, text_key
 from exchanged.policy.loader import load_policies
@@ -162,11 +162,11 @@ def test_answers_in_order_across_chunks(flow: Flow, tmp_path: Path,
 def test_without_register_or_without_its_fields_the_batch_is_refused(flow: Flow,
                                                                       tmp_path: Path) -> None:
     text = HEADER + f"R1,{A},Budi,Pekerja Sosial,Ahli Pertama,Dinas Sosial,2020-01-01\n"
-    with pytest.raises(Rejected) as none:
+    with pytest.raises(Refused) as none:
         run(flow, text, None, tmp_path)
     assert none.value.reasons[0].code == "NO_REFERENCE_DATA"
     old = FakeSnapshot(SIASN, columns=("jenis_asn", "instansi"))
-    with pytest.raises(Rejected) as older:
+    with pytest.raises(Refused) as older:
         run(flow, text, old, tmp_path)
     assert older.value.reasons[0].code == "NO_REFERENCE_DATA"
     assert old.closed
@@ -176,7 +176,7 @@ def test_row_limit(flow: Flow, tmp_path: Path) -> None:
     small = replace(flow, max_rows=2)
     text = HEADER + "".join(
         f"R{i},{A},Budi,Pekerja Sosial,Ahli Pertama,Dinas Sosial,2020-01-01\n" for i in range(3))
-    with pytest.raises(Rejected) as refused:
+    with pytest.raises(Refused) as refused:
         run(small, text, FakeSnapshot(SIASN), tmp_path)
     assert refused.value.reasons[0].code == "TOO_MANY_ROWS"
 

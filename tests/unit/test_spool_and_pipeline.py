@@ -10,7 +10,7 @@ from pathlib import Path
 from exchanged.batch.pipeline import _resource_error, batch_id_looks_personal
 from exchanged.batch.spool import Spool
 from exchanged.crypto.openpgp import _resource_failure
-from exchanged.errors import ExchangeUnavailable, LedgerError
+from exchanged.errors import LedgerError, Unavailable
 from exchanged.home import Home
 
 
@@ -55,7 +55,7 @@ def test_resource_errors_stop_intake_and_bugs_do_not() -> None:
     assert _resource_error(OSError(errno.EIO, "io"))
     assert _resource_error(sqlite3.OperationalError("database or disk is full"))
     assert _resource_error(LedgerError("the ledger cannot be written"))
-    assert _resource_error(ExchangeUnavailable("x"))
+    assert _resource_error(Unavailable("x"))
     assert _resource_error(OSError(errno.ENOENT, "no such file")) is None
     assert _resource_error(KeyError("x")) is None
     assert _resource_error(sqlite3.OperationalError("no such column: x")) is None
