@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from exchanged import __version__
-from exchanged.errors import CheckFailed, ConfigError, Error, UsageError
+from exchanged.errors import CheckFailed, ConfigError, Error, Problem, UsageError
 from exchanged.home import Config, Home, load_config
 from exchanged.ledger import format_ts
 from exchanged.policy import Decision
@@ -876,6 +876,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"exchanged: {e.diagnostics()}", file=sys.stderr)
         return e.exit_code
+    except Problem as e:  # the exchange's own files failing it (a full disk, a locked ledger)
+        if verbose:
+            raise
+        print(f"exchanged: cannot go on now: {e}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

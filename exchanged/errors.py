@@ -12,6 +12,9 @@ codes, never values.
 
 from __future__ import annotations
 
+import errno
+import os
+import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -119,3 +122,33 @@ class Unavailable(Problem):
 
 class RetryLater(Problem):
     """This piece of work cannot go on now (not the exchange as a whole): try it again later."""
+
+
+#: what an OSError's errno says when the exchange's own disk or process limits fail it
+RESOURCE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EACCES,
+                             errno.EMFILE, errno.ENFILE})
+#: SQLite's primary result codes that mean the exchange's own storage failed it (busy or
+#: locked past the timeout, read-only, an I/O error, full, cannot be opened), not a bug
+SQLITE_RESOURCE_CODES = frozenset({5, 6, 8, 10, 13, 14})
+
+
+def as_unavailable(error: BaseException) -> Unavailable | None:
+    """``error`` as the exchange's own resources failing, by its type and code; else None.
+
+    An :class:`Unavailable` is one already; an :class:`OSError` is one when its errno
+    says so (a full disk, a read-only file system, an I/O error, no file handles left),
+    and an SQLite error when its result code does (never its message's text).
+
+    >>> as_unavailable(OSError(errno.ENOSPC, "x")) is not None, as_unavailable(KeyError("x"))
+    (True, None)
+    """
+    if isinstance(error, Unavailable):
+        return error
+    if isinstance(error, OSError) and error.errno in RESOURCE_ERRNOS:
+        return Unavailable(os.strerror(error.errno or 0))
+    if isinstance(error, sqlite3.Error):
+        code = getattr(error, "sqlite_errorcode", None)
+        if code is not None and code & 0xFF in SQLITE_RESOURCE_CODES:
+            name = getattr(error, "sqlite_errorname", str(code))
+            return Unavailable(f"the ledger cannot be written ({name})")
+    return None

@@ -209,12 +209,11 @@ class State:
 
     def set_running(self, uid: str, running: bool) -> None:
         # not a stage change (no ledger entry): crash accounting only, autocommitted
-        self.ledger.connection().execute("UPDATE batches SET running = ? WHERE uid = ?",
-                                         (int(running), uid))
+        self.ledger.write("UPDATE batches SET running = ? WHERE uid = ?", (int(running), uid))
 
     def clear_running(self) -> None:
         """A clean stop: the batches it interrupted are not charged a recovery."""
-        self.ledger.connection().execute("UPDATE batches SET running = 0 WHERE running != 0")
+        self.ledger.write("UPDATE batches SET running = 0 WHERE running != 0")
 
     def unanswered(self, agency: str) -> tuple[int, int]:
         """Bytes and number of the agency's received batches not answered yet (its queue)."""

@@ -15,9 +15,9 @@ from typing import Any, Protocol
 import paramiko
 
 from exchanged.admin.reminders import NOTICES_FOLDER
-from exchanged.batch.pipeline import Pipeline, PolicyHolder, resource_error
+from exchanged.batch.pipeline import Pipeline, PolicyHolder
 from exchanged.batch.spool import Upload
-from exchanged.errors import ConfigError
+from exchanged.errors import ConfigError, as_unavailable
 from exchanged.home import Config, Home
 from exchanged.home.agencies import Agencies
 from exchanged.ledger import Ledger
@@ -51,9 +51,9 @@ class FrontDoor:
         except Exception as e:
             # this thread's connection may have been left unable to write: a new one next time
             self.ledger.close()
-            problem = resource_error(e)
+            problem = as_unavailable(e)
             if problem is not None:
-                self.pipeline.cannot_write(problem)
+                self.pipeline.cannot_write(str(problem))
             raise
 
     def authenticate(self, username: str, key: paramiko.PKey) -> bool:

@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from exchanged.errors import LedgerError
+from exchanged.errors import LedgerError, Unavailable, as_unavailable
 from exchanged.ids.redact import PERSONAL_NUMBER_RE
 from exchanged.ledger.kinds import KINDS
 from exchanged.ledger.merkle import TreeBuilder, leaf_hash
@@ -90,7 +90,6 @@ HEX_RE = re.compile(r"[0-9a-fA-F]*")
 DIGEST_KEY_SUFFIXES = ("sha256", "hash", "fingerprint")
 
 Clock = Callable[[], datetime]
-
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
@@ -205,6 +204,13 @@ def check_no_personal_data(value: Any, path: str = "") -> None:
         f"refused to write {path or 'a value'} to the ledger: {type(value).__name__} values "
         "are not allowed (use str, int, bool, lists and mappings)"
     )
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    try:
+        conn.execute("ROLLBACK")
+    except sqlite3.Error:
+        pass  # a failed statement may have rolled back already
 
 
 class Transaction:
@@ -323,7 +329,10 @@ class Ledger:
     def connection(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = self._open()
+            try:
+                conn = self._open()
+            except sqlite3.Error as e:
+                raise as_unavailable(e) or e from None  # a damaged file stays what it is
             self._local.conn = conn
         return conn
 
@@ -384,26 +393,39 @@ class Ledger:
 
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
-        """BEGIN IMMEDIATE ... COMMIT: the write lock serialises the chain."""
+        """BEGIN IMMEDIATE ... COMMIT: the write lock serialises the chain.
+
+        SQLite's own failures of the storage (full, read-only, I/O, busy) leave as
+        :class:`~exchanged.errors.Unavailable`, recognised by their result code.
+        """
         conn = self.connection()
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as e:
-            raise LedgerError(f"the ledger cannot be written: {e}") from None
+            raise as_unavailable(e) or LedgerError(
+                f"the ledger cannot be written ({e.sqlite_errorname})") from None
         txn = Transaction(conn, self._clock)
         try:
             yield txn
-        except BaseException:
-            conn.execute("ROLLBACK")
+        except BaseException as e:
+            _rollback(conn)
+            if isinstance(e, sqlite3.Error) and (problem := as_unavailable(e)) is not None:
+                raise problem from None
             raise
         try:
             conn.execute("COMMIT")
         except sqlite3.Error as e:
-            try:
-                conn.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass
-            raise LedgerError(f"the ledger cannot be written: {e}") from None
+            _rollback(conn)
+            raise as_unavailable(e) or LedgerError(
+                f"the ledger cannot be written ({e.sqlite_errorname})") from None
+
+    def write(self, sql: str, params: Sequence[Any] = ()) -> None:
+        """One autocommitted write to a table beside the ledger (never the ledger itself);
+        the storage failing it is :class:`~exchanged.errors.Unavailable`."""
+        try:
+            self.connection().execute(sql, params)
+        except sqlite3.Error as e:
+            raise as_unavailable(e) or e from None
 
     def append(self, kind: str, **fields: Any) -> int:
         """Append one entry in a transaction of its own."""
@@ -469,6 +491,9 @@ class Ledger:
         try:
             return self._verify()
         except sqlite3.DatabaseError as e:
+            return VerifyReport(False, 0, 0, GENESIS,
+                                f"the ledger file cannot be read ({e.sqlite_errorname})")
+        except Unavailable as e:
             return VerifyReport(False, 0, 0, GENESIS, f"the ledger file cannot be read: {e}")
 
     def _verify(self) -> VerifyReport:

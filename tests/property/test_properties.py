@@ -21,7 +21,7 @@ import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from exchanged.batch.pipeline import batch_id_looks_personal, batch_id_of, shown_name
+from exchanged.batch.names import batch_id_looks_personal, batch_id_of, shown_name
 from exchanged.csvio import CsvReader, Record
 from exchanged.errors import PolicyError, Refused
 from exchanged.ids import ValidationError, nik, nip, nkk

@@ -7,10 +7,10 @@ import hashlib
 import sqlite3
 from pathlib import Path
 
-from exchanged.batch.pipeline import _resource_error, batch_id_looks_personal
+from exchanged.batch.names import batch_id_looks_personal
 from exchanged.batch.spool import Spool
 from exchanged.crypto.openpgp import _resource_failure
-from exchanged.errors import LedgerError, Unavailable
+from exchanged.errors import Unavailable, as_unavailable
 from exchanged.home import Home
 
 
@@ -50,15 +50,38 @@ def test_a_personal_number_in_a_file_name_is_masked(tmp_path: Path) -> None:
     assert "3171014101900001" not in (s.batch_dir(meta.uid) / "meta.json").read_text()
 
 
-def test_resource_errors_stop_intake_and_bugs_do_not() -> None:
-    assert _resource_error(OSError(errno.ENOSPC, "full"))
-    assert _resource_error(OSError(errno.EIO, "io"))
-    assert _resource_error(sqlite3.OperationalError("database or disk is full"))
-    assert _resource_error(LedgerError("the ledger cannot be written"))
-    assert _resource_error(Unavailable("x"))
-    assert _resource_error(OSError(errno.ENOENT, "no such file")) is None
-    assert _resource_error(KeyError("x")) is None
-    assert _resource_error(sqlite3.OperationalError("no such column: x")) is None
+def sqlite_error(tmp_path: Path, readonly: bool = False, full: bool = False) -> sqlite3.Error:
+    """A real SQLite error (its result code set by SQLite, not by the test)."""
+    path = tmp_path / "db.sqlite"
+    sqlite3.connect(path).executescript("CREATE TABLE IF NOT EXISTS t (x BLOB)")
+    conn = (sqlite3.connect(f"file:{path}?mode=ro", uri=True) if readonly
+            else sqlite3.connect(path))
+    try:
+        if full:
+            conn.execute("PRAGMA max_page_count = 2")
+            conn.execute("INSERT INTO t VALUES (zeroblob(100000))")
+        elif readonly:
+            conn.execute("INSERT INTO t VALUES (1)")
+        else:
+            conn.execute("SELECT nosuchcolumn FROM t")
+    except sqlite3.Error as e:
+        return e
+    finally:
+        conn.close()
+    raise AssertionError("SQLite did not fail")
+
+
+def test_resource_errors_stop_intake_and_bugs_do_not(tmp_path: Path) -> None:
+    assert as_unavailable(OSError(errno.ENOSPC, "full"))
+    assert as_unavailable(OSError(errno.EIO, "io"))
+    assert as_unavailable(sqlite_error(tmp_path, full=True))
+    assert as_unavailable(sqlite_error(tmp_path, readonly=True))
+    assert as_unavailable(Unavailable("x"))
+    assert as_unavailable(OSError(errno.ENOENT, "no such file")) is None
+    assert as_unavailable(KeyError("x")) is None
+    assert as_unavailable(sqlite_error(tmp_path)) is None
+    # the text of an error says nothing: only SQLite's own result code does
+    assert as_unavailable(sqlite3.OperationalError("database or disk is full")) is None
 
 
 def test_gpg_write_failures_are_recognised() -> None:
