@@ -169,8 +169,9 @@ CATALOGUE: dict[str, tuple[str, str]] = {
 def reason(code: str, **params: object) -> Reason:
     """Build the :class:`Reason` for ``code`` with its sentences filled in.
 
-    >>> reason("EMPTY_UPLOAD")
-    Reason(code='EMPTY_UPLOAD', message='The uploaded file is empty.', message_id='Berkas yang diunggah kosong.')
+    >>> reason("EMPTY_UPLOAD")  # doctest: +NORMALIZE_WHITESPACE
+    Reason(code='EMPTY_UPLOAD', message='The uploaded file is empty.',
+           message_id='Berkas yang diunggah kosong.')
     """
     english, indonesian = CATALOGUE[code]
     return Reason(code, english.format(**params), indonesian.format(**params))

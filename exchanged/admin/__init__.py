@@ -1,1 +1,1 @@
-"""Administration behind the commands: the home, agencies, agreements, keys, retention, reminders, status."""
+"""Administration: the home, agencies, agreements, keys, retention, reminders, status."""

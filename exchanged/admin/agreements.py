@@ -220,7 +220,8 @@ def replay(home: Home, seq: int) -> Replay:
     if entry is None:
         raise UsageError(f"there is no ledger entry {seq}")
     data = entry.data
-    if "policy_sha256" not in data or "on" not in data or entry.agency is None or entry.flow is None:
+    if ("policy_sha256" not in data or "on" not in data or entry.agency is None
+            or entry.flow is None):
         raise UsageError(f"ledger entry {seq} ({entry.kind}) is not a policy decision")
     files = archived_policy_set(ledger, str(data["policy_sha256"]))
     if files is None:

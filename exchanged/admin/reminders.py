@@ -1,4 +1,4 @@
-"""Reminders the agreement calls for, recorded in the ledger and sent to the parties as signed notices.
+"""Reminders the agreement calls for, recorded in the ledger and sent to the parties as notices.
 
 - the notice to extend or end the agreement, due one month before it ends
   (Pasal 6 ayat (2));

@@ -1,4 +1,4 @@
-"""Intake: uploads become received batches, or are discarded on record; and fail-closed availability.
+"""Intake: uploads become received batches or are discarded on record; fail-closed availability.
 
 An upload closed normally is *received*: its folder renamed into the spool and a
 ``batch.received`` entry written in the same step (:meth:`Intake.receive`). An upload

@@ -41,7 +41,8 @@ def batch_id_looks_personal(batch_id: str) -> bool:
 
 
 def shown_name(name: str) -> str:
-    """A file name made safe to quote back: printable ASCII, at most 80 characters, digits masked."""
+    """A file name made safe to quote back: printable ASCII, 80 characters at most, digits
+    masked."""
     safe = mask("".join(ch if 32 < ord(ch) < 127 else "?" for ch in name))
     return repr(safe[:80] + ("..." if len(safe) > 80 else ""))
 

@@ -213,7 +213,8 @@ class Spool:
             shutil.rmtree(path, ignore_errors=True)
 
     def wipe_work(self) -> int:
-        """Remove everything in the work area (stray plaintext after a crash); returns file count."""
+        """Remove everything in the work area (stray plaintext after a crash); returns the
+        number of files removed."""
         count = 0
         for entry in self.home.work.iterdir():
             if entry.is_dir() and not entry.is_symlink():

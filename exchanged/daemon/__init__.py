@@ -1,1 +1,1 @@
-"""The running daemon: start-up order, signals, scheduled jobs, metrics, logs, the front door's wiring."""
+"""The running daemon: start-up order, signals, scheduled jobs, metrics, logs, its front door."""

@@ -69,7 +69,8 @@ class Service:
             files = read_policy_files(self.home.policies)
             policy = load_policy_files(files)
         except PolicyError as e:
-            raise ConfigError(f"the policies are invalid, not starting: {e.diagnostics()}") from None
+            raise ConfigError(
+                f"the policies are invalid, not starting: {e.diagnostics()}") from None
         holder = PolicyHolder(policy)
         openpgp = OpenPGP(self.home.gnupg)
         try:

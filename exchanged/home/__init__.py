@@ -1,4 +1,4 @@
-"""The deployment on disk: its paths, ``config.yaml``, safe file writes, agencies and drop folders."""
+"""The deployment on disk: paths, ``config.yaml``, safe file writes, agencies, drop folders."""
 
 from exchanged.home.config import CONFIG_KEYS, Config, Listen, config_text, load_config
 from exchanged.home.files import (

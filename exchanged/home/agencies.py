@@ -43,7 +43,8 @@ class SshKey:
         return f"{self.type} {self.data}"
 
     def matches(self, key: paramiko.PKey) -> bool:
-        return key.get_name() in (self.type, _cert_base(self.type)) and key.get_base64() == self.data
+        return (key.get_name() in (self.type, _cert_base(self.type))
+                and key.get_base64() == self.data)
 
 
 def _cert_base(name: str) -> str:

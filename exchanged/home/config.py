@@ -101,41 +101,52 @@ def load_config(home: Home) -> Config:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{home.config_file} must be a mapping of settings")
+    config = Config(**_typed_values(home.config_file, raw))
+    problem = _problem(config)
+    if problem is not None:
+        raise ConfigError(f"{home.config_file}: {problem}")
+    return config
+
+
+def _typed_values(path: Path, raw: dict[Any, Any]) -> dict[str, Any]:
+    """The settings, each a known key of the right type (listen addresses parsed)."""
     values: dict[str, Any] = {}
     for key, value in raw.items():
         kind = CONFIG_KEYS.get(str(key))
         if kind is None:
             known = ", ".join(sorted(CONFIG_KEYS))
-            raise ConfigError(f"{home.config_file}: unknown setting {key!r} (known: {known})")
+            raise ConfigError(f"{path}: unknown setting {key!r} (known: {known})")
         if not isinstance(value, kind) or isinstance(value, bool):
             noun = "a whole number" if kind is int else "text"
-            raise ConfigError(f"{home.config_file}: {key} must be {noun}")
+            raise ConfigError(f"{path}: {key} must be {noun}")
         values[str(key)] = value
     if "listen" in values:
         values["listen"] = Listen.parse(values["listen"])
     if values.get("metrics_listen"):
         Listen.parse(values["metrics_listen"])
-    config = Config(**values)
+    return values
+
+
+def _problem(config: Config) -> str | None:
+    """What is wrong with the settings' values, if anything."""
     try:
         ZoneInfo(config.timezone)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(f"{home.config_file}: unknown timezone {config.timezone!r}") from None
-    if config.workers < 1 or config.workers > 64:
-        raise ConfigError(f"{home.config_file}: workers must be between 1 and 64")
-    if config.front_door not in ("embedded", "openssh"):
-        raise ConfigError(f"{home.config_file}: front_door must be embedded or openssh")
-    if config.front_door == "openssh" and not Path(config.openssh_root).is_absolute():
-        raise ConfigError(f"{home.config_file}: openssh_root must be an absolute path")
-    if not 1 <= config.checkpoint_interval_hours <= 24 * 31:
-        raise ConfigError(f"{home.config_file}: checkpoint_interval_hours must be 1 to 744")
-    if config.sftp_quota_bytes < 1 or config.sftp_quota_files < 1:
-        raise ConfigError(f"{home.config_file}: sftp_quota_bytes and sftp_quota_files must be "
-                          "at least 1")
-    if config.log_format not in ("text", "json"):
-        raise ConfigError(f"{home.config_file}: log_format must be text or json")
-    if config.log_level not in ("debug", "info", "warning", "error"):
-        raise ConfigError(f"{home.config_file}: log_level must be debug, info, warning or error")
-    return config
+        return f"unknown timezone {config.timezone!r}"
+    checks = (
+        (1 <= config.workers <= 64, "workers must be between 1 and 64"),
+        (config.front_door in ("embedded", "openssh"), "front_door must be embedded or openssh"),
+        (config.front_door != "openssh" or Path(config.openssh_root).is_absolute(),
+         "openssh_root must be an absolute path"),
+        (1 <= config.checkpoint_interval_hours <= 24 * 31,
+         "checkpoint_interval_hours must be 1 to 744"),
+        (config.sftp_quota_bytes >= 1 and config.sftp_quota_files >= 1,
+         "sftp_quota_bytes and sftp_quota_files must be at least 1"),
+        (config.log_format in ("text", "json"), "log_format must be text or json"),
+        (config.log_level in ("debug", "info", "warning", "error"),
+         "log_level must be debug, info, warning or error"),
+    )
+    return next((message for ok, message in checks if not ok), None)
 
 
 def config_text(name: str, listen: Listen) -> str:

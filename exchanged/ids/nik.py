@@ -54,8 +54,9 @@ Traceback (most recent call last):
 exchanged.ids.exceptions.InvalidComponent: The serial number in the NIK cannot be all zeros.
 >>> is_valid('3171017104900001')  # 31 April does not exist
 False
->>> info('3171014101900001')
-NikInfo(province='31', regency='71', district='01', birth_day=1, birth_month=1, birth_yy=90, female=True, serial='0001')
+>>> info('3171014101900001')  # doctest: +NORMALIZE_WHITESPACE
+NikInfo(province='31', regency='71', district='01', birth_day=1, birth_month=1,
+        birth_yy=90, female=True, serial='0001')
 """
 
 from __future__ import annotations

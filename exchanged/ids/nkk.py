@@ -32,8 +32,9 @@ exchanged.ids.exceptions.InvalidComponent: The date in the NKK is not a real dat
 Traceback (most recent call last):
     ...
 exchanged.ids.exceptions.InvalidLength: The NKK must be exactly 16 digits long.
->>> info('3171012001100042')
-NkkInfo(province='31', regency='71', district='01', entry_day=20, entry_month=1, entry_yy=10, serial='0042')
+>>> info('3171012001100042')  # doctest: +NORMALIZE_WHITESPACE
+NkkInfo(province='31', regency='71', district='01', entry_day=20, entry_month=1,
+        entry_yy=10, serial='0042')
 """
 
 from __future__ import annotations

@@ -72,7 +72,8 @@ CREATE TRIGGER IF NOT EXISTS ledger_meta_no_delete BEFORE DELETE ON ledger_meta
 BEGIN SELECT RAISE(ABORT, 'ledger metadata is write-once: DELETE refused'); END;
 """
 
-TRIGGERS = ("ledger_no_update", "ledger_no_delete", "ledger_meta_no_update", "ledger_meta_no_delete")
+TRIGGERS = ("ledger_no_update", "ledger_no_delete", "ledger_meta_no_update",
+            "ledger_meta_no_delete")
 
 
 def _expected_triggers() -> dict[str, str]:
@@ -163,10 +164,10 @@ def check_no_personal_data(value: Any, path: str = "") -> None:
     """Refuse values that could be personal data, and types that do not hash canonically.
 
     >>> check_no_personal_data({"rows": 12, "upload_sha256": "ab" * 32})
-    >>> check_no_personal_data({"note": "row 3171010101900001"})
+    >>> check_no_personal_data({"note": "row 3171010101900001"})  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    exchanged.errors.LedgerError: refused to write note to the ledger: it looks like personal data (a 16- or 18-digit number)
+    exchanged.errors.LedgerError: refused to write note to the ledger: it looks like personal ...
     """
     if value is None or isinstance(value, bool):
         return
@@ -229,7 +230,8 @@ class Transaction:
 
     def _current_head(self) -> tuple[int, str]:
         if self._head is None:
-            row = self.conn.execute("SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1").fetchone()
+            row = self.conn.execute(
+                "SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1").fetchone()
             self._head = (0, GENESIS) if row is None else (int(row[0]), str(row[1]))
         return self._head
 
@@ -256,7 +258,8 @@ class Transaction:
         leaf = leaf_hash(entry_bytes(seq, ts, kind, agency, flow, batch, actor, data_text))
         digest = hashlib.sha256(bytes.fromhex(prev_hash) + leaf).hexdigest()
         self.conn.execute(
-            "INSERT INTO ledger (seq, ts, kind, agency, flow, batch, actor, data, prev, leaf, hash) "
+            "INSERT INTO ledger (seq, ts, kind, agency, flow, batch, actor, data, prev, leaf, "
+            "hash) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (seq, ts, kind, agency, flow, batch, actor, data_text, prev_hash, leaf.hex(), digest),
         )
@@ -353,7 +356,8 @@ class Ledger:
         ledger_id = str(uuid.uuid4())
         with self.transaction() as txn:
             txn.execute(
-                "INSERT INTO ledger_meta (key, value) VALUES ('id', ?), ('schema', ?), ('created', ?)",
+                "INSERT INTO ledger_meta (key, value) "
+                "VALUES ('id', ?), ('schema', ?), ('created', ?)",
                 (ledger_id, SCHEMA_VERSION, format_ts(self._clock())),
             )
             txn.append("ledger.created", ledger_id=ledger_id, exchange=exchange_name)

@@ -66,7 +66,8 @@ def generate(home: Home, kind: str, *, agreement_id: str, period_text: str, fmt:
         document = berita_acara(agreement, period, figures, head, generated)
     else:
         previous = [e.data.get("period", "") for e in ledger.query(Query(kind="report.generated"))
-                    if e.data.get("report") == "evaluasi" and e.data.get("agreement") == agreement.id]
+                    if e.data.get("report") == "evaluasi"
+                    and e.data.get("agreement") == agreement.id]
         document = evaluasi(agreement, period, figures,
                             event_counts(ledger, EVENT_KINDS, period, head.tree_size), head,
                             generated, ledger_ok=ledger.verify().ok,
