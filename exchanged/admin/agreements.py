@@ -14,10 +14,10 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from exchanged.batch.state import archive_policy_set, archived_policy_set
 from exchanged.errors import CheckFailed, ConfigError, LedgerError, UsageError
 from exchanged.home import Config, Home, atomic_write, load_config
 from exchanged.ledger import check_no_personal_data, format_ts, open_ledger, utc_now
+from exchanged.ledger.archive import archive_policy_set, archived_policy_set
 from exchanged.policy import Decision, PolicySet, Request, decide
 from exchanged.policy.cases import TestReport, agreement_files, load_cases, run_cases
 from exchanged.policy.loader import (
@@ -105,7 +105,7 @@ def _record_addendum(home: Home, agreement_id: str, kind: str, text: str, number
         files = read_policy_files(home.policies)
         policy = load_policy_files(files)
         with ledger.transaction() as txn:
-            archive_policy_set(txn, policy.sha256, files, format_ts(utc_now()))
+            archive_policy_set(txn, files, format_ts(utc_now()))
             txn.append(kind, actor="admin", agreement=agreement_id, addendum=number,
                        file=path.name, policy_sha256=policy.sha256, **fields)
     except BaseException:
@@ -223,7 +223,7 @@ def replay(home: Home, seq: int) -> Replay:
     if ("policy_sha256" not in data or "on" not in data or entry.agency is None
             or entry.flow is None):
         raise UsageError(f"ledger entry {seq} ({entry.kind}) is not a policy decision")
-    files = archived_policy_set(ledger, str(data["policy_sha256"]))
+    files = archived_policy_set(ledger.connection(), str(data["policy_sha256"]))
     if files is None:
         raise CheckFailed(f"the policy set {str(data['policy_sha256'])[:12]} of entry {seq} "
                           "is not in the archive")

@@ -13,7 +13,6 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from exchanged import __version__
 from exchanged.batch.state import SCHEMA as STATE_SCHEMA
-from exchanged.batch.state import archive_policy_set
 from exchanged.crypto.openpgp import OpenPGP, create_gnupg_home
 from exchanged.errors import ConfigError
 from exchanged.home import (
@@ -26,6 +25,7 @@ from exchanged.home import (
 )
 from exchanged.home.agencies import known_hosts_line, ssh_fingerprint
 from exchanged.ledger import Ledger, format_ts, utc_now
+from exchanged.ledger.archive import archive_policy_set
 from exchanged.policy.loader import load_policy_files, read_policy_files
 
 
@@ -110,7 +110,7 @@ def _init(home: Home, name: str, listen_addr: Listen) -> InitReport:
     ledger_id = ledger.create(exchange_name=name)
     ledger.open_checked()
     with ledger.transaction() as txn:
-        archive_policy_set(txn, policy.sha256, files, format_ts(utc_now()))
+        archive_policy_set(txn, files, format_ts(utc_now()))
         txn.append(
             "exchange.initialised",
             actor="admin",

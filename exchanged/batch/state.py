@@ -1,20 +1,19 @@
 """The exchange's working state, kept in ``ledger.db`` beside the ledger.
 
-Four tables, none of them part of the hash-chained ledger, all written in the
+Three tables, none of them part of the hash-chained ledger, all written in the
 same SQLite transaction as the ledger entry that records the change:
 
 - ``batches``: every received upload and the stage it has reached;
 - ``batch_ids``: which batch ids each agency has used per flow (replays);
-- ``datasets``: which reference snapshot is current for each dataset;
-- ``policy_sets``: every policy set the exchange has used, by its SHA-256, so that
-  any past decision can be replayed against the policy of its day (policy
-  files hold no personal data).
+- ``datasets``: which reference snapshot is current for each dataset.
+
+(The policy archive lives beside them too, but belongs to the ledger:
+:mod:`exchanged.ledger.archive`.)
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,13 +63,6 @@ CREATE TABLE IF NOT EXISTS batch_ids (
     received_at TEXT NOT NULL,
     PRIMARY KEY (agency, flow, batch_id)
 );
-CREATE TABLE IF NOT EXISTS policy_sets (
-    sha256 TEXT PRIMARY KEY,
-    archived_at TEXT NOT NULL,
-    files TEXT NOT NULL
-);
-CREATE TRIGGER IF NOT EXISTS policy_sets_no_update BEFORE UPDATE ON policy_sets
-BEGIN SELECT RAISE(ABORT, 'archived policy sets are never changed'); END;
 CREATE TABLE IF NOT EXISTS datasets (
     name TEXT PRIMARY KEY,
     snapshot TEXT NOT NULL,
@@ -297,23 +289,6 @@ class State:
                 "SELECT name, snapshot, rows, loaded_at FROM datasets ORDER BY name"
             )
         ]
-
-
-def archive_policy_set(txn: Transaction, sha256: str, files: Mapping[str, bytes], now: str) -> None:
-    """Keep the exact files of a policy set (once per SHA-256)."""
-    body = json.dumps({name: files[name].decode("utf-8") for name in sorted(files)},
-                      ensure_ascii=False)
-    txn.execute("INSERT OR IGNORE INTO policy_sets (sha256, archived_at, files) VALUES (?, ?, ?)",
-                (sha256, now, body))
-
-
-def archived_policy_set(ledger: Ledger, sha256: str) -> dict[str, bytes] | None:
-    row = ledger.connection().execute(
-        "SELECT files FROM policy_sets WHERE sha256 = ?", (sha256,)).fetchone()
-    if row is None:
-        return None
-    files: dict[str, str] = json.loads(row[0])
-    return {name: text.encode("utf-8") for name, text in files.items()}
 
 
 class ReferenceData:

@@ -22,7 +22,6 @@ from exchanged import __version__
 from exchanged.admin.reminders import NOTICES_FOLDER
 from exchanged.batch.pipeline import Pipeline, PolicyHolder
 from exchanged.batch.state import SCHEMA as STATE_SCHEMA
-from exchanged.batch.state import archive_policy_set
 from exchanged.crypto.openpgp import OpenPGP
 from exchanged.daemon.frontdoor import EmbeddedFront, FrontDoor, FrontEnd, OpenSSHFront
 from exchanged.daemon.logs import configure_logging
@@ -34,6 +33,7 @@ from exchanged.home import Home, Listen, atomic_write, load_config
 from exchanged.home.agencies import Agencies
 from exchanged.home.lock import take_lock
 from exchanged.ledger import Ledger, format_ts, open_ledger, utc_now
+from exchanged.ledger.archive import archive_policy_set
 from exchanged.ledger.checkpoints import LEDGER_FOLDER
 from exchanged.policy.loader import load_policy_files, read_policy_files
 from exchanged.sftp import SFTPServer, openssh
@@ -90,7 +90,7 @@ class Service:
                 raise ConfigError(f"cannot listen on {self.config.listen}: {e.strerror}") from None
             # the port is ours: only now is anything recorded or recovered
             with ledger.transaction() as txn:
-                archive_policy_set(txn, policy.sha256, files, format_ts(utc_now()))
+                archive_policy_set(txn, files, format_ts(utc_now()))
                 txn.append("exchange.started", actor="admin", version=__version__,
                            policy_sha256=policy.sha256, pid=os.getpid())
             pipeline.recover()
@@ -194,7 +194,7 @@ class Service:
             else:
                 agencies.prepare_tree(agency_id, policy.inbox_flows(agency_id), outbox)
         with ledger.transaction() as txn:
-            archive_policy_set(txn, policy.sha256, files, format_ts(utc_now()))
+            archive_policy_set(txn, files, format_ts(utc_now()))
             txn.append("policy.reloaded", actor="admin", policy_sha256=policy.sha256,
                        files=len(policy.files))
         log.info("policies reloaded: %s", policy.sha256[:12])

@@ -33,6 +33,7 @@ from typing import Any
 
 from exchanged.errors import LedgerError, Unavailable, as_unavailable
 from exchanged.ids.redact import PERSONAL_NUMBER_RE
+from exchanged.ledger.archive import altered_policy_sets
 from exchanged.ledger.kinds import KINDS
 from exchanged.ledger.merkle import TreeBuilder, leaf_hash
 
@@ -70,10 +71,20 @@ CREATE TRIGGER IF NOT EXISTS ledger_meta_no_update BEFORE UPDATE ON ledger_meta
 BEGIN SELECT RAISE(ABORT, 'ledger metadata is write-once: UPDATE refused'); END;
 CREATE TRIGGER IF NOT EXISTS ledger_meta_no_delete BEFORE DELETE ON ledger_meta
 BEGIN SELECT RAISE(ABORT, 'ledger metadata is write-once: DELETE refused'); END;
+-- the policy archive (exchanged.ledger.archive): append-only like the ledger
+CREATE TABLE IF NOT EXISTS policy_sets (
+    sha256 TEXT PRIMARY KEY,
+    archived_at TEXT NOT NULL,
+    files TEXT NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS policy_sets_no_update BEFORE UPDATE ON policy_sets
+BEGIN SELECT RAISE(ABORT, 'archived policy sets are never changed'); END;
+CREATE TRIGGER IF NOT EXISTS policy_sets_no_delete BEFORE DELETE ON policy_sets
+BEGIN SELECT RAISE(ABORT, 'archived policy sets are never removed'); END;
 """
 
 TRIGGERS = ("ledger_no_update", "ledger_no_delete", "ledger_meta_no_update",
-            "ledger_meta_no_delete")
+            "ledger_meta_no_delete", "policy_sets_no_update", "policy_sets_no_delete")
 
 
 def _expected_triggers() -> dict[str, str]:
@@ -552,4 +563,11 @@ class Ledger:
             )
         if ledger_id is None:
             return VerifyReport(False, count, count, prev_hash, "the ledger has no id", None)
+        altered = altered_policy_sets(conn)
+        if altered:
+            return VerifyReport(
+                False, count, count, prev_hash,
+                f"archived policy sets were altered ({', '.join(a[:12] for a in altered)})",
+                ledger_id,
+            )
         return VerifyReport(True, count, count, prev_hash, None, ledger_id, tree.root().hex())

@@ -152,3 +152,39 @@ def test_a_trigger_that_does_nothing_is_detected(ledger: Ledger) -> None:
     assert not Ledger(ledger.path).verify().ok
     with pytest.raises(LedgerError, match="triggers are missing"):
         Ledger(ledger.path).open_checked()
+
+
+def test_the_policy_archive_is_append_only_and_checked_against_its_hash(ledger: Ledger) -> None:
+    from exchanged.errors import CheckFailed
+    from exchanged.ledger.archive import archive_policy_set, archived_policy_set, files_sha256
+
+    files = {"a.yaml": b"format: exchanged/agreement-v1\n"}
+    with ledger.transaction() as txn:
+        sha = archive_policy_set(txn, files, "2026-01-01T00:00:00Z")
+    assert sha == files_sha256(files)
+    assert archived_policy_set(ledger.connection(), sha) == files
+    conn = sqlite3.connect(ledger.path)
+    for statement in ("UPDATE policy_sets SET files = '{}'", "DELETE FROM policy_sets"):
+        with pytest.raises(sqlite3.IntegrityError):
+            conn.execute(statement)
+    # an operator who drops the trigger, swaps the text and puts the trigger back
+    trigger = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'policy_sets_no_update'"
+                           ).fetchone()[0]
+    conn.execute("DROP TRIGGER policy_sets_no_update")
+    conn.execute("UPDATE policy_sets SET files = ?", ('{"a.yaml": "format: forged\\n"}',))
+    conn.execute(trigger)
+    conn.commit()
+    conn.close()
+    ledger.close()
+    with pytest.raises(CheckFailed, match="altered"):
+        archived_policy_set(ledger.connection(), sha)
+    report = ledger.verify()
+    assert not report.ok and "policy sets were altered" in (report.problem or "")
+
+
+def test_the_policy_set_hash_is_the_archive_hash() -> None:
+    from exchanged.ledger.archive import files_sha256
+    from exchanged.policy.loader import policy_set_sha256
+
+    files = {"b.yaml": b"y", "a.yaml": b"x"}
+    assert policy_set_sha256(files) == files_sha256(files)
