@@ -121,7 +121,12 @@ class Unavailable(Problem):
 
 
 class RetryLater(Problem):
-    """This piece of work cannot go on now (not the exchange as a whole): try it again later."""
+    """This piece of work cannot go on now (not the exchange as a whole): try it again later
+    (after ``delay`` seconds, when whoever raised it knows how long)."""
+
+    def __init__(self, message: str, *, delay: float | None = None) -> None:
+        super().__init__(message)
+        self.delay = delay
 
 
 #: what an OSError's errno says when the exchange's own disk or process limits fail it

@@ -24,10 +24,20 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "dari exchange.",
     ),
     "BATCH_ID_LOOKS_PERSONAL": (
-        "The batch id contains a 16- or 18-digit number, which could be a NIK or NIP; "
-        "batch ids must not carry personal data. Use another batch id.",
-        "Batch id memuat angka 16 atau 18 digit yang dapat berupa NIK atau NIP; batch id tidak "
-        "boleh memuat data pribadi. Gunakan batch id lain.",
+        "The batch id carries something like a NIK, NIP or date of birth (ten digits or more, "
+        "or an old date); batch ids must not carry personal data, so this outcome uses the "
+        "exchange's id {batch}. Use another batch id.",
+        "Batch id memuat sesuatu yang menyerupai NIK, NIP atau tanggal lahir (sepuluh digit atau "
+        "lebih, atau tanggal lama); batch id tidak boleh memuat data pribadi, sehingga hasil ini "
+        "memakai id {batch} dari exchange. Gunakan batch id lain.",
+    ),
+    "RESERVED_BATCH_ID": (
+        "The batch id has the form of a name the exchange gives outcomes itself (ending in "
+        ".replay-<n>, or an upload id like 20261126T030405Z-0a1b2c3d); this outcome uses the "
+        "exchange's id {batch}. Use another batch id.",
+        "Batch id berbentuk nama yang dipakai exchange sendiri untuk hasil (berakhiran "
+        ".replay-<n>, atau id unggahan seperti 20261126T030405Z-0a1b2c3d); hasil ini memakai id "
+        "{batch} dari exchange. Gunakan batch id lain.",
     ),
     "EMPTY_UPLOAD": ("The uploaded file is empty.", "Berkas yang diunggah kosong."),
     "UPLOAD_TOO_LARGE": (
@@ -54,6 +64,12 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "NOT_ENCRYPTED_TO_EXCHANGE": (
         "The upload is encrypted, but not to the exchange's key {fingerprint}.",
         "Unggahan dienkripsi, tetapi tidak untuk kunci exchange {fingerprint}.",
+    ),
+    "SIGNED_IN_THE_FUTURE": (
+        "The upload's signature is dated {signed}, after it was received ({received}); check "
+        "the clock of the machine that signs batches and sign it again.",
+        "Tanda tangan unggahan bertanggal {signed}, setelah unggahan diterima ({received}); "
+        "periksa jam komputer yang menandatangani batch, lalu tandatangani ulang.",
     ),
     "NOT_SIGNED": (
         "The upload is not signed; sign it with the agency's pinned key {fingerprint}.",
@@ -104,10 +120,18 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "NO_ROWS": ("The batch has a header but no data rows.",
                 "Batch memiliki baris judul tetapi tidak memuat data."),
     "STALE_REFERENCE": (
-        "This {dataset} upload was signed at {signed}, before the one in force (signed at "
-        "{current}); an older snapshot cannot replace a newer one.",
-        "Unggahan {dataset} ini ditandatangani pada {signed}, sebelum data yang berlaku "
-        "(ditandatangani pada {current}); data lama tidak dapat menggantikan data yang lebih baru.",
+        "This {dataset} upload (signed {signed}, received {received}) is older than the one "
+        "in force (signed {current_signed}, received {current_received}); an older snapshot "
+        "cannot replace a newer one.",
+        "Unggahan {dataset} ini (ditandatangani {signed}, diterima {received}) lebih lama "
+        "daripada data yang berlaku (ditandatangani {current_signed}, diterima "
+        "{current_received}); data lama tidak dapat menggantikan data yang lebih baru.",
+    ),
+    "NO_ROOM_FOR_BATCH": (
+        "Processing this batch would need about {need} MB of the exchange's disk, more than it "
+        "can set aside ({room} MB); split it into smaller batches.",
+        "Pemrosesan batch ini memerlukan sekitar {need} MB ruang disk exchange, melebihi yang "
+        "dapat disediakan ({room} MB); pecah menjadi beberapa batch yang lebih kecil.",
     ),
     "NO_VALID_ROWS": (
         "No row of the reference data is valid; the previous snapshot stays in force.",

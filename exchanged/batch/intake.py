@@ -18,10 +18,11 @@ import logging
 import shutil
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from exchanged.batch.names import batch_id_looks_personal, batch_id_of
+from exchanged.batch.names import batch_id_looks_personal, batch_id_of, batch_id_reserved
 from exchanged.batch.spool import Spool, Upload, UploadMeta
 from exchanged.batch.state import State
 from exchanged.batch.workers import RETRY_SECONDS, Timers
@@ -29,6 +30,9 @@ from exchanged.errors import Unavailable, as_unavailable
 from exchanged.ledger import Ledger
 
 log = logging.getLogger("exchanged.pipeline")
+
+#: the free space below which the exchange stops taking uploads (it could not seal answers)
+FREE_SPACE_MARGIN = 64 * 1024 * 1024
 
 
 class Intake:
@@ -49,6 +53,8 @@ class Intake:
         self._availability = threading.Lock()
         #: a probe (can the exchange write again?) is scheduled
         self._probe_pending = False
+        #: why intake is stopped, while it is
+        self.stopped: Stop | None = None
         #: uploads discarded while the ledger could not record it: their files stay in
         #: spool/uploads/ until their upload.interrupted entry is written (by the probe, or
         #: by recover() after a restart), so that no discarding goes unrecorded
@@ -126,7 +132,7 @@ class Intake:
     def record_received(self, meta: UploadMeta, *, recovered: bool) -> None:
         batch_id = batch_id_of(meta.name)
         name_ok = (batch_id is not None and not meta.name_personal
-                   and not batch_id_looks_personal(batch_id))
+                   and not batch_id_looks_personal(batch_id) and not batch_id_reserved(batch_id))
         recorded_id = batch_id if name_ok and batch_id else meta.uid
         with self.ledger.transaction() as txn:
             replay_of = self.state.insert(
@@ -167,19 +173,21 @@ class Intake:
 
     def cannot_write(self, why: str) -> None:
         """Something (a batch, an upload, the front door recording a login) found that the
-        exchange cannot write: intake stops, and a probe records exchange.available once
-        it can write again, also when no batch is waiting to find it out (fail closed)."""
-        if not self.unavailable.is_set():
+        exchange cannot write: intake stops, recorded (``exchange.unavailable``, as soon as
+        the ledger takes it), and a probe records ``exchange.available`` once it can write
+        again, also when no batch is waiting to find it out (fail closed)."""
+        with self._guard:
+            first = not self.unavailable.is_set()
+            if first:
+                self.stopped = Stop(self._now(), why)
+                self.unavailable.set()
+        if first:
             log.error("the exchange cannot work (%s): intake stopped until it can", why)
-        self.unavailable.set()
+            try:
+                self._record_stop()
+            except Exception:
+                self.ledger.close()  # the probe records it once the ledger can be written
         self._schedule_probe()
-
-    def pause(self, why: str) -> None:
-        """A batch found the exchange unable to work: intake stops; the batch, retried,
-        finds out when it works again (:meth:`available_again`)."""
-        if not self.unavailable.is_set():
-            log.error("the exchange cannot work (%s): intake stopped until it can", why)
-        self.unavailable.set()
 
     def available_again(self) -> None:
         """Intake resumes once exchange.available is recorded (not before: if it cannot be,
@@ -188,15 +196,27 @@ class Intake:
             if not self.unavailable.is_set():
                 return
             try:
+                self._record_stop()
                 self._record_unrecorded()
-                self.ledger.append("exchange.available")
+                stopped = self.stopped
+                self.ledger.append("exchange.available",
+                                   since=stopped.since if stopped else None)
             except Exception as e:
                 self.ledger.close()
                 log.warning("the exchange still cannot write (%s)", type(e).__name__)
                 self._schedule_probe()
                 return
-            self.unavailable.clear()
+            with self._guard:
+                self.stopped = None
+                self.unavailable.clear()
         log.info("the exchange works again: intake resumed")
+
+    def _record_stop(self) -> None:
+        """``exchange.unavailable`` for the stop in force, once."""
+        stopped = self.stopped
+        if stopped is not None and not stopped.recorded:
+            self.ledger.append("exchange.unavailable", since=stopped.since, why=stopped.why)
+            stopped.recorded = True
 
     def _record_unrecorded(self) -> None:
         """Record the discards the ledger could not record when they happened, then drop them."""
@@ -224,12 +244,14 @@ class Intake:
         self._timers.after(RETRY_SECONDS, self._probe)
 
     def _probe(self) -> None:
-        """While intake is stopped: can the exchange write again? Then record what waits to
-        be recorded (discarded uploads, received folders without a row) and that it works."""
+        """While intake is stopped: can the exchange write again (room on its disk, a file
+        written and synced in its spool)? Then record what waits to be recorded (discarded
+        uploads, received folders without a row) and that it works."""
         with self._guard:
             self._probe_pending = False
         try:
             try:
+                self.spool.check_writable(FREE_SPACE_MARGIN)
                 self.adopt_orphans()
             except Exception as e:
                 if as_unavailable(e) is None:
@@ -239,6 +261,15 @@ class Intake:
             self.available_again()  # records the discards waiting for the ledger first
         finally:
             self.ledger.close()  # a timer's thread ends here: its connection with it
+
+
+@dataclass
+class Stop:
+    """Why intake is stopped, since when, and whether the ledger has it yet."""
+
+    since: str
+    why: str
+    recorded: bool = False
 
 
 def _why(error: BaseException) -> str:

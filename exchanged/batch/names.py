@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import re
 
-from exchanged.ids.redact import looks_personal, mask
+from exchanged.ids.redact import identifier_like, mask
 
 BATCH_NAME_RE = re.compile(r"(?P<id>[A-Za-z0-9._-]{1,64})\.csv\.(?:gpg|pgp|asc)")
+#: the names the exchange makes for outcomes itself: a replay's rejection
+#: (``<batch-id>.replay-<n>``) and an upload's own id (``YYYYMMDDTHHMMSSZ-xxxxxxxx``). No
+#: batch id may take one, so that an outcome name can never be another's (by construction)
+RESERVED_RE = re.compile(r".*\.replay-\d+|\d{8}T\d{6}Z-[0-9a-f]{8}", re.IGNORECASE)
 
 #: an outcome's kind -> the suffix of its file in the outbox
 OUTCOME_SUFFIXES = {"result": ".result.csv.gpg", "rejected": ".rejected.json.gpg"}
@@ -32,12 +36,23 @@ def batch_id_of(name: str) -> str | None:
 
 
 def batch_id_looks_personal(batch_id: str) -> bool:
-    """A 16- or 18-digit number, also when broken up by ``.``, ``_`` or ``-``.
+    """Something like a NIK, NIP or date of birth (:func:`exchanged.ids.redact.identifier_like`).
 
     >>> batch_id_looks_personal("kpm-3171.0141.0190.0001"), batch_id_looks_personal("2026-11-w4")
     (True, False)
     """
-    return looks_personal(batch_id) or looks_personal(re.sub(r"[._-]", "", batch_id))
+    return identifier_like(batch_id)
+
+
+def batch_id_reserved(batch_id: str) -> bool:
+    """Is ``batch_id`` one of the names the exchange gives outcomes itself?
+
+    >>> batch_id_reserved("s1.replay-1"), batch_id_reserved("20261203T225829Z-0a1b2c3d")
+    (True, True)
+    >>> batch_id_reserved("s1.replay"), batch_id_reserved("kpm-2026-11-w4")
+    (False, False)
+    """
+    return RESERVED_RE.fullmatch(batch_id) is not None
 
 
 def shown_name(name: str) -> str:

@@ -40,18 +40,25 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
 from exchanged.batch.delivery import Delivery
-from exchanged.batch.intake import Intake
-from exchanged.batch.names import OUTCOME_SUFFIXES, batch_id_looks_personal, batch_id_of, shown_name
+from exchanged.batch.intake import FREE_SPACE_MARGIN, Intake
+from exchanged.batch.names import (
+    OUTCOME_SUFFIXES,
+    batch_id_looks_personal,
+    batch_id_of,
+    batch_id_reserved,
+    shown_name,
+)
 from exchanged.batch.sealing import Sealed, Sealer
 from exchanged.batch.spool import Spool, Upload
 from exchanged.batch.state import (
@@ -80,8 +87,8 @@ log = logging.getLogger("exchanged.pipeline")
 
 #: a batch that was being processed at this many start-ups is a poison batch
 MAX_RECOVERIES = 3
-#: free space the work area needs before a batch is decrypted, beyond the upload's size
-FREE_SPACE_MARGIN = 64 * 1024 * 1024
+#: how far a signature's date may be after the upload's receipt (clocks drift)
+CLOCK_SKEW_SECONDS = 300
 #: the stages before the policy's decision is acted on: an error here refuses the batch
 DECIDING = (RECEIVED, OPENED, ADMITTED)
 
@@ -133,7 +140,7 @@ class Pipeline:
         self.agencies = Agencies(home)
         self.references = ReferenceData(home, self.state)
         self.exchange_fpr = openpgp.exchange_fingerprint()
-        self.workers = Workers(config.workers, self.advance, pause=self._pause,
+        self.workers = Workers(config.workers, self.advance, pause=self.cannot_write,
                                release=ledger.close)
         self.intake = Intake(self.spool, self.state, ledger, self.workers.timers,
                              enqueue=self.workers.put, now=self._now)
@@ -154,6 +161,11 @@ class Pipeline:
         }
 
     # -- what the front door and the daemon ask ----------------------------------------------
+
+    def intake_stopped(self) -> dict[str, str] | None:
+        """Since when and why intake is stopped, or None while it is open."""
+        stopped = self.intake.stopped
+        return None if stopped is None else {"since": stopped.since, "why": stopped.why}
 
     @property
     def unavailable(self) -> threading.Event:
@@ -191,6 +203,7 @@ class Pipeline:
                 txn.append("batch.resumed", **batch.ids(), uid=batch.uid, stage=batch.stage,
                            recoveries=batch.attempts)
             self.workers.put(batch.uid)
+        self.take_requeued()
 
     def start(self) -> None:
         self.workers.start()
@@ -215,6 +228,45 @@ class Pipeline:
     # -- a batch's life --------------------------------------------------------------------------
 
     def advance(self, uid: str) -> None:
+        """Take one batch as far as it goes; a batch that must wait is tried again a bounded
+        number of times (``retry_delays``), then shunted for an administrator."""
+        try:
+            self._advance(uid)
+        except Unavailable:
+            raise
+        except RetryLater as e:
+            self._retry_or_shunt(uid, str(e))
+        except Exception as e:  # a bug outside any step: waits like a RetryLater, bounded too
+            problem = as_unavailable(e)
+            if problem is not None:
+                raise problem from None
+            log.error("batch %s could not be advanced", uid, exc_info=True)
+            self._retry_or_shunt(uid, f"unexpected error ({type(e).__name__})")
+
+    def _retry_or_shunt(self, uid: str, why: str) -> None:
+        """Count one more try; raise RetryLater with the wait before the next, or, after the
+        last, shunt the batch (``batch.shunted``): it waits for ``exchanged batch requeue``."""
+        delays = self.config.retry_delays
+        with self.ledger.transaction() as txn:
+            batch = self.state.count_retry(txn, uid)
+            if batch.retries > len(delays):
+                self.state.shunt(txn, uid)
+                txn.append("batch.shunted", **batch.ids(), uid=uid, stage=batch.stage,
+                           retries=batch.retries - 1, why=why[:200])
+            else:
+                txn.append("batch.retrying", **batch.ids(), uid=uid, stage=batch.stage,
+                           retry=batch.retries, why=why[:200])
+        if batch.retries > len(delays):
+            log.error("batch %s shunted after %d tries: %s", uid, batch.retries, why)
+            return
+        raise RetryLater(why, delay=delays[batch.retries - 1])
+
+    def take_requeued(self) -> None:
+        """Queue the batches an administrator put back (``exchanged batch requeue``)."""
+        for uid in self.state.take_requeued():
+            self.workers.put(uid)
+
+    def _advance(self, uid: str) -> None:
         """Take one batch from whatever stage it is in to ``answered``, by the stage table."""
         batch = self.state.get(uid)
         if batch is None or batch.stage == ANSWERED:
@@ -247,7 +299,13 @@ class Pipeline:
             return batch
         if step.on_error is None:
             raise RetryLater(f"{type(error).__name__} at stage {batch.stage}") from None
-        return step.on_error(batch, type(error).__name__)
+        try:
+            return step.on_error(batch, type(error).__name__)
+        except Problem:
+            raise
+        except Exception as again:  # the failure path failing too: bounded like a wait
+            raise RetryLater(f"{type(again).__name__} on the failure path at stage "
+                             f"{batch.stage}") from None
 
     def _open_admit_process(self, batch: Batch, policy: PolicySet) -> Batch:
         """received/opened/admitted → processed, or → rejected with the reasons.
@@ -296,6 +354,7 @@ class Pipeline:
             raise
         try:
             opened = opening.finish()
+            self._check_signed_in_time(batch, opened)
             if batch.stage == RECEIVED:
                 batch = self._mark(batch, OPENED, "batch.opened",
                                    signer_fingerprint=opened.signer_fingerprint,
@@ -310,7 +369,7 @@ class Pipeline:
             if held is not None and not processing:
                 raise held  # refused before processing (no policy, a bad header)
             assert flow is not None
-            self._check_fresh(flow, opened)
+            self._check_fresh(flow, batch, opened)
             if held is not None:
                 raise held
             assert sealing is not None and result is not None
@@ -339,17 +398,29 @@ class Pipeline:
         with lock:
             yield
 
-    def _check_fresh(self, flow: Flow, opened: Opened) -> None:
-        """A reference load signed before the one in force would roll the data back."""
+    def _check_fresh(self, flow: Flow, batch: Batch, opened: Opened) -> None:
+        """A reference load older than the one in force would roll the data back: one the
+        exchange received before it (its own clock, which the sender cannot set), or one
+        signed before it (an old signed file sent again). A signature's date cannot lock
+        out the honest loads after it: one dated after its receipt is refused at opening
+        (SIGNED_IN_THE_FUTURE), so no load in force is dated ahead of the exchange's clock."""
         if flow.dataset is None:
             return
-        current = self.state.current_signed_at(flow.dataset)
-        if current is not None and opened.signed_at < current:
-            raise Refused(reason(
-                "STALE_REFERENCE", dataset=flow.dataset,
-                signed=datetime.fromtimestamp(opened.signed_at).astimezone().isoformat(),
-                current=datetime.fromtimestamp(current).astimezone().isoformat(),
-            ))
+        current = self.state.current_load(flow.dataset)
+        if current is None:
+            return
+        received, signed = current
+        if batch.received_at < received or opened.signed_at < signed:
+            raise Refused(reason("STALE_REFERENCE", dataset=flow.dataset,
+                                 signed=_utc(opened.signed_at), received=batch.received_at,
+                                 current_signed=_utc(signed), current_received=received))
+
+    def _check_signed_in_time(self, batch: Batch, opened: Opened) -> None:
+        """A signature dated after the upload arrived (beyond clocks' usual drift) is refused."""
+        received = datetime.fromisoformat(batch.received_at.replace("Z", "+00:00"))
+        if opened.signed_at > received.timestamp() + CLOCK_SKEW_SECONDS:
+            raise Refused(reason("SIGNED_IN_THE_FUTURE", signed=_utc(opened.signed_at),
+                                 received=_utc(int(received.timestamp()))))
 
     def _precheck(self, batch: Batch, policy: PolicySet) -> None:
         """What can be refused before decrypting: the name, a replay, the policy without columns."""
@@ -359,7 +430,9 @@ class Pipeline:
             meta = self.spool.meta(batch.uid)
             found = batch_id_of(meta.name)
             if meta.name_personal or (found is not None and batch_id_looks_personal(found)):
-                raise Refused(reason("BATCH_ID_LOOKS_PERSONAL"))
+                raise Refused(reason("BATCH_ID_LOOKS_PERSONAL", batch=batch.batch_id))
+            if found is not None and batch_id_reserved(found):
+                raise Refused(reason("RESERVED_BATCH_ID", batch=batch.batch_id))
             raise Refused(reason("BAD_FILE_NAME", name=shown_name(meta.name), batch=batch.batch_id))
         if batch.replay_of:
             first = self.state.get(batch.replay_of)
@@ -392,9 +465,7 @@ class Pipeline:
         found = policy.find_flow(batch.flow)
         limit = (found[1].max_bytes if found and found[1].max_bytes
                  else self.config.max_plaintext_bytes)
-        free = shutil.disk_usage(self.home.work).free
-        if free < batch.upload_bytes * 2 + FREE_SPACE_MARGIN:
-            raise Unavailable(f"not enough free space to open a batch ({free} bytes)")
+        self._check_room(batch)
         opening = self.openpgp.decrypting(self.spool.upload_path(batch.uid),
                                           pinned=agency.gpg_fingerprint,
                                           exchange=self.exchange_fpr, max_bytes=limit)
@@ -402,6 +473,26 @@ class Pipeline:
             yield opening
         finally:
             opening.close()
+
+    def _check_room(self, batch: Batch) -> None:
+        """Is there room on the disk for what processing this batch writes (its sealed answer
+        or snapshot, about twice what its upload takes on disk; plaintext never reaches it)?
+
+        The upload is counted by the blocks it really takes, not its apparent size (a sparse
+        file written at a far offset takes almost none). Below the exchange's own margin,
+        intake stops for everyone (:class:`Unavailable`, a probe resumes it); a batch that
+        could never fit is refused with its own reason; one that does not fit now waits
+        alone (:class:`RetryLater`), and nobody else's batch or upload waits for it."""
+        stat = os.stat(self.spool.upload_path(batch.uid))
+        need = 2 * min(stat.st_size, stat.st_blocks * 512) + FREE_SPACE_MARGIN
+        usage = shutil.disk_usage(self.home.spool)
+        if usage.free < FREE_SPACE_MARGIN:
+            raise Unavailable(f"{usage.free // 2**20} MB free on the exchange's disk")
+        room = usage.total // 2
+        if need > room:
+            raise Refused(reason("NO_ROOM_FOR_BATCH", need=need // 2**20, room=room // 2**20))
+        if usage.free < need:
+            raise RetryLater(f"{usage.free // 2**20} MB free, this batch needs {need // 2**20} MB")
 
     def _process(self, batch: Batch, policy: PolicySet, flow: Flow, reader: CsvReader,
                  answer: IO[bytes], work: Path) -> FlowResult:
@@ -488,21 +579,30 @@ class Pipeline:
         return self.state.get(batch.uid) or batch
 
     def _outcome_name(self, txn: Transaction, batch: Batch, kind: str) -> str:
+        """The outcome's file name, unique by construction: a batch id names its own outcome
+        (no batch id can take a name the exchange makes: names.RESERVED_RE), a replay's
+        rejection says it is one, and the upload's own id names the rest."""
         suffix = OUTCOME_SUFFIXES[kind]
-        if not batch.replay_of:
-            return batch.batch_id + suffix
-        # an outcome never replaces another: a replay's rejection says so in its name
-        n = 1
-        while self.state.outcome_name_taken(txn, batch.agency, batch.flow,
-                                             f"{batch.batch_id}.replay-{n}{suffix}"):
-            n += 1
-        return f"{batch.batch_id}.replay-{n}{suffix}"
-
-    def _pause(self, why: str) -> None:
-        self.intake.pause(why)
+        name = batch.batch_id + suffix
+        if batch.replay_of:
+            # an outcome never replaces another: a replay's rejection says so in its name
+            n = 1
+            while self.state.outcome_name_taken(txn, batch.agency, batch.flow,
+                                                 f"{batch.batch_id}.replay-{n}{suffix}"):
+                n += 1
+            name = f"{batch.batch_id}.replay-{n}{suffix}"
+        if self.state.outcome_name_taken(txn, batch.agency, batch.flow, name):
+            # cannot happen by the rule above; if it did, the upload's id is still free
+            log.error("batch %s: outcome name taken, named by the upload's id", batch.uid)
+            name = batch.uid + suffix
+        return name
 
     def _now(self) -> str:
         return format_ts(self.clock())
+
+
+def _utc(unix: int) -> str:
+    return datetime.fromtimestamp(unix, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 __all__ = ["Pipeline", "PolicyHolder", "Step"]

@@ -27,8 +27,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from exchanged.errors import Unavailable, as_unavailable
 from exchanged.home import Home, atomic_write, fsync_dir, make_private_dir
-from exchanged.ids.redact import looks_personal, mask
+from exchanged.ids.redact import identifier_like, mask
 
 UPLOAD_FILE = "upload"
 OUTCOME_FILE = "outcome"
@@ -115,7 +116,7 @@ class Upload:
         self.fd = -1
         self.size = self.path.stat().st_size
         meta = UploadMeta(
-            self.uid, self.agency, self.flow, mask(self.name), looks_personal(self.name),
+            self.uid, self.agency, self.flow, mask(self.name), identifier_like(self.name),
             self._digest(), self.size, received_at,
         )
         os.rename(self.path, self.dir / UPLOAD_FILE)
@@ -211,6 +212,25 @@ class Spool:
             yield path
         finally:
             shutil.rmtree(path, ignore_errors=True)
+
+    def check_writable(self, margin: int) -> None:
+        """Raise :class:`~exchanged.errors.Unavailable` unless the spool's disk has ``margin``
+        bytes free and takes a small file, written and synced (the probe while intake stops)."""
+        free = shutil.disk_usage(self.home.spool).free
+        if free < margin:
+            raise Unavailable(f"{free // 2**20} MB free on the exchange's disk, "
+                              f"{margin // 2**20} MB needed")
+        probe = self.home.work / ".probe"
+        try:
+            fd = os.open(probe, os.O_CREAT | os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+            try:
+                os.write(fd, bytes(4096))
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            probe.unlink()
+        except OSError as e:
+            raise as_unavailable(e) or e from None
 
     def wipe_work(self) -> int:
         """Remove everything in the work area (stray plaintext after a crash); returns the

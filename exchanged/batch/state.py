@@ -50,7 +50,9 @@ CREATE TABLE IF NOT EXISTS batches (
     outcome_kind TEXT,
     outcome_name TEXT,
     outcome_sha256 TEXT,
-    counts TEXT
+    counts TEXT,
+    retries INTEGER NOT NULL DEFAULT 0,
+    shunted INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS batches_by_stage ON batches(stage);
 CREATE UNIQUE INDEX IF NOT EXISTS batches_outcome_name
@@ -77,8 +79,20 @@ COLUMNS = (
     "uid, agency, flow, batch_id, name_ok, replay_of, stage, attempts, running, received_at, "
     "updated_at, "
     "upload_sha256, upload_bytes, decision, reasons, reject_seq, outcome_kind, outcome_name, "
-    "outcome_sha256, counts"
+    "outcome_sha256, counts, retries, shunted"
 )
+
+
+#: columns added since the table was first made: name -> its declaration
+ADDED_COLUMNS = {"retries": "INTEGER NOT NULL DEFAULT 0", "shunted": "INTEGER NOT NULL DEFAULT 0"}
+
+
+def upgrade(ledger: Ledger) -> None:
+    """Add the columns an older home's ``batches`` table lacks."""
+    have = {str(r[1]) for r in ledger.connection().execute("PRAGMA table_info(batches)")}
+    for name, declaration in ADDED_COLUMNS.items():
+        if name not in have:
+            ledger.write(f"ALTER TABLE batches ADD COLUMN {name} {declaration}")
 
 
 @dataclass(frozen=True)
@@ -103,6 +117,10 @@ class Batch:
     outcome_name: str | None
     outcome_sha256: str | None
     counts: str | None
+    #: tries that ended in RetryLater since it last moved on (bounded: then it is shunted)
+    retries: int = 0
+    #: 0: in the pipeline; 1: shunted, waiting for an administrator; 2: requeued by one
+    shunted: int = 0
 
     @property
     def decision_fields(self) -> dict[str, Any]:
@@ -132,10 +150,42 @@ class State:
         return Batch(*row)
 
     def unfinished(self) -> list[Batch]:
+        """The batches still in the pipeline (not answered, not shunted), oldest first."""
         rows = self.ledger.connection().execute(
-            f"SELECT {COLUMNS} FROM batches WHERE stage != ? ORDER BY received_at, uid", (ANSWERED,)
+            f"SELECT {COLUMNS} FROM batches WHERE stage != ? AND shunted = 0 "
+            "ORDER BY received_at, uid", (ANSWERED,)
         ).fetchall()
         return [Batch(*r) for r in rows]
+
+    def shunted(self) -> list[Batch]:
+        """The batches set aside after their last retry, waiting for an administrator."""
+        rows = self.ledger.connection().execute(
+            f"SELECT {COLUMNS} FROM batches WHERE shunted = 1 ORDER BY received_at, uid"
+        ).fetchall()
+        return [Batch(*r) for r in rows]
+
+    def count_retry(self, txn: Transaction, uid: str) -> Batch:
+        txn.execute("UPDATE batches SET retries = retries + 1 WHERE uid = ?", (uid,))
+        return self.get_in(txn, uid)
+
+    def shunt(self, txn: Transaction, uid: str) -> None:
+        txn.execute("UPDATE batches SET shunted = 1 WHERE uid = ?", (uid,))
+
+    def requeue(self, txn: Transaction, uid: str) -> bool:
+        """An administrator puts a shunted batch back (the daemon takes it up); False if the
+        batch is not shunted."""
+        cursor = txn.execute("UPDATE batches SET shunted = 2, retries = 0 "
+                             "WHERE uid = ? AND shunted = 1", (uid,))
+        return cursor.rowcount == 1
+
+    def take_requeued(self) -> list[str]:
+        """The batches an administrator requeued, now back in the pipeline."""
+        uids = [str(r[0]) for r in self.ledger.connection().execute(
+            "SELECT uid FROM batches WHERE shunted = 2 ORDER BY received_at, uid")]
+        for uid in uids:
+            self.ledger.write("UPDATE batches SET shunted = 0 WHERE uid = ? AND shunted = 2",
+                              (uid,))
+        return uids
 
     def known_uids(self) -> set[str]:
         return {r[0] for r in self.ledger.connection().execute("SELECT uid FROM batches")}
@@ -233,7 +283,8 @@ class State:
         # attempts is not reset: it counts the start-ups that found this batch
         # unfinished, so a batch that keeps crashing the daemon is caught whatever
         # stage it reaches
-        sets = ["stage = ?", "updated_at = ?"]
+        # a batch that moves on starts its count of tries afresh
+        sets = ["stage = ?", "updated_at = ?", "retries = 0"]
         params: list[Any] = [stage, now]
         for key, value in fields.items():
             assert key in allowed, key
@@ -276,11 +327,13 @@ class State:
         """No snapshot of ``dataset`` is current any more (its agreement has ended)."""
         txn.execute("DELETE FROM datasets WHERE name = ?", (dataset,))
 
-    def current_signed_at(self, dataset: str) -> int | None:
-        """When the upload behind the current snapshot was signed (Unix time)."""
+    def current_load(self, dataset: str) -> tuple[str, int] | None:
+        """When the exchange received the upload behind the current snapshot (by its own
+        clock), and when that upload was signed (Unix time)."""
         row = self.ledger.connection().execute(
-            "SELECT signed_at FROM datasets WHERE name = ?", (dataset,)).fetchone()
-        return None if row is None else int(row[0])
+            "SELECT b.received_at, d.signed_at FROM datasets d JOIN batches b ON b.uid = d.uid "
+            "WHERE d.name = ?", (dataset,)).fetchone()
+        return None if row is None else (str(row[0]), int(row[1]))
 
     def datasets(self) -> list[tuple[str, str, int, str]]:
         return [

@@ -121,7 +121,7 @@ class Workers:
                 self._pause(str(e))
                 self.timers.after(RETRY_SECONDS, self._queue.put, uid)
             except RetryLater as e:
-                self._retry_later(uid, str(e))
+                self._retry_later(uid, str(e), e.delay)
             except Exception:  # the last guard: a worker never dies
                 log.error("batch %s could not be advanced", uid, exc_info=True)
                 self._retry_later(uid, "unexpected error")
@@ -131,9 +131,10 @@ class Workers:
                     self._busy -= 1
                     self._idle.notify_all()
 
-    def _retry_later(self, uid: str, why: str) -> None:
+    def _retry_later(self, uid: str, why: str, delay: float | None = None) -> None:
         n = self._retries.get(uid, 0)
         self._retries[uid] = n + 1
-        delay = RETRY_DELAYS[min(n, len(RETRY_DELAYS) - 1)]
+        if delay is None:
+            delay = RETRY_DELAYS[min(n, len(RETRY_DELAYS) - 1)]
         log.warning("batch %s will be retried in %.0f s: %s", uid, delay, why)
         self.timers.after(delay, self._queue.put, uid)

@@ -22,6 +22,7 @@ from exchanged import __version__
 from exchanged.admin.reminders import NOTICES_FOLDER
 from exchanged.batch.pipeline import Pipeline, PolicyHolder
 from exchanged.batch.state import SCHEMA as STATE_SCHEMA
+from exchanged.batch.state import upgrade as upgrade_state
 from exchanged.crypto.openpgp import OpenPGP
 from exchanged.daemon.frontdoor import EmbeddedFront, FrontDoor, FrontEnd, OpenSSHFront
 from exchanged.daemon.logs import configure_logging
@@ -65,6 +66,7 @@ class Service:
     def _run(self) -> int:
         # the batches' working state lives beside the ledger (created if this home predates it)
         ledger = open_ledger(self.home, extra_schema=STATE_SCHEMA)
+        upgrade_state(ledger)
         try:
             files = read_policy_files(self.home.policies)
             policy = load_policy_files(files)
@@ -115,8 +117,10 @@ class Service:
             try:
                 while not self._stop.is_set():
                     self._stop.wait(0.5)
-                    if clock.monotonic() - last_status > 15:
+                    if (clock.monotonic() - last_status > 15
+                            or pipeline.unavailable.is_set() != unavailable):
                         last_status = clock.monotonic()
+                        pipeline.take_requeued()
                         self._write_status(started, where, pipeline, scheduler)
                     if self._reload.is_set():
                         self._reload.clear()
@@ -152,6 +156,7 @@ class Service:
         status = {
             "pid": os.getpid(), "version": __version__, "started": started, "sftp": sftp,
             "intake_open": not pipeline.unavailable.is_set(),
+            "intake_stopped": pipeline.intake_stopped(),
             "queued": pipeline.queue_depth(), "workers_alive": pipeline.workers_alive(),
             "next_jobs": {job: when.isoformat() if when else None
                           for job, when in scheduler.next_runs()},

@@ -65,6 +65,10 @@ class Config:
     #: exchanged.sftp.limits.Limits, which this module cannot import: sftp imports it)
     sftp_quota_bytes: int = 64 * 1024**3
     sftp_quota_files: int = 1000
+    #: the waits (seconds) before a batch that must wait (its outcome cannot be sealed or
+    #: delivered now) is tried again; after the last, the batch is shunted for an
+    #: administrator ('exchanged batch requeue'), so that no retry goes on for ever
+    retry_delays: tuple[float, ...] = (10.0, 60.0, 300.0, 900.0, 900.0)
 
     @property
     def zone(self) -> ZoneInfo:
@@ -87,6 +91,7 @@ CONFIG_KEYS = {
     "openssh_daemon_user": str,
     "sftp_quota_bytes": int,
     "sftp_quota_files": int,
+    "retry_delays": list,
 }
 
 
@@ -116,6 +121,9 @@ def _typed_values(path: Path, raw: dict[Any, Any]) -> dict[str, Any]:
         if kind is None:
             known = ", ".join(sorted(CONFIG_KEYS))
             raise ConfigError(f"{path}: unknown setting {key!r} (known: {known})")
+        if kind is list:
+            values[str(key)] = _seconds_list(path, str(key), value)
+            continue
         if not isinstance(value, kind) or isinstance(value, bool):
             noun = "a whole number" if kind is int else "text"
             raise ConfigError(f"{path}: {key} must be {noun}")
@@ -125,6 +133,16 @@ def _typed_values(path: Path, raw: dict[Any, Any]) -> dict[str, Any]:
     if values.get("metrics_listen"):
         Listen.parse(values["metrics_listen"])
     return values
+
+
+def _seconds_list(path: Path, key: str, value: object) -> tuple[float, ...]:
+    """A list of 1 to 20 waits in seconds, each from 0.1 to a day."""
+    if (not isinstance(value, list) or not 1 <= len(value) <= 20
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                       and 0.1 <= v <= 86400 for v in value)):
+        raise ConfigError(f"{path}: {key} must be a list of 1 to 20 waits in seconds "
+                          "(0.1 to 86400 each)")
+    return tuple(float(v) for v in value)
 
 
 def _problem(config: Config) -> str | None:

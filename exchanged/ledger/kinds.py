@@ -17,7 +17,10 @@ KINDS: Mapping[str, str] = {
     "exchange.started": "the daemon started (version, pid, the policy set's hash; the set is "
     "archived for replay)",
     "exchange.stopped": "the daemon stopped cleanly",
-    "exchange.available": "the exchange can work again after a failure to write (intake resumed)",
+    "exchange.unavailable": "the exchange found it cannot work (a full disk, an unwritable "
+    "ledger): intake stopped (since when, why); written as soon as the ledger takes it",
+    "exchange.available": "the exchange can work again after a failure to write (intake "
+    "resumed; since when it was stopped)",
     "work.wiped": "stray plaintext found in the work area at start-up was removed (file count)",
     # administration
     "agency.added": "an agency was registered: pinned OpenPGP fingerprint, SSH key fingerprint, "
@@ -60,6 +63,11 @@ KINDS: Mapping[str, str] = {
     "batch.undeliverable": "the outcome was not placed in the agency's outbox: a folder of its "
     "path is a link or not a folder (planted by another process); the batch waits to be "
     "delivered",
+    "batch.retrying": "the batch must wait (its outcome cannot be sealed or delivered now, no "
+    "room for it on the disk): which try this was, at which stage, why",
+    "batch.shunted": "after its last try the batch was set aside for an administrator (stage, "
+    "tries, why); 'exchanged batch requeue' puts it back",
+    "batch.requeued": "an administrator put a shunted batch back into the pipeline",
     "outcome.downloaded": "the agency downloaded an outcome completely",
     "outcome.removed": "the agency removed an outcome from its outbox",
     # retention and reminders
