@@ -62,7 +62,9 @@ from exchanged.batch.state import (
     ReferenceData,
     State,
 )
-from exchanged.crypto.openpgp import Decryption, Opened, OpenPGP, SealFailed, Sealing
+from exchanged.crypto.keys import Keyring
+from exchanged.crypto.packets import Opened
+from exchanged.crypto.streams import Decryption, SealFailed, Sealing
 from exchanged.csvio import CsvReader
 from exchanged.errors import LedgerError, Reason, Refused, RetryLater, Unavailable
 from exchanged.flows import HANDLERS, FlowContext, FlowResult
@@ -169,7 +171,7 @@ class Pipeline:
         home: Home,
         config: Config,
         ledger: Ledger,
-        openpgp: OpenPGP,
+        openpgp: Keyring,
         policy: PolicyHolder,
         *,
         clock: Callable[[], datetime] = utc_now,

@@ -9,7 +9,6 @@ from pathlib import Path
 
 from exchanged.batch.pipeline import _resource_error, batch_id_looks_personal
 from exchanged.batch.spool import Spool
-from exchanged.crypto.openpgp import _resource_failure
 from exchanged.errors import LedgerError, Unavailable
 from exchanged.home import Home
 
@@ -59,11 +58,6 @@ def test_resource_errors_stop_intake_and_bugs_do_not() -> None:
     assert _resource_error(OSError(errno.ENOENT, "no such file")) is None
     assert _resource_error(KeyError("x")) is None
     assert _resource_error(sqlite3.OperationalError("no such column: x")) is None
-
-
-def test_gpg_write_failures_are_recognised() -> None:
-    assert _resource_failure("gpg: error writing to 'x': No space left on device\n")
-    assert _resource_failure("[GNUPG:] PLAINTEXT 62 0 limit-exceeded.csv\n") is None
 
 
 def test_batch_ids_hiding_a_number() -> None:
