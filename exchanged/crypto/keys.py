@@ -117,6 +117,8 @@ class Keyring:
             raise ConfigError(
                 f"the exchange's GnuPG home must hold exactly one secret key (it holds {len(secret)})"
             )
+        # its key ids, kept now: gpg may be unable to list them when they are needed
+        self._own_key_ids.setdefault(secret[0].fingerprint, frozenset(secret[0].key_ids))
         return secret[0].fingerprint
 
     def inspect_key_file(self, data: bytes) -> list[KeyInfo]:
