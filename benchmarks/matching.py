@@ -20,7 +20,7 @@ What it does, as an agency and an administrator would:
    the same run: ``gpg`` decrypting the upload, then ``gpg`` signing and
    encrypting an answer of the same size (the answer itself), as two separate
    commands with exactly the options the daemon uses
-   (:func:`exchanged.crypto.openpgp.gpg_command`).
+   (:class:`exchanged.crypto.gpg.Gpg`).
 
 The last line printed is one JSON object: ``flow``, ``rows``, ``register_rows``,
 ``seconds``, ``floor_seconds``, ``ratio``, ``peak_rss_mb``, ``rows_per_second``
@@ -46,7 +46,8 @@ from pathlib import Path
 
 import paramiko
 
-from exchanged.crypto.openpgp import decrypt_args, gpg_command, seal_args
+from exchanged.crypto.gpg import Gpg
+from exchanged.crypto.streams import decrypt_args, seal_args
 from exchanged.testing import synth
 from exchanged.testing.agencydesk import AgencyDesk, stop_gpg_agent
 from exchanged.testing.daemon import DaemonProcess, free_port
@@ -291,20 +292,22 @@ def submit_and_time(daemon: Daemon, desk: AgencyDesk, flow: str, sealed: Path, b
 
 def floor(daemon: Daemon, upload: Path, answer: Path, recipient: str) -> Floor:
     """gpg alone: decrypt the upload, then sign and encrypt an answer of the same size."""
-    base = gpg_command(daemon.home / "keys" / "gnupg")
-    env = {**os.environ, "LC_ALL": "C", "LANGUAGE": "C"}
-    with open(upload, "rb") as src:
-        start = time.perf_counter()
-        subprocess.run(base + decrypt_args(None), stdin=src, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL, env=env, check=True)
-        decrypt = time.perf_counter() - start
+    gpg = Gpg(daemon.home / "keys" / "gnupg")
+
+    def timed(args: list[str], src: Path, dst: Path | None) -> float:
+        with open(src, "rb") as stdin, open(dst or os.devnull, "wb") as stdout:
+            start = time.perf_counter()
+            proc, status = gpg.spawn(args, stdin=stdin, stdout=stdout)
+            failed = proc.wait() != 0
+            seconds = time.perf_counter() - start
+            said = status.status().keywords("FAILURE", "ERROR", "INV_RECP", "INV_SGNR")
+            if failed:
+                raise SystemExit(f"the floor's gpg failed ({', '.join(said)})")
+            return seconds
+
+    decrypt = timed(decrypt_args(None), upload, None)
     out = answer.with_suffix(".floor.gpg")
-    with open(answer, "rb") as src:
-        start = time.perf_counter()
-        subprocess.run(base + seal_args(recipient, daemon.fingerprint, answer.name, out),
-                       stdin=src, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
-                       check=True)
-        seal = time.perf_counter() - start
+    seal = timed(seal_args(recipient, daemon.fingerprint, answer.name), answer, out)
     out.unlink()
     return Floor(decrypt, seal)
 

@@ -6,7 +6,7 @@ import base64
 from dataclasses import dataclass
 from pathlib import Path
 
-from exchanged.crypto.openpgp import KeyInfo, OpenPGP
+from exchanged.crypto.keys import KeyInfo, Keyring
 from exchanged.errors import KeyProblem, UsageError
 from exchanged.home import Home, load_config
 from exchanged.home.agencies import (
@@ -65,7 +65,7 @@ def _import_gpg_key(home: Home, path: Path, agencies: Agencies, agency_id: str,
         data = path.read_bytes()
     except OSError as e:
         raise UsageError(f"cannot read the OpenPGP key {path}: {e.strerror}") from None
-    openpgp = OpenPGP(home.gnupg)
+    openpgp = Keyring(home.gnupg)
     try:
         info = openpgp.import_agency_key(data, refresh_of=refresh_of)
         own = openpgp.exchange_fingerprint()

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from exchanged import __version__
 from exchanged.batch.state import SCHEMA as STATE_SCHEMA
-from exchanged.crypto.openpgp import OpenPGP, create_gnupg_home
+from exchanged.crypto.keys import Keyring, create_gnupg_home
 from exchanged.errors import ConfigError
 from exchanged.home import (
     Home,
@@ -73,7 +73,7 @@ def _init(home: Home, name: str, listen_addr: Listen) -> InitReport:
     create_gnupg_home(home.gnupg)
     atomic_write(home.config_file, config_text(name, listen_addr).encode("utf-8"))
 
-    openpgp = OpenPGP(home.gnupg)
+    openpgp = Keyring(home.gnupg)
     slug = "".join(ch if ch.isalnum() else "-" for ch in name.lower()).strip("-") or "exchange"
     fingerprint = openpgp.generate_exchange_key(name, f"{slug}@exchanged.invalid")
     atomic_write(home.exchange_public, openpgp.export_public(fingerprint).encode("ascii"))

@@ -22,21 +22,24 @@ from __future__ import annotations
 import base64
 import os
 import re
-import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
+from typing import TypeVar
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from exchanged.admin.reminders import Notice, deliver_notice
-from exchanged.crypto.openpgp import OpenPGP, gpg_command
-from exchanged.errors import UsageError
+from exchanged.crypto.keys import Keyring
+from exchanged.errors import KeyProblem, UsageError
 from exchanged.home import Home, atomic_write, load_config
 from exchanged.home.agencies import Agencies, ssh_fingerprint
 from exchanged.home.lock import daemon_running
 from exchanged.ledger import Ledger, Query, format_ts, utc_now
+
+T = TypeVar("T")
 
 _USER_ID = re.compile(r"^(?P<name>.*?)\s*(?:\((?P<comment>[^)]*)\))?\s*<(?P<email>[^>]+)>$")
 
@@ -79,21 +82,18 @@ def rotate_openpgp(home: Home, ledger: Ledger, retire_to: Path,
     if not retire_to.parent.is_dir():
         raise UsageError(f"there is no folder {retire_to.parent} for the old secret key")
     now = now or utc_now()
-    openpgp = OpenPGP(home.gnupg)
-    old = openpgp.exchange_fingerprint()
-    info = openpgp.key(old)
+    keyring = Keyring(home.gnupg)
+    old = keyring.exchange_fingerprint()
+    info = keyring.key(old)
     match = _USER_ID.match(info.uids[0]) if info is not None and info.uids else None
     if match is None:
         raise UsageError("the exchange's key has no user id of the form 'Name <email>'")
-    new = openpgp.generate_exchange_key(match["name"], match["email"])
-    gpg = gpg_command(home.gnupg)
+    new = keyring.generate_exchange_key(match["name"], match["email"])
     try:
         # the old key vouches for the new one: agencies that trust the old can check it
-        _gpg(gpg + ["--yes", "--local-user", old, "--quick-sign-key", new],
-             "certify the new key with the old one")
-        secret = _gpg(gpg + ["--armor", "--export-secret-keys", old], "export the old secret key")
-        if b"PRIVATE KEY" not in secret:
-            raise UsageError("gpg could not export the old secret key; nothing was changed")
+        _gpg("certify the new key with the old one", lambda: keyring.certify(new, by=old))
+        secret = _gpg("export the old secret key; nothing was changed",
+                      lambda: keyring.export_secret(old))
         fd = os.open(retire_to, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, "wb") as f:
             f.write(secret)
@@ -112,14 +112,17 @@ def rotate_openpgp(home: Home, ledger: Ledger, retire_to: Path,
         notified = deliver_notice(home, old, notice, now, agencies)
     except BaseException:
         # the old key stays the exchange's: the new one goes (the retired copy is harmless)
-        _gpg(gpg + ["--yes", "--delete-secret-and-public-key", new], "", check=False)
+        try:
+            keyring.delete_secret_and_public(new)
+        except KeyProblem:
+            pass  # what failed first is what the administrator must see
         raise
-    _gpg(gpg + ["--yes", "--delete-secret-keys", old],
-         f"remove the old secret key from the keyring (its copy is in {retire_to}); remove "
-         f"it with gpg --homedir {home.gnupg} --delete-secret-keys {old} before starting")
+    _gpg(f"remove the old secret key from the keyring (its copy is in {retire_to}); remove "
+         f"it with gpg --homedir {home.gnupg} --delete-secret-keys {old} before starting",
+         lambda: keyring.delete_secret(old))
     # not minimal: the export keeps the old key's certification of the new one
-    atomic_write(home.exchange_public,
-                 _gpg(gpg + ["--armor", "--export", new], "export the new public key"))
+    public = _gpg("export the new public key", lambda: keyring.export_public(new, minimal=False))
+    atomic_write(home.exchange_public, public.encode("ascii"))
     ledger.append("exchange.key_rotated", actor="admin", key="openpgp", old_fingerprint=old,
                   new_fingerprint=new, delivered_to=list(notified))
     return KeyRotation("openpgp", old, new, tuple(notified), retire_to)
@@ -152,8 +155,10 @@ def _fingerprint_of(public_line: bytes) -> str:
     return ssh_fingerprint(base64.b64decode(public_line.split()[1]))
 
 
-def _gpg(args: list[str], what: str, check: bool = True) -> bytes:
-    result = subprocess.run(args, capture_output=True, check=False)
-    if check and result.returncode != 0:
-        raise UsageError(f"gpg could not {what}")
-    return result.stdout
+def _gpg(what: str, call: Callable[[], T]) -> T:
+    """A keyring operation of the rotation; its failure said as what the administrator
+    must know (what failed, what to do)."""
+    try:
+        return call()
+    except KeyProblem:
+        raise UsageError(f"gpg could not {what}") from None

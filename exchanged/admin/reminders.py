@@ -18,7 +18,7 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from exchanged.crypto.openpgp import OpenPGP
+from exchanged.crypto.keys import Keyring
 from exchanged.crypto.signing import sign_document
 from exchanged.home import Home, atomic_write, make_private_dir
 from exchanged.home.agencies import Agencies
@@ -118,7 +118,7 @@ def run_reminders(home: Home, ledger: Ledger, policy: PolicySet, now: datetime,
     raised = {str(e.data.get("key")) for e in ledger.query(Query(kind="reminder."))}
     reports = {(str(e.data.get("report")), str(e.data.get("agreement")), str(e.data.get("period")))
                for e in ledger.query(Query(kind="report.generated"))}
-    openpgp = OpenPGP(home.gnupg)
+    openpgp = Keyring(home.gnupg)
     expiries: list[tuple[str | None, str, date]] = []
     for k in openpgp.keys(secret=True):
         if k.expires:

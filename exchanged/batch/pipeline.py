@@ -73,7 +73,9 @@ from exchanged.batch.state import (
     State,
 )
 from exchanged.batch.workers import Workers
-from exchanged.crypto.openpgp import Decryption, Opened, OpenPGP, SealFailed, Sealing
+from exchanged.crypto.keys import Keyring
+from exchanged.crypto.packets import Opened
+from exchanged.crypto.streams import Decryption, SealFailed, Sealing
 from exchanged.csvio import CsvReader
 from exchanged.errors import Problem, Reason, Refused, RetryLater, Unavailable, as_unavailable
 from exchanged.flows import HANDLERS, FlowContext, FlowResult
@@ -124,7 +126,7 @@ class Pipeline:
         home: Home,
         config: Config,
         ledger: Ledger,
-        openpgp: OpenPGP,
+        openpgp: Keyring,
         policy: PolicyHolder,
         *,
         clock: Callable[[], datetime] = utc_now,

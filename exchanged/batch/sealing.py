@@ -20,7 +20,8 @@ from pathlib import Path
 from exchanged.batch.names import inner_name
 from exchanged.batch.spool import Spool
 from exchanged.batch.state import PROCESSED, Batch, State
-from exchanged.crypto.openpgp import OpenPGP, SealFailed, Sealing
+from exchanged.crypto.keys import Keyring
+from exchanged.crypto.streams import SealFailed, Sealing
 from exchanged.home import fsync_dir
 from exchanged.home.agencies import Agencies
 from exchanged.ledger import Ledger
@@ -38,7 +39,7 @@ class Sealed:
 class Sealer:
     """Seals a batch's outcome into its spool folder."""
 
-    def __init__(self, spool: Spool, state: State, ledger: Ledger, openpgp: OpenPGP,
+    def __init__(self, spool: Spool, state: State, ledger: Ledger, openpgp: Keyring,
                  agencies: Agencies, exchange_fpr: str, *, now: Callable[[], str]) -> None:
         self.spool = spool
         self.state = state

@@ -28,15 +28,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-import gnupg
 import paramiko
 
-from exchanged.errors import Error, KeyProblem, UsageError
+from exchanged.crypto.keys import Keyring, create_gnupg_home
+from exchanged.crypto.packets import decrypted, valid_signatures
+from exchanged.crypto.streams import SealFailed
+from exchanged.errors import Error, KeyProblem, Unavailable, UsageError
 from exchanged.home import Listen, atomic_write
 
 OUTCOME_SUFFIXES = (".result.csv.gpg", ".rejected.json.gpg")
 BATCH_ID_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
-GPG_OPTIONS = ["--no-auto-key-retrieve", "--no-auto-key-locate", "--trust-model", "always"]
 
 
 class ClientError(Error):
@@ -112,7 +113,11 @@ class Client:
         self.pins = Pins.load(state)
         self.progress = progress
         home = gnupghome or Path(os.environ.get("GNUPGHOME") or Path.home() / ".gnupg")
-        self.gpg = gnupg.GPG(gnupghome=str(home), options=list(GPG_OPTIONS))
+        if not home.is_dir():
+            create_gnupg_home(home)  # as gpg does on first use
+        # the agency's own home: its key may be protected by a passphrase, which gpg-agent
+        # asks the person for
+        self.keyring = Keyring(home, prompt=True)
         self.exchange_fpr = self._pin_exchange_key(exchange_key)
         self._ssh: paramiko.SSHClient | None = None
         self._sftp: paramiko.SFTPClient | None = None
@@ -126,16 +131,16 @@ class Client:
                 data = key_file.read_bytes()
             except OSError as e:
                 raise UsageError(f"cannot read {key_file}: {e.strerror}") from None
-            found = self.gpg.scan_keys_mem(data)
+            found = self.keyring.inspect_key_file(data)
             if len(found) != 1:
                 raise KeyProblem(f"{key_file} must hold exactly one public key")
-            fingerprint = str(found[0]["fingerprint"]).upper()
+            fingerprint = found[0].fingerprint.upper()
             if pinned is not None and pinned != fingerprint:
                 raise KeyProblem(
                     f"the exchange's key CHANGED: {fingerprint} is not the pinned {pinned}. "
                     f"If the exchange really rotated its key (ask its administrator), remove "
                     f"the pin for {self.server} from {self.pins.path}")
-            self.gpg.import_keys(data)
+            self.keyring.import_keys(data)
             if pinned is None:
                 self.pins.set(self.server, "exchange_fingerprint", fingerprint)
             return fingerprint
@@ -145,27 +150,37 @@ class Client:
         return pinned
 
     def _signer(self) -> str:
-        keys = self.gpg.list_keys(secret=True)
+        keys = self.keyring.keys(secret=True)
         if len(keys) != 1:
             raise UsageError(f"the agency's GnuPG home must hold exactly one secret key "
                              f"(it holds {len(keys)}); use --gnupghome")
-        return str(keys[0]["fingerprint"])
+        return keys[0].fingerprint
 
     def seal(self, plaintext: Path, sealed: Path) -> None:
-        result = self.gpg.encrypt_file(str(plaintext), recipients=[self.exchange_fpr],
-                                       sign=self._signer(), armor=False, output=str(sealed))
-        if not result.ok:
-            raise ClientError(f"gpg could not sign and encrypt the batch ({result.status})")
+        try:
+            # no file name inside the message: the exchange ignores it anyway
+            self.keyring.seal(plaintext, sealed, recipient=self.exchange_fpr,
+                              signer=self._signer(), filename="")
+        except SealFailed as e:
+            raise ClientError("gpg could not sign and encrypt the batch"
+                              + (f" ({', '.join(e.problems)})" if e.problems else "")) from None
+        except Unavailable as e:
+            raise ClientError(f"the batch could not be sealed: {e}") from None
+        except OSError as e:
+            raise ClientError(f"cannot read {plaintext} or write {sealed}: {e.strerror}") from None
 
     def open(self, data: bytes) -> bytes:
-        result = self.gpg.decrypt(data)
-        signer = (result.pubkey_fingerprint or result.fingerprint or "").upper()
-        if not result.ok:
-            raise ClientError(f"gpg could not decrypt the outcome ({result.status})")
-        if not result.valid or signer != self.exchange_fpr:
+        result = self.keyring.gpg.run(["--decrypt"], input=data)
+        status = result.status
+        if not decrypted(status):
+            problems = status.keywords("NO_SECKEY", "DECRYPTION_FAILED", "NODATA", "FAILURE")
+            raise ClientError("gpg could not decrypt the outcome"
+                              + (f" ({', '.join(problems)})" if problems else ""))
+        signers = {s.primary for s in valid_signatures(status)}
+        if status.has("BADSIG") or signers != {self.exchange_fpr.upper()}:
             raise KeyProblem(f"the outcome is NOT signed by the exchange's pinned key "
                              f"{self.exchange_fpr}: do not trust it")
-        return bytes(result.data)
+        return result.stdout
 
     # -- SFTP --------------------------------------------------------------------------------
 

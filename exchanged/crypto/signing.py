@@ -3,26 +3,22 @@
 Checkpoints, proofs and notices are OpenPGP *signed messages* (``gpg --sign
 --armor``): a party can check one with plain ``gpg --verify`` and read it with
 ``gpg --decrypt``. Verification here accepts a document only if it carries a
-good signature whose primary key fingerprint is the one expected.
+good signature whose primary key fingerprint is the one expected. Every call
+goes through :class:`~exchanged.crypto.gpg.Gpg`, and its status lines decide.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Set
 from dataclasses import dataclass
 from pathlib import Path
 
-import gnupg
-
+from exchanged.crypto.gpg import Gpg
+from exchanged.crypto.packets import valid_signatures
 from exchanged.errors import CheckFailed, KeyProblem
-
-OPTIONS = ["--pinentry-mode", "error", "--no-auto-key-retrieve", "--no-auto-key-locate",
-           "--trust-model", "always"]
 
 
 @dataclass(frozen=True)
@@ -31,20 +27,12 @@ class Verified:
     signer: str
 
 
-def _gpg(home: Path) -> gnupg.GPG:
-    logging.getLogger("gnupg").setLevel(logging.CRITICAL)
-    env = {**os.environ, "LC_ALL": "C", "LANGUAGE": "C"}
-    return gnupg.GPG(gnupghome=str(home), options=list(OPTIONS), env=env)
-
-
 def sign_document(gnupghome: Path, signer: str, content: bytes) -> bytes:
     """An armored OpenPGP signed message holding ``content``."""
-    result = _gpg(gnupghome).sign(content, keyid=signer, detach=False, clearsign=False,
-                                  binary=False)
-    signed = bytes(result.data) if result.data else b""
-    if not signed:
+    result = Gpg(gnupghome).run(["--armor", "--sign", "--local-user", signer], input=content)
+    if not result.ok or not result.status.has("SIG_CREATED") or not result.stdout:
         raise KeyProblem("gpg could not sign the document with the exchange's key")
-    return signed
+    return result.stdout
 
 
 def verify_document(data: bytes, gnupghome: Path, expected: str | Set[str]) -> Verified:
@@ -52,14 +40,11 @@ def verify_document(data: bytes, gnupghome: Path, expected: str | Set[str]) -> V
     else CheckFailed."""
     accepted = {expected.upper()} if isinstance(expected, str) else {e.upper() for e in expected}
     named = " or ".join(sorted(accepted))
-    result = _gpg(gnupghome).decrypt(data)
-    stderr = str(getattr(result, "stderr", ""))
-    signer = None
-    for line in stderr.splitlines():
-        parts = line.split()
-        if line.startswith("[GNUPG:] VALIDSIG") and len(parts) >= 12:
-            signer = parts[11].upper()
-    if "[GNUPG:] BADSIG" in stderr:
+    result = Gpg(gnupghome).run(["--decrypt"], input=data)
+    status = result.status
+    good = valid_signatures(status)
+    signer = good[-1].primary if good else None
+    if status.has("BADSIG"):
         raise CheckFailed("the document's signature is bad: it was altered after signing")
     if signer is None:
         raise CheckFailed(f"the document is not signed by the exchange's key {named} "
@@ -67,9 +52,9 @@ def verify_document(data: bytes, gnupghome: Path, expected: str | Set[str]) -> V
     if signer not in accepted:
         raise CheckFailed(f"the document is signed by {signer}, not by the exchange's key "
                           f"{named}")
-    if "[GNUPG:] ENC_TO" in stderr:
+    if status.has("ENC_TO"):
         raise CheckFailed("the document is encrypted, not a signed checkpoint or proof")
-    return Verified(bytes(result.data), signer)
+    return Verified(result.stdout, signer)
 
 
 def verify_with_key_file(data: bytes, public_key: Path) -> Verified:
@@ -79,15 +64,15 @@ def verify_with_key_file(data: bytes, public_key: Path) -> Verified:
     except OSError as e:
         raise CheckFailed(f"cannot read the exchange's key {public_key}: {e.strerror}") from None
     home = Path(tempfile.mkdtemp(prefix="exchanged-verify-"))
+    gpg = Gpg(home)
     try:
         os.chmod(home, 0o700)
-        gpg = _gpg(home)
-        imported = gpg.import_keys(key)
-        fingerprints = [str(f) for f in (imported.fingerprints or [])]
+        imported = gpg.run(["--import"], input=key)
+        fingerprints = sorted({args[1].upper() for args in imported.status.all("IMPORT_OK")
+                               if len(args) >= 2})
         if len(fingerprints) != 1:
             raise CheckFailed(f"{public_key} must hold exactly one public key")
         return verify_document(data, home, fingerprints[0])
     finally:
-        subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"],
-                       capture_output=True, check=False)
+        gpg.stop_agent("all")
         shutil.rmtree(home, ignore_errors=True)

@@ -23,7 +23,7 @@ from exchanged.admin.reminders import NOTICES_FOLDER
 from exchanged.batch.pipeline import Pipeline, PolicyHolder
 from exchanged.batch.state import SCHEMA as STATE_SCHEMA
 from exchanged.batch.state import upgrade as upgrade_state
-from exchanged.crypto.openpgp import OpenPGP
+from exchanged.crypto.keys import Keyring
 from exchanged.daemon.frontdoor import EmbeddedFront, FrontDoor, FrontEnd, OpenSSHFront
 from exchanged.daemon.logs import configure_logging
 from exchanged.daemon.metrics import serve_metrics
@@ -74,7 +74,7 @@ class Service:
             raise ConfigError(
                 f"the policies are invalid, not starting: {e.diagnostics()}") from None
         holder = PolicyHolder(policy)
-        openpgp = OpenPGP(self.home.gnupg)
+        openpgp = Keyring(self.home.gnupg)
         try:
             pipeline = Pipeline(self.home, self.config, ledger, openpgp, holder)
             door = FrontDoor(self.home, self.config, ledger, pipeline, holder)

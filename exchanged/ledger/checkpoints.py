@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from exchanged.crypto.openpgp import OpenPGP
+from exchanged.crypto.keys import Keyring
 from exchanged.crypto.signing import sign_document, verify_document, verify_with_key_file
 from exchanged.errors import CheckFailed, UsageError
 from exchanged.home import Home, atomic_write, load_config, make_private_dir
@@ -47,7 +47,7 @@ def checkpoint_name(head: TreeHead) -> str:
 def make_checkpoint(home: Home, ledger: Ledger, *, actor: str = "exchange") -> Made:
     """Sign the ledger's tree head, keep it, deliver it to every agency, record it."""
     config = load_config(home)
-    openpgp = OpenPGP(home.gnupg)
+    openpgp = Keyring(home.gnupg)
     fingerprint = openpgp.exchange_fingerprint()
     head = tree_head(ledger, exchange=config.name, fingerprint=fingerprint)
     signed = sign_document(home.gnupg, fingerprint, head.to_json())
@@ -101,7 +101,7 @@ def _exchange_keys(home: Home) -> set[str]:
     checkpoints stay valid: an agency keeps them for years)."""
     from exchanged.admin.keys import exchange_fingerprints
 
-    keys = {OpenPGP(home.gnupg).exchange_fingerprint().upper()}
+    keys = {Keyring(home.gnupg).exchange_fingerprint().upper()}
     if home.ledger.exists():
         ledger = Ledger(home.ledger, readonly=True)
         try:

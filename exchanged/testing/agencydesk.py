@@ -2,7 +2,8 @@
 
 Used by ``./scripts/demo``, the integration tests and the benchmarks, so all
 three drive the exchange exactly as an agency would, with no shortcut through
-exchanged's own code. Every command it runs is one the README shows.
+exchanged's own code. Every command it runs is one the README shows (only gpg's
+status lines are read with the exchange's parser, :class:`~exchanged.crypto.gpg.Status`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from exchanged.crypto.gpg import Status
 
 GPG_BATCH = ["--batch", "--yes", "--no-tty", "--pinentry-mode", "loopback", "--passphrase", ""]
 
@@ -81,12 +84,11 @@ class AgencyDesk:
         """gpg --import; with ``certify``, also gpg --quick-lsign-key (the README's step
         once the fingerprint has been checked), so gpg will encrypt to it."""
         out = self.gpg("--status-fd", "1", "--import", str(path)).stdout.decode()
-        for line in out.splitlines():
-            if line.startswith("[GNUPG:] IMPORT_OK"):
-                fingerprint = line.split()[-1]
-                if certify:
-                    self.gpg("--quick-lsign-key", fingerprint)
-                return fingerprint
+        for args in Status.parse(out).all("IMPORT_OK"):
+            fingerprint = args[-1]
+            if certify:
+                self.gpg("--quick-lsign-key", fingerprint)
+            return fingerprint
         raise DeskError("nothing imported")
 
     def trust_host(self, host: str, port: int, host_public_key: Path) -> None:
@@ -118,10 +120,9 @@ class AgencyDesk:
         """gpg --decrypt; reports the primary fingerprint of a good signature."""
         result = self.gpg("--status-fd", "2", "--decrypt", str(sealed), check=False)
         signer = None
-        for line in result.stderr.decode(errors="replace").splitlines():
-            parts = line.split()
-            if line.startswith("[GNUPG:] VALIDSIG") and len(parts) >= 12:
-                signer = parts[11]
+        for args in Status.parse(result.stderr.decode(errors="replace")).all("VALIDSIG"):
+            if len(args) >= 10:
+                signer = args[9]
         if result.returncode != 0:
             raise DeskError(f"gpg could not decrypt {sealed.name}")
         return Opened(result.stdout, signer)

@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from exchanged.crypto.openpgp import _ReadAhead, _WriteBehind
+from exchanged.crypto.streams import _ReadAhead, _WriteBehind
 
 
 def test_read_ahead_gives_the_stream_in_order_whatever_the_sizes() -> None:

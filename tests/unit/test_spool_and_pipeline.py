@@ -9,7 +9,6 @@ from pathlib import Path
 
 from exchanged.batch.names import batch_id_looks_personal
 from exchanged.batch.spool import Spool
-from exchanged.crypto.openpgp import _resource_failure
 from exchanged.errors import Unavailable, as_unavailable
 from exchanged.home import Home
 
@@ -82,11 +81,6 @@ def test_resource_errors_stop_intake_and_bugs_do_not(tmp_path: Path) -> None:
     assert as_unavailable(sqlite_error(tmp_path)) is None
     # the text of an error says nothing: only SQLite's own result code does
     assert as_unavailable(sqlite3.OperationalError("database or disk is full")) is None
-
-
-def test_gpg_write_failures_are_recognised() -> None:
-    assert _resource_failure("gpg: error writing to 'x': No space left on device\n")
-    assert _resource_failure("[GNUPG:] PLAINTEXT 62 0 limit-exceeded.csv\n") is None
 
 
 def test_batch_ids_hiding_a_number() -> None:

@@ -1,0 +1,231 @@
+"""The one place a ``gpg`` command line is built and run, and its status lines read.
+
+Every call of gpg, whatever it does, carries the same options: never prompt
+(the exchange runs unattended), never fetch a key from the network, trust
+nothing but the fingerprints the exchange pins itself, C locale. Its
+machine-readable status lines (``--status-fd``) come on a pipe of their own
+and decide every outcome; gpg's human messages go to ``/dev/null`` unread,
+since they may quote parts of a message (names, numbers) and are not meant to
+be parsed.
+
+A failure of gpg itself for a reason of the machine (a full or read-only disk,
+no file descriptors left, an agent it cannot start) is recognised from the
+gpg-error code of an ``ERROR``/``FAILURE`` status line (:meth:`Status.resource_failure`),
+never from the text of a message.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+import gnupg
+
+from exchanged.errors import ConfigError
+
+#: Options on every gpg call: never prompt, never fetch keys from the network, never trust
+#: anything but the fingerprints pinned by the exchange (``--trust-model always``: the pin,
+#: not the web of trust, decides whose signature counts).
+OPTIONS = [
+    "--pinentry-mode",
+    "error",
+    "--no-auto-key-retrieve",
+    "--no-auto-key-locate",
+    "--keyid-format",
+    "long",
+    "--no-emit-version",
+    "--no-comments",
+    "--no-greeting",
+    "--trust-model",
+    "always",
+]
+
+#: what python-gnupg puts before its options; the runner's own calls start the same way so
+#: that a gpg call reads the same whichever of the two made it
+_BASE = ["--no-tty", "--no-verbose", "--fixed-list-mode", "--batch", "--with-colons"]
+
+#: at most this much of gpg's status lines is kept (a message's are a few hundred bytes;
+#: a hostile one with thousands of signatures must not fill memory)
+STATUS_LIMIT = 1 << 20
+
+#: the bit libgpg-error sets on a code that stands for a system ``errno``
+SYSTEM_ERROR = 1 << 15
+#: gpg-error codes (``gpg-error.h``, libgpg-error 1.46) that mean the machine, not the
+#: message: the exchange's disk or its process limits, or a gpg-agent gpg cannot start
+#: (it needs a lock file in the GnuPG home to start one). Not ENOMEM: a hostile message
+#: can make gpg run out of memory, and that must not stop the exchange's intake.
+RESOURCE_CODES = {
+    SYSTEM_ERROR | 91: "ENOSPC",  # seen: ERROR add_keyblock_resource 33587291 (full disk)
+    SYSTEM_ERROR | 122: "EROFS",  # seen: ERROR add_keyblock_resource 33587322 (read-only)
+    SYSTEM_ERROR | 34: "EDQUOT",
+    SYSTEM_ERROR | 49: "EIO",
+    SYSTEM_ERROR | 65: "EMFILE",
+    SYSTEM_ERROR | 75: "ENFILE",
+    77: "NO_AGENT",  # seen: FAILURE sign-encrypt 33554509 (full disk, no agent running)
+}
+#: the low 16 bits of a gpg-error value are its code (the high ones name its source)
+_CODE_MASK = 0xFFFF
+
+
+def environment() -> dict[str, str]:
+    """gpg's environment: the C locale, so that what gpg writes does not vary by machine."""
+    return {**os.environ, "LC_ALL": "C", "LANGUAGE": "C"}
+
+
+@dataclass(frozen=True)
+class Status:
+    """gpg's status lines, as (keyword, arguments) pairs."""
+
+    lines: tuple[tuple[str, tuple[str, ...]], ...]
+
+    @classmethod
+    def parse(cls, text: str) -> Status:
+        out: list[tuple[str, tuple[str, ...]]] = []
+        for raw in text.splitlines():
+            if raw.startswith("[GNUPG:] "):
+                parts = raw[9:].split()
+                if parts:
+                    out.append((parts[0], tuple(parts[1:])))
+        return cls(tuple(out))
+
+    def has(self, keyword: str) -> bool:
+        return any(k == keyword for k, _ in self.lines)
+
+    def all(self, keyword: str) -> list[tuple[str, ...]]:
+        return [args for k, args in self.lines if k == keyword]
+
+    def keywords(self, *wanted: str) -> list[str]:
+        """The keywords of the lines among ``wanted``, in order (for a log or an error:
+        keywords carry no data of the message)."""
+        return [k for k, _ in self.lines if k in wanted]
+
+    def resource_failure(self) -> str | None:
+        """The name of the machine's failure an ERROR or FAILURE line reports, if any."""
+        for keyword in ("ERROR", "FAILURE"):
+            for args in self.all(keyword):
+                # ERROR <location> <code> [<more>], FAILURE <location> <code>
+                if len(args) >= 2 and args[1].isdigit():
+                    name = RESOURCE_CODES.get(int(args[1]) & _CODE_MASK)
+                    if name is not None:
+                        return name
+        return None
+
+
+@dataclass(frozen=True)
+class Result:
+    """A finished gpg call: what it wrote to stdout, its exit code and its status lines."""
+
+    stdout: bytes
+    returncode: int
+    status: Status
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+
+class StatusReader:
+    """Reads gpg's status pipe on a thread (gpg blocks if nobody reads it)."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self._stream = stream
+        self._parts: list[bytes] = []
+        self._size = 0
+        self._thread = threading.Thread(target=self._run, name="gpg-status", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        with self._stream:
+            while chunk := self._stream.read(65536):
+                if self._size < STATUS_LIMIT:
+                    self._parts.append(chunk)
+                    self._size += len(chunk)
+
+    def status(self) -> Status:
+        """The status lines, once gpg has closed its end (it exited)."""
+        self._thread.join()
+        return Status.parse(b"".join(self._parts).decode("utf-8", "replace"))
+
+
+class Gpg:
+    """gpg for one GnuPG home: every command line it runs is built here.
+
+    ``prompt``: let gpg-agent ask a person for a key's passphrase. Only the agency's
+    client (``exchanged submit``) sets it, since an agency's key may rightly be protected
+    by one; the exchange's own calls never prompt.
+    """
+
+    def __init__(self, home: Path, binary: str = "gpg", *, prompt: bool = False) -> None:
+        self.home = home
+        self.binary = binary
+        self.prompt = prompt
+
+    def options(self) -> list[str]:
+        if not self.prompt:
+            return list(OPTIONS)
+        at = OPTIONS.index("--pinentry-mode")
+        return OPTIONS[:at] + OPTIONS[at + 2:]
+
+    def command(self, args: Sequence[str], *, status_fd: int) -> list[str]:
+        """The whole command line: gpg, where its status lines go, the home, the options
+        of every call, then ``args``."""
+        return [self.binary, "--status-fd", str(status_fd), *_BASE, "--homedir",
+                str(self.home), *self.options(), *args]
+
+    def spawn(self, args: Sequence[str], *, stdin: int | IO[bytes] | None,
+              stdout: int | IO[bytes] | None) -> tuple[subprocess.Popen[bytes], StatusReader]:
+        """Start gpg with its status lines on a pipe of their own, its human messages
+        discarded; the caller waits for it and reads the status from the reader."""
+        read_end, write_end = os.pipe()
+        try:
+            proc = subprocess.Popen(self.command(args, status_fd=write_end), stdin=stdin,
+                                    stdout=stdout, stderr=subprocess.DEVNULL,
+                                    pass_fds=(write_end,), env=environment())
+        except BaseException:
+            os.close(read_end)
+            raise
+        finally:
+            os.close(write_end)
+        return proc, StatusReader(os.fdopen(read_end, "rb"))
+
+    def run(self, args: Sequence[str], *, input: bytes | None = None,
+            timeout: float | None = None) -> Result:
+        """Run gpg to the end: ``input`` on its stdin, its stdout and status returned."""
+        proc, reader = self.spawn(args, stdin=subprocess.PIPE if input is not None
+                                  else subprocess.DEVNULL, stdout=subprocess.PIPE)
+        try:
+            out, _ = proc.communicate(input, timeout=timeout)
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            reader.status()
+            raise
+        return Result(out, proc.returncode, reader.status())
+
+    def python_gnupg(self) -> gnupg.GPG:
+        """python-gnupg on this home with the same options (key generation, listing,
+        scanning and importing keys: what it parses well)."""
+        # python-gnupg logs gpg's stderr at debug level and warns on every non-zero
+        # exit: the exchange decides from the results and logs itself
+        logging.getLogger("gnupg").setLevel(logging.CRITICAL)
+        try:
+            gpg = gnupg.GPG(gpgbinary=self.binary, gnupghome=str(self.home),
+                            options=self.options(), env=environment())
+        except (OSError, ValueError, RuntimeError) as e:
+            raise ConfigError(f"gpg cannot be started: {e}") from None
+        gpg.encoding = "utf-8"
+        return gpg
+
+    def stop_agent(self, component: str = "gpg-agent") -> None:
+        """Stop this home's gpg-agent (gpg starts one on demand), or ``all`` its daemons."""
+        try:
+            subprocess.run(["gpgconf", "--homedir", str(self.home), "--kill", component],
+                           check=False, capture_output=True, timeout=10, env=environment())
+        except (OSError, subprocess.SubprocessError):
+            pass
