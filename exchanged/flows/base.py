@@ -21,10 +21,10 @@ import pyarrow.compute as pc
 
 from exchanged.csvio import CsvReader, string_view
 from exchanged.errors import Refused
+from exchanged.flows.model import Column, Flow
 from exchanged.ids import nik, nip, nkk
 from exchanged.ids.exceptions import ValidationError
 from exchanged.matching.register import RegisterStore, Snapshot
-from exchanged.policy.model import Column, Flow
 from exchanged.reasons import reason
 
 DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")

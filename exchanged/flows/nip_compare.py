@@ -44,10 +44,10 @@ from exchanged.flows.base import (
     check_value,
     too_many_rows,
 )
+from exchanged.flows.model import Column
 from exchanged.ids import nip as nip_id
 from exchanged.ids.exceptions import ValidationError
 from exchanged.matching.register import Snapshot
-from exchanged.policy.model import Column
 from exchanged.reasons import reason
 
 CHUNK: Final = 5000

@@ -35,9 +35,9 @@ from exchanged.flows.base import (
     fixed_width,
     too_many_rows,
 )
+from exchanged.flows.model import IDENTIFIER_TYPES, Column
 from exchanged.matching.fuzzy import FuzzyIndexBuilder, discard_index, index_path
 from exchanged.matching.register import IdentifierCipher, SnapshotBuilder, U64Pairs
-from exchanged.policy.model import IDENTIFIER_TYPES, Column
 from exchanged.reasons import reason
 
 #: blocks parsed ahead of the one being checked (each some megabytes)
