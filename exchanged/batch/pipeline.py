@@ -65,7 +65,7 @@ from exchanged.batch.state import (
 from exchanged.crypto.openpgp import Decryption, Opened, OpenPGP, SealFailed, Sealing
 from exchanged.csvio import CsvReader
 from exchanged.errors import LedgerError, Reason, Refused, RetryLater, Unavailable
-from exchanged.flows import HANDLERS, FlowContext, FlowResult
+from exchanged.flows import KINDS, FlowContext, FlowResult
 from exchanged.home import Config, Home, atomic_write, fsync_dir
 from exchanged.home.agencies import Agencies
 from exchanged.home.drop import PlantedLink, open_drop_folder, place
@@ -637,7 +637,7 @@ class Pipeline:
         if not decision.allow:
             raise Refused(*decision.reasons, details=decision.ledger_fields())
         governing = policy.find_flow(batch.flow)
-        if governing is not None and governing[1].kind not in HANDLERS:
+        if governing is not None and governing[1].kind not in KINDS:
             raise Refused(reason("FLOW_NOT_AVAILABLE", flow=batch.flow))
 
     def _request(self, batch: Batch, columns: tuple[str, ...] | None) -> Request:
@@ -678,13 +678,13 @@ class Pipeline:
             for a in self.policy.get().agreements for f in a.flows)
         ctx = FlowContext(flow=flow, references=self.references, work=work,
                           new_snapshot_id=batch.uid,
-                          extra={"fuzzy_index": "build"} if fuzzy else {})
+                          build_fuzzy_index=fuzzy)
         try:
-            result = HANDLERS[flow.kind](reader, answer, ctx)
+            result = KINDS[flow.kind].run(reader, answer, ctx)
         except BrokenPipeError:
             # gpg stopped reading the answer: its status says why (Sealed raises it)
             raise SealFailed("gpg stopped reading the answer") from None
-        if reader.rows_read == 0 and flow.kind != "reference-load":
+        if reader.rows_read == 0 and KINDS[flow.kind].needs_rows:
             raise Refused(reason("NO_ROWS"))
         return result
 

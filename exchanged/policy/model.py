@@ -13,12 +13,8 @@ from datetime import date
 
 from exchanged.flows.model import COLUMN_TYPES, IDENTIFIER_TYPES, Answer, Column, Flow, Fuzzy
 
-#: what a flow does with its rows (each kind has a handler in exchanged.flows)
-FLOW_KINDS = ("reference-load", "nik-lookup", "nip-compare")
-
 __all__ = [
     "COLUMN_TYPES",
-    "FLOW_KINDS",
     "IDENTIFIER_TYPES",
     "Addendum",
     "Agreement",
