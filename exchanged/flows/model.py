@@ -1,7 +1,7 @@
 """A flow as the policy describes it: its columns, its answer's statuses, its fuzzy fallback.
 
 The flows own this model because a flow is what they run: the policy reads a
-flow from an agreement's YAML into these values (:mod:`exchanged.policy.loader`)
+flow from an agreement's YAML into these values (:mod:`exchanged.policy.flows`)
 and decides whether a batch may use it, the flows turn its rows into an answer.
 Keeping the model here lets the policy import the flows, never the reverse.
 """
