@@ -78,7 +78,7 @@ from exchanged.crypto.packets import Opened
 from exchanged.crypto.streams import Decryption, SealFailed, Sealing
 from exchanged.csvio import CsvReader
 from exchanged.errors import Problem, Reason, Refused, RetryLater, Unavailable, as_unavailable
-from exchanged.flows import HANDLERS, FlowContext, FlowResult
+from exchanged.flows import KINDS, FlowContext, FlowResult
 from exchanged.home import Config, Home, atomic_write
 from exchanged.home.agencies import Agencies
 from exchanged.ledger import Ledger, Transaction, format_ts, utc_now
@@ -444,7 +444,7 @@ class Pipeline:
         if not decision.allow:
             raise Refused(*decision.reasons, details=decision.ledger_fields())
         governing = policy.find_flow(batch.flow)
-        if governing is not None and governing[1].kind not in HANDLERS:
+        if governing is not None and governing[1].kind not in KINDS:
             raise Refused(reason("FLOW_NOT_AVAILABLE", flow=batch.flow))
 
     def _request(self, batch: Batch, policy: PolicySet, columns: tuple[str, ...] | None
@@ -504,13 +504,13 @@ class Pipeline:
             for a in policy.agreements for f in a.flows)
         ctx = FlowContext(flow=flow, references=self.references, work=work,
                           new_snapshot_id=batch.uid,
-                          extra={"fuzzy_index": "build"} if fuzzy else {})
+                          build_fuzzy_index=fuzzy)
         try:
-            result = HANDLERS[flow.kind](reader, answer, ctx)
+            result = KINDS[flow.kind].run(reader, answer, ctx)
         except BrokenPipeError:
             # gpg stopped reading the answer: its status says why (Sealed raises it)
             raise SealFailed("gpg stopped reading the answer") from None
-        if reader.rows_read == 0 and flow.kind != "reference-load":
+        if reader.rows_read == 0 and KINDS[flow.kind].needs_rows:
             raise Refused(reason("NO_ROWS"))
         return result
 

@@ -9,22 +9,22 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import IO, Protocol
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from exchanged.csvio import CsvReader, string_view
+from exchanged.csvio import string_view
 from exchanged.errors import Refused
+from exchanged.flows.model import Column, Flow
 from exchanged.ids import nik, nip, nkk
 from exchanged.ids.exceptions import ValidationError
 from exchanged.matching.register import RegisterStore, Snapshot
-from exchanged.policy.model import Column, Flow
 from exchanged.reasons import reason
 
 DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -66,11 +66,10 @@ class FlowContext:
     work: Path
     #: an id for a snapshot this batch may create
     new_snapshot_id: str
-    extra: Mapping[str, str] = field(default_factory=dict)
-
-
-class FlowHandler(Protocol):
-    def __call__(self, reader: CsvReader, out: IO[bytes], ctx: FlowContext) -> FlowResult: ...
+    #: a reference load builds the fuzzy fallback's index beside its snapshot; the
+    #: pipeline asks for it only when a flow of the policy matching against the
+    #: dataset has the fallback switched on (it costs a pass over names and dates)
+    build_fuzzy_index: bool = False
 
 
 @dataclass(frozen=True)
@@ -120,7 +119,8 @@ def _check_enum(column: Column, value: str) -> str | ValueProblem:
     for allowed in column.values:
         if text.upper() == allowed.upper():
             return allowed
-    return ValueProblem("NOT_ALLOWED_VALUE", f"{column.name} must be one of {', '.join(column.values)}")
+    return ValueProblem("NOT_ALLOWED_VALUE",
+                        f"{column.name} must be one of {', '.join(column.values)}")
 
 
 def _check_integer(column: Column, value: str) -> str | ValueProblem:

@@ -16,8 +16,8 @@ whatever the batch size (docs/performance.md).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import IO
+from collections.abc import Iterator, Sequence
+from typing import IO, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -35,6 +35,8 @@ from exchanged.flows.base import (
     stripped,
     too_many_rows,
 )
+from exchanged.flows.kind import FlowKind, FlowProblem, matching_problems
+from exchanged.flows.model import Flow
 from exchanged.ids import nik as nik_id
 from exchanged.matching.fuzzy import FuzzyFallback, FuzzyIndexMissing, shown_score
 from exchanged.matching.register import LegacySnapshot, Snapshot
@@ -44,6 +46,22 @@ from exchanged.reasons import reason
 BLOCKS_AHEAD = 2
 
 FOUND, NOT_FOUND, INVALID, POSSIBLE = 0, 1, 2, 3
+
+
+class NikLookup(FlowKind):
+    """Is each NIK in the reference dataset? The only kind with a fuzzy fallback."""
+
+    name = "nik-lookup"
+    fuzzy_fallback = True
+
+    def check(self, flow: Flow) -> Iterator[FlowProblem]:
+        return matching_problems(self, flow, "nik", ("found", "not_found", "invalid"))
+
+    def run(self, reader: CsvReader, out: IO[bytes], ctx: FlowContext) -> FlowResult:
+        return nik_lookup(reader, out, ctx)
+
+
+NIK_LOOKUP: Final = NikLookup()
 
 
 def nik_lookup(reader: CsvReader, out: IO[bytes], ctx: FlowContext) -> FlowResult:
@@ -109,7 +127,8 @@ def nik_lookup(reader: CsvReader, out: IO[bytes], ctx: FlowContext) -> FlowResul
         snapshot.close()
         if fallback is not None:
             fallback.close()
-    counts = {flow.answer.found: int(tallies[FOUND]), flow.answer.not_found: int(tallies[NOT_FOUND]),
+    counts = {flow.answer.found: int(tallies[FOUND]),
+              flow.answer.not_found: int(tallies[NOT_FOUND]),
               flow.answer.invalid: int(tallies[INVALID])}
     if fuzzy is not None:
         counts[fuzzy.status] = int(tallies[POSSIBLE])

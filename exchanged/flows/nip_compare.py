@@ -1,4 +1,4 @@
-"""``nip-compare`` flows (jabfung-integration): does each employee's functional position match SIASN?
+"""``nip-compare`` flows (jabfung-integration): does an employee's functional position match SIASN?
 
 Kemensos sends, per employee under its guidance, the NIP and the position
 data it holds (Pasal 2 huruf b, Pasal 3 ayat (2) huruf c); each row is
@@ -44,10 +44,11 @@ from exchanged.flows.base import (
     check_value,
     too_many_rows,
 )
+from exchanged.flows.kind import FlowKind, FlowProblem, matching_problems
+from exchanged.flows.model import Column, Flow
 from exchanged.ids import nip as nip_id
 from exchanged.ids.exceptions import ValidationError
 from exchanged.matching.register import Snapshot
-from exchanged.policy.model import Column
 from exchanged.reasons import reason
 
 CHUNK: Final = 5000
@@ -124,6 +125,24 @@ def _checked(record: Record, nip_at: int, others: Sequence[tuple[Column, int]]
             return None
         values.append(checked)
     return nip, values
+
+
+class NipCompare(FlowKind):
+    """Does each employee's data match the reference dataset's, field by field?"""
+
+    name = "nip-compare"
+
+    def check(self, flow: Flow) -> Iterator[FlowProblem]:
+        yield from matching_problems(self, flow, "nip",
+                                     ("found", "not_found", "invalid", "differs"))
+        if not flow.compares:
+            yield FlowProblem((), "a nip-compare flow must list the columns it compares")
+
+    def run(self, reader: CsvReader, out: IO[bytes], ctx: FlowContext) -> FlowResult:
+        return nip_compare(reader, out, ctx)
+
+
+NIP_COMPARE: Final = NipCompare()
 
 
 def nip_compare(reader: CsvReader, out: IO[bytes], ctx: FlowContext) -> FlowResult:

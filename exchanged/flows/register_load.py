@@ -1,11 +1,11 @@
-"""``reference-load`` flows (asn-register, kpm-register): a snapshot that replaces the previous one.
+"""``reference-load`` flows (asn-register, kpm-register): a snapshot replacing the previous one.
 
 Every row is checked against the flow's column types; invalid rows and
 repeated NIKs or NIPs are reported by line number (the first occurrence is
 kept) and the valid rows become a new snapshot, holding the identifiers only
-as keyed hashes and, of the other columns, only those the policy ``keeps``. The snapshot becomes current
-only when the batch's result is committed, so a load that fails halfway
-leaves the previous snapshot in force.
+as keyed hashes and, of the other columns, only those the policy ``keeps``.
+The snapshot becomes current only when the batch's result is committed, so a
+load that fails halfway leaves the previous snapshot in force.
 
 The answer is a CSV ``record,line,code,detail``: ``summary`` rows first
 (ROWS_READ, ROWS_LOADED, ROWS_INVALID, SNAPSHOT), then one ``invalid`` row per
@@ -17,8 +17,8 @@ from __future__ import annotations
 import csv
 import heapq
 import os
-from collections.abc import Sequence
-from typing import IO
+from collections.abc import Iterator, Sequence
+from typing import IO, Final
 
 import numpy as np
 import pyarrow as pa
@@ -35,15 +35,39 @@ from exchanged.flows.base import (
     fixed_width,
     too_many_rows,
 )
+from exchanged.flows.kind import FlowKind, FlowProblem
+from exchanged.flows.model import IDENTIFIER_TYPES, Column, Flow
 from exchanged.matching.fuzzy import FuzzyIndexBuilder, discard_index, index_path
 from exchanged.matching.register import IdentifierCipher, SnapshotBuilder, U64Pairs
-from exchanged.policy.model import IDENTIFIER_TYPES, Column
 from exchanged.reasons import reason
 
 #: blocks parsed ahead of the one being checked (each some megabytes)
 BLOCKS_AHEAD = 2
 
 HEADER = ("record", "line", "code", "detail")
+
+
+class RegisterLoad(FlowKind):
+    """A reference dataset, loaded whole: the snapshot the matching kinds answer from."""
+
+    name = "reference-load"
+    # an empty load is refused by the load itself (NO_ROWS), which first discards
+    # the snapshot and the fuzzy index it began
+    needs_rows = False
+    builds_dataset = True
+
+    def check(self, flow: Flow) -> Iterator[FlowProblem]:
+        if flow.dataset is None:
+            yield FlowProblem((), "a reference-load flow must name the dataset it loads")
+        if not any(c.type in ("nik", "nip") and c.required for c in flow.columns):
+            yield FlowProblem(("columns",), "a reference-load flow must require a nik or nip "
+                              "column to match on")
+
+    def run(self, reader: CsvReader, out: IO[bytes], ctx: FlowContext) -> FlowResult:
+        return register_load(reader, out, ctx)
+
+
+REGISTER_LOAD: Final = RegisterLoad()
 
 
 def register_load(reader: CsvReader, out: IO[bytes], ctx: FlowContext) -> FlowResult:
@@ -59,8 +83,7 @@ def register_load(reader: CsvReader, out: IO[bytes], ctx: FlowContext) -> FlowRe
     # the fuzzy fallback's index: names and birth dates, protected, never the values themselves
     fuzzy: FuzzyIndexBuilder | None = None
     names_at = -1, -1
-    if (ctx.extra.get("fuzzy_index") == "build" and "nama" in reader.header
-            and "tanggal_lahir" in reader.header):
+    if ctx.build_fuzzy_index and "nama" in reader.header and "tanggal_lahir" in reader.header:
         fuzzy = FuzzyIndexBuilder(index_path(store.directory, ctx.new_snapshot_id),
                                   store.secret, ctx.work)
         names_at = reader.header.index("nama"), reader.header.index("tanggal_lahir")

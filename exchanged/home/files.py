@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
@@ -58,3 +59,17 @@ def atomic_write(path: Path, data: bytes, mode: int = FILE_MODE) -> None:
 
 def new_secret(path: Path, nbytes: int = 32) -> None:
     atomic_write(path, secrets.token_bytes(nbytes))
+
+
+def files_sha256(files: Mapping[str, bytes]) -> str:
+    """The SHA-256 of a set of named files: each name with its own SHA-256, in name order.
+
+    >>> files_sha256({"a.yaml": b"x"}) == files_sha256({"a.yaml": b"x"})
+    True
+    >>> files_sha256({"a.yaml": b"x"}) == files_sha256({"b.yaml": b"x"})
+    False
+    """
+    digest = hashlib.sha256()
+    for name in sorted(files):
+        digest.update(f"{name}\0{hashlib.sha256(files[name]).hexdigest()}\n".encode())
+    return digest.hexdigest()

@@ -11,33 +11,19 @@ for every set in ``exchanged ledger verify``. Policy files hold no personal data
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sqlite3
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from exchanged.errors import CheckFailed
+from exchanged.home.files import files_sha256
 
 
 class Executor(Protocol):
     """An SQLite connection, or a ledger transaction (whose writes commit with its entries)."""
 
     def execute(self, sql: str, params: Sequence[Any] = ..., /) -> sqlite3.Cursor: ...
-
-def files_sha256(files: Mapping[str, bytes]) -> str:
-    """The SHA-256 of a set of named files: each name with its own SHA-256, in name order.
-
-    >>> files_sha256({"a.yaml": b"x"}) == files_sha256({"a.yaml": b"x"})
-    True
-    >>> files_sha256({"a.yaml": b"x"}) == files_sha256({"b.yaml": b"x"})
-    False
-    """
-    digest = hashlib.sha256()
-    for name in sorted(files):
-        digest.update(f"{name}\0{hashlib.sha256(files[name]).hexdigest()}\n".encode())
-    return digest.hexdigest()
-
 
 def archive_policy_set(txn: Executor, files: Mapping[str, bytes], now: str) -> str:
     """Keep the exact files of a policy set (once per SHA-256); returns the SHA-256."""

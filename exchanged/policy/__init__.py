@@ -1,4 +1,7 @@
-"""Agreements as policy: YAML files in, explained allow/deny decisions out (pure, no I/O but loading)."""
+"""Agreements as policy: YAML files in, explained allow/deny decisions out.
+
+Pure: no I/O besides loading the policy files.
+"""
 
 from exchanged.policy.engine import Decision, Request, RuleResult, decide, rules_for
 from exchanged.policy.loader import load_policies

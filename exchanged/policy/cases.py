@@ -33,17 +33,12 @@ from pathlib import Path
 from typing import Any
 
 from exchanged.errors import PolicyError
+from exchanged.policy.addenda import ADDENDUM_FORMAT, AddendumSource, parse_addendum
 from exchanged.policy.engine import Decision, Request, all_rules, decide
-from exchanged.policy.loader import (
-    ADDENDUM_FORMAT,
-    AddendumSource,
-    Reader,
-    Source,
-    load_policy_files,
-    parse_addendum,
-    parse_source,
-)
+from exchanged.policy.loader import load_policy_files
 from exchanged.policy.model import PolicySet
+from exchanged.policy.schema import Reader, Source
+from exchanged.policy.yamlsafe import parse_source
 
 TESTS_FORMAT = "exchanged/policy-tests-v1"
 CASE_KEYS = ("name", "given", "request", "expect")

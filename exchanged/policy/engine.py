@@ -29,6 +29,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
+from functools import partial
 
 from exchanged.errors import Reason
 from exchanged.policy.model import Agreement, Flow, PolicySet
@@ -137,100 +138,118 @@ class Rule:
 PERMIT = Reason("PERMIT", "")
 
 
+# The conditions of the rules, each over the agreement and the flow it governs and a request;
+# rules_for binds the first two. They read the agreement and flow when a request is checked.
+Condition = Callable[[Agreement, Flow, Request], Reason | None]
+
+
+def _sender(agreement: Agreement, flow: Flow, req: Request) -> Reason | None:
+    return PERMIT if req.agency == flow.sender else None
+
+
+def _validity(agreement: Agreement, flow: Flow, req: Request) -> Reason | None:
+    v = agreement.validity
+    if v.start <= req.on <= v.end:
+        return None
+    return reason("AGREEMENT_NOT_IN_FORCE", agreement=agreement.id, date=req.on.isoformat(),
+                  start=v.start.isoformat(), end=v.end.isoformat(), clause=v.clause)
+
+
+def _terminated(agreement: Agreement, flow: Flow, req: Request) -> Reason | None:
+    if agreement.terminated_on is None or req.on < agreement.terminated_on:
+        return None
+    return reason("AGREEMENT_TERMINATED", agreement=agreement.id,
+                  date=agreement.terminated_on.isoformat(),
+                  reference=agreement.termination_reference,
+                  clause=agreement.termination_clause)
+
+
+def _suspended(agreement: Agreement, flow: Flow, req: Request) -> Reason | None:
+    for start, end, ref, clause in flow.suspensions:
+        if start <= req.on <= end:
+            return reason("FLOW_SUSPENDED", flow=flow.name, start=start.isoformat(),
+                          end=end.isoformat(), reference=ref, clause=clause)
+    return None
+
+
+def _recipient(agreement: Agreement, flow: Flow, req: Request) -> Reason | None:
+    to = req.recipient if req.recipient is not None else req.agency
+    if to in flow.recipients:
+        return None
+    return reason("NOT_A_RECIPIENT", flow=flow.name, recipients=", ".join(flow.recipients),
+                  agency=to, clause=agreement.confidentiality.answers_clause or flow.clause)
+
+
+def _required(agreement: Agreement, flow: Flow, req: Request) -> Reason | None:
+    if req.columns is None:
+        return None
+    for name in flow.required:
+        if name not in req.columns:
+            return reason("MISSING_COLUMN", column=name, flow=flow.name,
+                          required=", ".join(flow.required))
+    return None
+
+
+def _listed(agreement: Agreement, flow: Flow, req: Request) -> Reason | None:
+    if req.columns is None:
+        return None
+    for name in req.columns:
+        if name not in flow.allowed:
+            return reason("COLUMN_NOT_ALLOWED", column=name, flow=flow.name,
+                          clause=flow.columns_clause, allowed=", ".join(flow.allowed))
+    return None
+
+
+def _disclosure(agreement: Agreement, flow: Flow, req: Request) -> Reason | None:
+    if req.disclose is None:
+        return None
+    for name in req.disclose:
+        if name not in flow.discloses or name in flow.never_disclose:
+            return reason("DISCLOSURE_NOT_ALLOWED", field=name, flow=flow.name,
+                          clause=flow.disclosure_clause or flow.clause,
+                          allowed=", ".join(flow.discloses) or "nothing")
+    return None
+
+
+def _size(agreement: Agreement, flow: Flow, req: Request) -> Reason | None:
+    if req.size is None or flow.max_bytes is None or req.size <= flow.max_bytes:
+        return None
+    return reason("UPLOAD_TOO_LARGE", size=req.size, limit=flow.max_bytes)
+
+
+def _rows(agreement: Agreement, flow: Flow, req: Request) -> Reason | None:
+    if req.rows is None or flow.max_rows is None or req.rows <= flow.max_rows:
+        return None
+    return reason("TOO_MANY_ROWS", limit=flow.max_rows)
+
+
 def rules_for(agreement: Agreement, flow: Flow) -> tuple[Rule, ...]:
     """The rules that govern one flow of one agreement, in evaluation order."""
-    v = agreement.validity
+
+    def rule(rule_id: str, effect: str, clause: str, condition: Condition) -> Rule:
+        return Rule(rule_id, effect, clause, partial(condition, agreement, flow))
+
     conf = agreement.confidentiality
-
-    def sender(req: Request) -> Reason | None:
-        return PERMIT if req.agency == flow.sender else None
-
-    def validity(req: Request) -> Reason | None:
-        if v.start <= req.on <= v.end:
-            return None
-        return reason("AGREEMENT_NOT_IN_FORCE", agreement=agreement.id, date=req.on.isoformat(),
-                      start=v.start.isoformat(), end=v.end.isoformat(), clause=v.clause)
-
-    def terminated(req: Request) -> Reason | None:
-        if agreement.terminated_on is None or req.on < agreement.terminated_on:
-            return None
-        return reason("AGREEMENT_TERMINATED", agreement=agreement.id,
-                      date=agreement.terminated_on.isoformat(),
-                      reference=agreement.termination_reference,
-                      clause=agreement.termination_clause)
-
-    def suspended(req: Request) -> Reason | None:
-        for start, end, ref, clause in flow.suspensions:
-            if start <= req.on <= end:
-                return reason("FLOW_SUSPENDED", flow=flow.name, start=start.isoformat(),
-                              end=end.isoformat(), reference=ref, clause=clause)
-        return None
-
-    def recipient(req: Request) -> Reason | None:
-        to = req.recipient if req.recipient is not None else req.agency
-        if to in flow.recipients:
-            return None
-        return reason("NOT_A_RECIPIENT", flow=flow.name, recipients=", ".join(flow.recipients),
-                      agency=to, clause=conf.answers_clause or flow.clause)
-
-    def required(req: Request) -> Reason | None:
-        if req.columns is None:
-            return None
-        for name in flow.required:
-            if name not in req.columns:
-                return reason("MISSING_COLUMN", column=name, flow=flow.name,
-                              required=", ".join(flow.required))
-        return None
-
-    def listed(req: Request) -> Reason | None:
-        if req.columns is None:
-            return None
-        for name in req.columns:
-            if name not in flow.allowed:
-                return reason("COLUMN_NOT_ALLOWED", column=name, flow=flow.name,
-                              clause=flow.columns_clause, allowed=", ".join(flow.allowed))
-        return None
-
-    def disclosure(req: Request) -> Reason | None:
-        if req.disclose is None:
-            return None
-        for name in req.disclose:
-            if name not in flow.discloses or name in flow.never_disclose:
-                return reason("DISCLOSURE_NOT_ALLOWED", field=name, flow=flow.name,
-                              clause=flow.disclosure_clause or flow.clause,
-                              allowed=", ".join(flow.discloses) or "nothing")
-        return None
-
-    def size(req: Request) -> Reason | None:
-        if req.size is None or flow.max_bytes is None or req.size <= flow.max_bytes:
-            return None
-        return reason("UPLOAD_TOO_LARGE", size=req.size, limit=flow.max_bytes)
-
-    def rows(req: Request) -> Reason | None:
-        if req.rows is None or flow.max_rows is None or req.rows <= flow.max_rows:
-            return None
-        return reason("TOO_MANY_ROWS", limit=flow.max_rows)
-
     # a flow is suspended by a written addendum (Pasal 12(2)) or for force majeure (Pasal 10(3))
     suspension_clause = ("; ".join(sorted({c for _, _, _, c in flow.suspensions}))
                          or "Pasal 10 ayat (3); Pasal 12 ayat (2)")
     rules = [
-        Rule(f"{flow.name}.sender", "permit", flow.clause, sender),
-        Rule("agreement.validity", "forbid", v.clause, validity),
-        Rule("agreement.terminated", "forbid",
-             agreement.termination_clause or "Pasal 6 ayat (2) dan (3)", terminated),
-        Rule(f"{flow.name}.suspended", "forbid", suspension_clause, suspended),
-        Rule(f"{flow.name}.recipient", "forbid", conf.answers_clause or flow.clause, recipient),
-        Rule(f"{flow.name}.columns.required", "forbid", flow.columns_clause, required),
-        Rule(f"{flow.name}.columns.listed", "forbid", flow.columns_clause, listed),
+        rule(f"{flow.name}.sender", "permit", flow.clause, _sender),
+        rule("agreement.validity", "forbid", agreement.validity.clause, _validity),
+        rule("agreement.terminated", "forbid",
+             agreement.termination_clause or "Pasal 6 ayat (2) dan (3)", _terminated),
+        rule(f"{flow.name}.suspended", "forbid", suspension_clause, _suspended),
+        rule(f"{flow.name}.recipient", "forbid", conf.answers_clause or flow.clause, _recipient),
+        rule(f"{flow.name}.columns.required", "forbid", flow.columns_clause, _required),
+        rule(f"{flow.name}.columns.listed", "forbid", flow.columns_clause, _listed),
     ]
     if flow.discloses or flow.never_disclose:
-        rules.append(Rule(f"{flow.name}.disclosure", "forbid",
-                          flow.disclosure_clause or flow.clause, disclosure))
+        rules.append(rule(f"{flow.name}.disclosure", "forbid",
+                          flow.disclosure_clause or flow.clause, _disclosure))
     if flow.max_bytes is not None:
-        rules.append(Rule(f"{flow.name}.size", "forbid", flow.limits_clause or flow.clause, size))
+        rules.append(rule(f"{flow.name}.size", "forbid", flow.limits_clause or flow.clause, _size))
     if flow.max_rows is not None:
-        rules.append(Rule(f"{flow.name}.rows", "forbid", flow.limits_clause or flow.clause, rows))
+        rules.append(rule(f"{flow.name}.rows", "forbid", flow.limits_clause or flow.clause, _rows))
     return tuple(rules)
 
 

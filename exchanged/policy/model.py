@@ -2,6 +2,8 @@
 
 A policy file describes one agreement the way a legal officer reads it; the
 engine derives its rules from these values (see :mod:`exchanged.policy.engine`).
+A flow's own model lives with the flows (:mod:`exchanged.flows.model`), below
+the policy; its names are re-exported here for the policy's callers.
 """
 
 from __future__ import annotations
@@ -9,12 +11,26 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import date
 
-#: column types a flow may declare; each has a validator in the flows
-COLUMN_TYPES = ("nik", "nip", "nkk", "date", "text", "enum", "integer")
-#: identifier types: stored only as keyed hashes in reference snapshots
-IDENTIFIER_TYPES = ("nik", "nip", "nkk")
-#: what a flow does with its rows (each kind has a handler in exchanged.flows)
-FLOW_KINDS = ("reference-load", "nik-lookup", "nip-compare")
+from exchanged.flows.model import COLUMN_TYPES, IDENTIFIER_TYPES, Answer, Column, Flow, Fuzzy
+
+__all__ = [
+    "COLUMN_TYPES",
+    "IDENTIFIER_TYPES",
+    "Addendum",
+    "Agreement",
+    "Answer",
+    "Column",
+    "Confidentiality",
+    "Contact",
+    "Flow",
+    "Fuzzy",
+    "Monitoring",
+    "Party",
+    "PolicySet",
+    "Purpose",
+    "Retention",
+    "Validity",
+]
 
 
 @dataclass(frozen=True)
@@ -44,88 +60,6 @@ class Purpose:
     id: str
     text: str
     clause: str
-
-
-@dataclass(frozen=True)
-class Column:
-    name: str
-    type: str = "text"
-    required: bool = False
-    values: tuple[str, ...] = ()
-    max_length: int | None = None
-    pattern: str | None = None
-
-
-@dataclass(frozen=True)
-class Answer:
-    """The statuses a flow answers with, and the clause that defines them."""
-
-    clause: str = ""
-    found: str = ""
-    not_found: str = ""
-    invalid: str = ""
-    differs: str = ""
-
-
-@dataclass(frozen=True)
-class Fuzzy:
-    """The fuzzy fallback of a nik-lookup flow (``fuzzy:`` in the policy).
-
-    A valid NIK that is not in the reference data, on a row whose name and
-    birth date closely match a person of it, is answered ``status`` with the
-    score (0..1, at least ``min_score``) for manual confirmation, instead of
-    the flow's ``not_found``; see docs/matching.md.
-    """
-
-    enabled: bool
-    min_score: float
-    status: str
-    clause: str
-
-
-@dataclass(frozen=True)
-class Flow:
-    """One kind of exchange under an agreement."""
-
-    name: str
-    kind: str
-    purpose: str
-    clause: str
-    sender: str
-    recipients: tuple[str, ...]
-    columns: tuple[Column, ...]
-    columns_clause: str
-    answer: Answer = Answer()
-    discloses: tuple[str, ...] = ()
-    never_disclose: tuple[str, ...] = ()
-    disclosure_clause: str = ""
-    compares: tuple[str, ...] = ()
-    #: reference-load flows: the columns kept in the snapshot (identifiers are kept
-    #: only as keyed hashes; every other column is checked, then dropped)
-    keeps: tuple[str, ...] = ()
-    reference: str | None = None
-    dataset: str | None = None
-    max_bytes: int | None = None
-    max_rows: int | None = None
-    limits_clause: str = ""
-    #: suspensions by addenda: (from, until inclusive, reference, clause)
-    suspensions: tuple[tuple[date, date, str, str], ...] = ()
-    #: nik-lookup flows: the fuzzy fallback for rows whose NIK is not found
-    fuzzy: Fuzzy | None = None
-
-    @property
-    def required(self) -> tuple[str, ...]:
-        return tuple(c.name for c in self.columns if c.required)
-
-    @property
-    def allowed(self) -> tuple[str, ...]:
-        return tuple(c.name for c in self.columns)
-
-    def column(self, name: str) -> Column | None:
-        for c in self.columns:
-            if c.name == name:
-                return c
-        return None
 
 
 @dataclass(frozen=True)
@@ -272,7 +206,8 @@ class PolicySet:
 
     def inbox_flows(self, agency: str) -> tuple[str, ...]:
         """Flows the agency may upload to (its /inbox/<flow>/ folders)."""
-        return tuple(sorted({f.name for a in self.agreements for f in a.flows if f.sender == agency}))
+        return tuple(sorted({f.name for a in self.agreements for f in a.flows
+                             if f.sender == agency}))
 
     def outbox_flows(self, agency: str) -> tuple[str, ...]:
         """Flows whose outcomes the agency receives (its /outbox/<flow>/ folders)."""

@@ -156,7 +156,8 @@ def test_a_trigger_that_does_nothing_is_detected(ledger: Ledger) -> None:
 
 def test_the_policy_archive_is_append_only_and_checked_against_its_hash(ledger: Ledger) -> None:
     from exchanged.errors import CheckFailed
-    from exchanged.ledger.archive import archive_policy_set, archived_policy_set, files_sha256
+    from exchanged.home.files import files_sha256
+    from exchanged.ledger.archive import archive_policy_set, archived_policy_set
 
     files = {"a.yaml": b"format: exchanged/agreement-v1\n"}
     with ledger.transaction() as txn:

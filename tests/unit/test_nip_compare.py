@@ -13,8 +13,8 @@ import pytest
 
 from exchanged.csvio import CsvReader
 from exchanged.errors import Refused
-from exchanged.flows import HANDLERS, FlowContext
-from exchanged.flows.nip_compare import nip_compare, same_value, text_key
+from exchanged.flows import KINDS, FlowContext
+from exchanged.flows.nip_compare import NIP_COMPARE, nip_compare, same_value, text_key
 from exchanged.policy.loader import load_policies
 from exchanged.policy.model import Column, Flow
 
@@ -87,8 +87,8 @@ def run(flow: Flow, text: str, snapshot: FakeSnapshot | None, tmp_path: Path
     return rows, result.counts
 
 
-def test_the_handler_is_registered_for_its_kind() -> None:
-    assert HANDLERS["nip-compare"] is nip_compare
+def test_the_kind_is_registered_under_its_name() -> None:
+    assert KINDS["nip-compare"] is NIP_COMPARE
 
 
 def test_every_status(flow: Flow, tmp_path: Path) -> None:
@@ -146,7 +146,7 @@ def test_without_ref_and_with_unreadable_rows(flow: Flow, tmp_path: Path) -> Non
 
 def test_answers_in_order_across_chunks(flow: Flow, tmp_path: Path,
                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    # the package exports the function under the module's name: take the module itself
+    # the module itself: its functions read CHUNK from it
     module = importlib.import_module("exchanged.flows.nip_compare")
     monkeypatch.setattr(module, "CHUNK", 3)
     lines = [f"R{i},{A if i % 2 else NOBODY},X,Pekerja Sosial,Ahli Pertama,"
