@@ -43,8 +43,10 @@ from paramiko.common import (
 from exchanged.home import Listen
 from exchanged.sftp.defender import Ban, Defender, address_key
 from exchanged.sftp.door import Door, GuardedDoor
-from exchanged.sftp.folders import DropFolders, ExchangeSFTPServer, Session
+from exchanged.sftp.folders import DropFolders
+from exchanged.sftp.handles import ExchangeSFTPServer
 from exchanged.sftp.limits import Gate, Limits
+from exchanged.sftp.session import Session
 
 log = logging.getLogger("exchanged.sftp")
 
@@ -183,7 +185,8 @@ class Connection(paramiko.ServerInterface):
     def check_port_forward_request(self, address: str, port: int) -> bool:
         return False
 
-    def check_channel_direct_tcpip_request(self, chanid: int, origin: object, destination: object) -> int:
+    def check_channel_direct_tcpip_request(self, chanid: int, origin: object,
+                                           destination: object) -> int:
         return OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
 
     def check_channel_x11_request(self, *args: object) -> bool:

@@ -27,7 +27,7 @@ from exchanged.errors import PolicyError, Refused
 from exchanged.ids import ValidationError, nik, nip, nkk
 from exchanged.policy.loader import load_policy_files
 from exchanged.sftp.defender import address_key
-from exchanged.sftp.folders import is_temporary_name, looks_sealed, normalise
+from exchanged.sftp.paths import is_temporary_name, looks_sealed, normalise
 
 FAST = settings(max_examples=300, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow])
