@@ -184,7 +184,7 @@ def test_any_address_has_a_key(address: str) -> None:
     assert isinstance(key, str) and address_key(key.split("/")[0]) in (key, key.split("/")[0])
 
 
-# -- NIK, NIP, NKK ----------------------------------------------------------------------------------
+# -- NIK, NIP, NKK ---------------------------------------------------------------------------------
 
 DIGITS16 = st.from_regex(r"\s?[0-9]{16}\s?", fullmatch=True)
 DIGITS18 = st.from_regex(r"\s?[0-9]{18}\s?", fullmatch=True)
@@ -212,7 +212,7 @@ def test_identifiers_validate_or_raise_their_own_error(module: object, length: i
     assert validate(value) == value == text.strip(" \t\r\n")
 
 
-# -- the policy loader -------------------------------------------------------------------------------
+# -- the policy loader -----------------------------------------------------------------------------
 
 SCALARS = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False),
                     st.text(max_size=20), st.dates())
