@@ -29,6 +29,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import paramiko
@@ -52,7 +53,7 @@ log = logging.getLogger("exchanged.sftp")
 
 #: the only algorithms the server offers, by paramiko's kind, in no particular order (the
 #: client's preference decides among them)
-ALLOWED: Mapping[str, tuple[str, ...]] = {
+ALLOWED: Mapping[str, tuple[str, ...]] = MappingProxyType({
     "ciphers": ("aes256-gcm@openssh.com", "aes128-gcm@openssh.com", "aes256-ctr", "aes192-ctr",
                 "aes128-ctr"),
     "macs": ("hmac-sha2-512-etm@openssh.com", "hmac-sha2-256-etm@openssh.com", "hmac-sha2-512",
@@ -67,7 +68,7 @@ ALLOWED: Mapping[str, tuple[str, ...]] = {
     "pubkeys": ("ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384",
                 "ecdsa-sha2-nistp521", "rsa-sha2-512", "rsa-sha2-256"),
     "compression": ("none",),
-}
+})
 
 
 def disabled_algorithms() -> dict[str, list[str]]:

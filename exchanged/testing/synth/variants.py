@@ -29,6 +29,7 @@ import datetime
 from bisect import bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Final
 
 from exchanged.testing.synth.dates import nik_date
@@ -72,14 +73,14 @@ _P_FUZZY_PERSON: Final = 32
 
 _MUHAMMAD_FORMS: Final = ("Muhammad", "Muhamad", "Mohammad", "Mochammad", "Mohamad", "Moh.",
                           "Muh.", "Mhd.", "M.")
-_HONORIFICS: Final = {"H.", "Hj.", "Prof.", "Prof. Dr."} | set(ACADEMIC_PREFIXES)
+_HONORIFICS: Final = frozenset({"H.", "Hj.", "Prof.", "Prof. Dr.", *ACADEMIC_PREFIXES})
 # keys next to each other on a keyboard, for typos that hands make
-_KEYBOARD: Final = {
+_KEYBOARD: Final = MappingProxyType({
     "a": "sq", "b": "vn", "c": "xv", "d": "sf", "e": "wr", "f": "dg", "g": "fh", "h": "gj",
     "i": "uo", "j": "hk", "k": "jl", "l": "k", "m": "n", "n": "bm", "o": "ip", "p": "o",
     "q": "wa", "r": "et", "s": "ad", "t": "ry", "u": "yi", "v": "cb", "w": "qe", "x": "zc",
     "y": "tu", "z": "x",
-}
+})
 # prefixes that people write as a part of their own or glue to the next
 _SPLITTABLE: Final = ("Nur", "Sri", "Dwi", "Tri", "Eka", "Abdul", "Siti", "Putri", "Dewi")
 
@@ -281,12 +282,12 @@ class _Variation:
         return " ".join(words)
 
 
-_APPLIERS: Final = {
+_APPLIERS: Final = MappingProxyType({
     "titles_removed": _Variation.titles_removed, "titles_added": _Variation.titles_added,
     "capitals_spaces": _Variation.capitals_spaces, "muhammad": _Variation.muhammad,
     "old_spelling": _Variation.old_spelling, "spacing": _Variation.spacing,
     "typo": _Variation.typo, "initial": _Variation.initial,
-}
+})
 
 
 def _positive(name: str, kind: str, x: int, female: bool, year: int) -> str | None:
