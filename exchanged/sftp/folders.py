@@ -12,8 +12,9 @@ served.
 
 An upload is written to a hidden spool file and handed to processing only
 when the client closes it normally (an SSH_FXP_CLOSE). A connection that drops
-mid-upload closes the handle from :meth:`ExchangeSFTPServer.finish_subsystem`
-instead, and that upload is discarded and recorded, never processed.
+mid-upload closes the handle from
+:meth:`~exchanged.sftp.handles.ExchangeSFTPServer.finish_subsystem` instead,
+and that upload is discarded and recorded, never processed.
 
 Uploads under a temporary name (a leading dot, or ending ``.filepart``,
 ``.part``, ``.partial``, ``.tmp``, ``.upload``) wait in the inbox until the
@@ -27,16 +28,12 @@ already has its quota of files.
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
-import re
 import stat as stat_mod
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -50,245 +47,25 @@ from paramiko.sftp import (
 )
 
 from exchanged.errors import Unavailable
-from exchanged.home.drop import open_below
 from exchanged.sftp.door import Door, GuardedDoor, Upload
+from exchanged.sftp.handles import ReadHandle, UploadHandle
 from exchanged.sftp.limits import Gate
+from exchanged.sftp.paths import (
+    MAX_NAME_BYTES,
+    SAFE_HELD_NAME,
+    Place,
+    dir_attributes,
+    entry,
+    file_attributes,
+    is_temporary_name,
+    listable,
+    looks_sealed,
+    normalise,
+    open_tree_folder,
+)
+from exchanged.sftp.session import Session
 
 log = logging.getLogger("exchanged.sftp")
-
-TEMPORARY_SUFFIXES = (".filepart", ".part", ".partial", ".tmp", ".upload")
-#: files one session may hold open at once (each is a file descriptor here)
-MAX_OPEN_FILES = 32
-SAFE_HELD_NAME = re.compile(r"[A-Za-z0-9._-]{1,200}")
-MAX_NAME_BYTES = 1024
-#: the components of a drop folder's path that are the agency's tree (agency, area, flow):
-#: each is opened without following a link
-TREE_DEPTH = 3
-#: what an outcome starts with: a public-key encrypted session key packet (tag 1, old or
-#: new format), version 3, an 8-byte key id, an algorithm gpg encrypts to
-SEALED_TAGS = (0x84, 0x85, 0x86, 0xC1)
-PUBKEY_ALGORITHMS = (1, 2, 16, 18, 22, 25)
-#: ... or an armored OpenPGP message (the ledger's signed checkpoints)
-ARMOR = b"-----BEGIN PGP MESSAGE-----"
-
-
-def is_temporary_name(name: str) -> bool:
-    return name.startswith(".") or name.endswith(TEMPORARY_SUFFIXES)
-
-
-def normalise(path: str) -> str:
-    """Resolve a client path against the virtual root; ``..`` never climbs above ``/``.
-
-    >>> normalise("../../etc/passwd")
-    '/etc/passwd'
-    >>> normalise("inbox/./kpm-verification/")
-    '/inbox/kpm-verification'
-    """
-    parts: list[str] = []
-    for part in path.split("/"):
-        if part in ("", "."):
-            continue
-        if part == "..":
-            if parts:
-                parts.pop()
-            continue
-        parts.append(part)
-    return "/" + "/".join(parts)
-
-
-def looks_sealed(head: bytes) -> bool:
-    """Does a file that starts with ``head`` look like an OpenPGP message the exchange made?
-
-    >>> looks_sealed(bytes([0x84, 0x5E, 3]) + bytes(8) + bytes([18]))
-    True
-    >>> looks_sealed(b"-----BEGIN PGP MESSAGE-----\\n"), looks_sealed(b"SQLite format 3\\0")
-    (True, False)
-    """
-    if head.startswith(ARMOR):
-        return True
-    if len(head) < 12 or head[0] not in SEALED_TAGS:
-        return False
-    # the body starts after the length: one octet (old format, type 0), two (type 1), four
-    # (type 2); a new-format length of one, two or five octets
-    if head[0] == 0xC1:
-        start = 2 if head[1] < 192 else 3 if head[1] < 224 else 6
-    else:
-        start = 1 + {0x84: 1, 0x85: 2, 0x86: 4}[head[0]]
-    body = head[start:start + 10]
-    return len(body) == 10 and body[0] == 3 and body[9] in PUBKEY_ALGORITHMS
-
-
-def dir_attributes(name: str) -> paramiko.SFTPAttributes:
-    attr = paramiko.SFTPAttributes()
-    attr.filename = name
-    attr.st_mode = stat_mod.S_IFDIR | 0o700
-    attr.st_size = 0
-    attr.st_uid = attr.st_gid = 0
-    attr.st_mtime = attr.st_atime = int(time.time())
-    return attr
-
-
-def file_attributes(name: str, st: os.stat_result) -> paramiko.SFTPAttributes:
-    attr = paramiko.SFTPAttributes.from_stat(st, name)
-    attr.st_uid = attr.st_gid = 0
-    attr.st_mode = stat_mod.S_IFREG | 0o600
-    return attr
-
-
-@dataclass
-class Session:
-    """One authenticated connection."""
-
-    agency: str
-    remote: str
-    #: uploads handed over in this session: path -> (size, mtime), so a client's
-    #: stat or setstat right after its upload succeeds (WinSCP sets the time)
-    delivered: dict[str, tuple[int, int]] = field(default_factory=dict)
-    open_files: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    #: when the client last asked for anything (monotonic seconds): the idle limit
-    last_active: float = field(default_factory=time.monotonic)
-
-    def take_file(self) -> bool:
-        with self.lock:
-            if self.open_files >= MAX_OPEN_FILES:
-                return False
-            self.open_files += 1
-            return True
-
-    def release_file(self) -> None:
-        with self.lock:
-            self.open_files = max(0, self.open_files - 1)
-
-    def touch(self) -> None:
-        self.last_active = time.monotonic()
-
-    def idle_for(self) -> float:
-        return time.monotonic() - self.last_active
-
-
-@dataclass(frozen=True)
-class Place:
-    """What a normalised path names in the agency's tree."""
-
-    kind: str  # root | area | flow | file | none
-    area: str = ""
-    flow: str = ""
-    name: str = ""
-
-
-class UploadHandle(paramiko.SFTPHandle):
-    """An upload being written; handed over on a normal close only."""
-
-    def __init__(self, folders: DropFolders, upload: Upload, path: str, limit: int,
-                 elsewhere: int) -> None:
-        super().__init__()
-        self.folders = folders
-        self.upload = upload
-        self.path = path
-        self.limit = limit
-        #: what the agency holds besides the uploads it is writing (for its byte quota)
-        self.elsewhere = elsewhere
-        self.aborted = False
-        self.refused: str | None = None
-        self.closed = False
-        folders.gate.start_upload(upload.agency, id(self))
-
-    def write(self, offset: int, data: bytes) -> int:  # type: ignore[override]
-        self.folders.session.touch()
-        if self.refused:
-            return SFTP_FAILURE
-        end = offset + len(data)
-        if end > self.limit:
-            self.refused = f"the upload is over the limit of {self.limit} bytes"
-            return SFTP_FAILURE
-        # counted before it is written: the exchange never stores a byte over the quota
-        if not self.folders.gate.grow_upload(self.upload.agency, id(self), end, self.elsewhere):
-            self.refused = (f"the agency's inbox is over its quota of "
-                            f"{self.folders.gate.limits.quota_bytes} bytes")
-            return SFTP_FAILURE
-        try:
-            self.upload.write(offset, data)
-        except OSError as e:
-            self.refused = f"the exchange could not store it ({errno.errorcode.get(e.errno or 0, 'error')})"
-            return SFTP_FAILURE
-        return SFTP_OK
-
-    def read(self, offset: int, length: int) -> bytes | int:
-        return SFTP_PERMISSION_DENIED
-
-    def stat(self) -> paramiko.SFTPAttributes | int:
-        attr = paramiko.SFTPAttributes()
-        attr.st_size = self.upload.size
-        attr.st_mode = stat_mod.S_IFREG | 0o600
-        attr.st_mtime = attr.st_atime = int(time.time())
-        return attr
-
-    def chattr(self, attr: paramiko.SFTPAttributes) -> int:
-        return SFTP_OK  # times and modes of an upload are not kept
-
-    def close(self) -> None:
-        if self.closed:
-            return
-        self.closed = True
-        try:
-            self.folders.finish_upload(self)
-        finally:
-            self.folders.gate.end_upload(self.upload.agency, id(self))
-            self.folders.session.release_file()
-
-
-class ReadHandle(paramiko.SFTPHandle):
-    """An outcome being downloaded; the ledger records complete downloads."""
-
-    def __init__(self, folders: DropFolders, fd: int, place: Place, size: int) -> None:
-        super().__init__(os.O_RDONLY)
-        self.folders = folders
-        self.place = place
-        self.size = size
-        self.sent = 0
-        self.readfile = os.fdopen(fd, "rb")
-
-    def read(self, offset: int, length: int) -> bytes | int:
-        self.folders.session.touch()
-        data = super().read(offset, length)
-        if isinstance(data, bytes):
-            self.sent = max(self.sent, offset + len(data))
-        return data
-
-    def write(self, offset: int, data: bytes) -> int:  # type: ignore[override]
-        return SFTP_PERMISSION_DENIED
-
-    def chattr(self, attr: paramiko.SFTPAttributes) -> int:
-        return SFTP_OK
-
-    def close(self) -> None:
-        super().close()
-        self.folders.session.release_file()
-        if self.sent >= self.size:
-            self.folders.door.outcome_event(
-                self.folders.session.agency, self.place.flow, self.place.name, "downloaded",
-                self.size,
-            )
-
-
-class ExchangeSFTPServer(paramiko.SFTPServer):
-    """paramiko's SFTP server, told apart a normal close from a dropped connection."""
-
-    def finish_subsystem(self) -> None:
-        # Handles still open when the channel ends were never closed by the
-        # client: mark uploads aborted, then close each on its own, so that one
-        # that cannot be recorded does not leave the others (and their files) open.
-        for key, handle in list(self.file_table.items()):
-            if isinstance(handle, UploadHandle):
-                handle.aborted = True
-            try:
-                handle.close()
-            except Exception as e:
-                log.error("an open file could not be closed at the end of a session (%s)",
-                          type(e).__name__)
-            self.file_table.pop(key, None)
-        super().finish_subsystem()
 
 
 class DropFolders(paramiko.SFTPServerInterface):
@@ -349,12 +126,12 @@ class DropFolders(paramiko.SFTPServerInterface):
 
     def _file_stat(self, place: Place) -> os.stat_result | None:
         """lstat of a listed file: regular files only, never through a link."""
-        if place.kind != "file" or not _listable(place.name, place.area):
+        if place.kind != "file" or not listable(place.name, place.area):
             return None
         with self._folder(place) as folder:
             if folder is None:
                 return None
-            return _entry(folder, place.name, place.area)
+            return entry(folder, place.name, place.area)
 
     # -- SFTP operations -----------------------------------------------------------------------
 
@@ -375,9 +152,9 @@ class DropFolders(paramiko.SFTPServerInterface):
             if folder is None:
                 return []
             for name in sorted(os.listdir(folder)):
-                if not _listable(name, place.area):
+                if not listable(name, place.area):
                     continue
-                st = _entry(folder, name, place.area)
+                st = entry(folder, name, place.area)
                 if st is not None:
                     out.append(file_attributes(name, st))
         return out
@@ -408,7 +185,8 @@ class DropFolders(paramiko.SFTPServerInterface):
         result = self.stat(path)
         return SFTP_OK if not isinstance(result, int) else result
 
-    def open(self, path: str, flags: int, attr: paramiko.SFTPAttributes) -> paramiko.SFTPHandle | int:
+    def open(self, path: str, flags: int, attr: paramiko.SFTPAttributes
+             ) -> paramiko.SFTPHandle | int:
         place = self._place(path)
         if place.kind != "file":
             return SFTP_PERMISSION_DENIED if place.kind != "none" else SFTP_NO_SUCH_FILE
@@ -439,7 +217,7 @@ class DropFolders(paramiko.SFTPServerInterface):
         return UploadHandle(self, upload, normalise(path), limit, elsewhere)
 
     def _open_outcome(self, place: Place) -> paramiko.SFTPHandle | int:
-        if not _listable(place.name, place.area):
+        if not listable(place.name, place.area):
             return SFTP_NO_SUCH_FILE
         with self._folder(place) as folder:
             if folder is None:
@@ -585,44 +363,3 @@ class DropFolders(paramiko.SFTPServerInterface):
 
     def readlink(self, path: str) -> str | int:
         return SFTP_OP_UNSUPPORTED
-
-
-def open_tree_folder(path: Path) -> int:
-    """Open a drop folder, following no link in the agency's part of its path.
-
-    The last :data:`TREE_DEPTH` components (agency, inbox or outbox, flow) are each
-    opened relative to the one before with ``O_NOFOLLOW``, so a drop folder that was
-    replaced by a link to elsewhere raises ``OSError`` instead of being served.
-    """
-    return open_below(path.parents[TREE_DEPTH - 1], path.parts[-TREE_DEPTH:])
-
-
-def _entry(folder: int, name: str, area: str) -> os.stat_result | None:
-    """The stat of a file an agency may see in an open drop folder, else None.
-
-    Regular files only, never through a link; in an outbox, only sealed OpenPGP messages.
-    """
-    try:
-        st = os.stat(name, dir_fd=folder, follow_symlinks=False)
-    except (OSError, ValueError):
-        return None
-    if not stat_mod.S_ISREG(st.st_mode):
-        return None
-    if area == "outbox":
-        try:
-            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=folder)
-        except OSError:
-            return None
-        try:
-            if not looks_sealed(os.pread(fd, 64, 0)):
-                return None
-        finally:
-            os.close(fd)
-    return st
-
-
-def _listable(name: str, area: str) -> bool:
-    """Hidden files (our own temporaries) never show; inbox shows only held uploads."""
-    if area == "outbox":
-        return not name.startswith(".")
-    return is_temporary_name(name) and bool(SAFE_HELD_NAME.fullmatch(name))

@@ -44,7 +44,7 @@ from watchdog.observers import Observer
 
 from exchanged.errors import ConfigError
 from exchanged.home import Config
-from exchanged.sftp.folders import is_temporary_name
+from exchanged.sftp.paths import is_temporary_name
 
 log = logging.getLogger("exchanged.sftp.openssh")
 

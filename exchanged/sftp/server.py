@@ -29,6 +29,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import paramiko
@@ -43,14 +44,16 @@ from paramiko.common import (
 from exchanged.home import Listen
 from exchanged.sftp.defender import Ban, Defender, address_key
 from exchanged.sftp.door import Door, GuardedDoor
-from exchanged.sftp.folders import DropFolders, ExchangeSFTPServer, Session
+from exchanged.sftp.folders import DropFolders
+from exchanged.sftp.handles import ExchangeSFTPServer
 from exchanged.sftp.limits import Gate, Limits
+from exchanged.sftp.session import Session
 
 log = logging.getLogger("exchanged.sftp")
 
 #: the only algorithms the server offers, by paramiko's kind, in no particular order (the
 #: client's preference decides among them)
-ALLOWED: Mapping[str, tuple[str, ...]] = {
+ALLOWED: Mapping[str, tuple[str, ...]] = MappingProxyType({
     "ciphers": ("aes256-gcm@openssh.com", "aes128-gcm@openssh.com", "aes256-ctr", "aes192-ctr",
                 "aes128-ctr"),
     "macs": ("hmac-sha2-512-etm@openssh.com", "hmac-sha2-256-etm@openssh.com", "hmac-sha2-512",
@@ -65,7 +68,7 @@ ALLOWED: Mapping[str, tuple[str, ...]] = {
     "pubkeys": ("ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384",
                 "ecdsa-sha2-nistp521", "rsa-sha2-512", "rsa-sha2-256"),
     "compression": ("none",),
-}
+})
 
 
 def disabled_algorithms() -> dict[str, list[str]]:
@@ -183,7 +186,8 @@ class Connection(paramiko.ServerInterface):
     def check_port_forward_request(self, address: str, port: int) -> bool:
         return False
 
-    def check_channel_direct_tcpip_request(self, chanid: int, origin: object, destination: object) -> int:
+    def check_channel_direct_tcpip_request(self, chanid: int, origin: object,
+                                           destination: object) -> int:
         return OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
 
     def check_channel_x11_request(self, *args: object) -> bool:

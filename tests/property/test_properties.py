@@ -27,7 +27,7 @@ from exchanged.errors import PolicyError, Refused
 from exchanged.ids import ValidationError, nik, nip, nkk
 from exchanged.policy.loader import load_policy_files
 from exchanged.sftp.defender import address_key
-from exchanged.sftp.folders import is_temporary_name, looks_sealed, normalise
+from exchanged.sftp.paths import is_temporary_name, looks_sealed, normalise
 
 FAST = settings(max_examples=300, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow])
@@ -184,7 +184,7 @@ def test_any_address_has_a_key(address: str) -> None:
     assert isinstance(key, str) and address_key(key.split("/")[0]) in (key, key.split("/")[0])
 
 
-# -- NIK, NIP, NKK ----------------------------------------------------------------------------------
+# -- NIK, NIP, NKK ---------------------------------------------------------------------------------
 
 DIGITS16 = st.from_regex(r"\s?[0-9]{16}\s?", fullmatch=True)
 DIGITS18 = st.from_regex(r"\s?[0-9]{18}\s?", fullmatch=True)
@@ -212,7 +212,7 @@ def test_identifiers_validate_or_raise_their_own_error(module: object, length: i
     assert validate(value) == value == text.strip(" \t\r\n")
 
 
-# -- the policy loader -------------------------------------------------------------------------------
+# -- the policy loader -----------------------------------------------------------------------------
 
 SCALARS = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False),
                     st.text(max_size=20), st.dates())

@@ -32,8 +32,12 @@ from exchanged.testing.synth import (
     write_kpm_csv,
     write_register_csv,
 )
-from exchanged.testing.synth import generate as gen
-from exchanged.testing.synth.names import BATAK_MARGA, STYLES, add_titles, compose_name
+from exchanged.testing.synth.dates import iso_days
+from exchanged.testing.synth.invalid import INVALID_KINDS, invalid_nik
+from exchanged.testing.synth.mixing import mix64
+from exchanged.testing.synth.names import BATAK_MARGA, STYLES, compose_name
+from exchanged.testing.synth.regions import pick_region
+from exchanged.testing.synth.titles import add_titles
 
 # The project's validators are written in parallel; use them when present,
 # and always the local checkers below, which follow DOMAIN.md directly.
@@ -289,7 +293,7 @@ def test_titles_are_placed_realistically() -> None:
 
 def test_names_by_tradition() -> None:
     styles = {s.key: s for s in STYLES}
-    bits = [gen._mix64(n) for n in range(1000)]
+    bits = [mix64(n) for n in range(1000)]
     bali = [compose_name(styles["balinese"], False, b)[0] for b in bits]
     assert sum(n.startswith("I ") for n in bali) > len(bali) * 0.8
     assert any(n.split(" ")[1] in ("Wayan", "Made", "Nyoman", "Ketut") for n in bali)
@@ -398,13 +402,13 @@ def test_kpm_invalid_rows_really_invalid(batch_200k: list[KpmRow]) -> None:
 
 
 def test_every_kind_of_invalid_nik_is_invalid() -> None:
-    days = gen._iso_days(1935, 2022)
-    for kind in gen.INVALID_KINDS:
+    days = iso_days(1935, 2022)
+    for kind in INVALID_KINDS:
         for n in range(300):
-            x = gen._mix64(n * 1_000_003 + len(kind))
-            region, _, x = gen._region(x)
+            x = mix64(n * 1_000_003 + len(kind))
+            region, _, x = pick_region(x)
             day = days[x % len(days)]
-            nik = gen._invalid_nik(kind, region, day, bool(n & 1), 1 + x % 9999, x)
+            nik = invalid_nik(kind, region, day, bool(n & 1), 1 + x % 9999, x)
             assert not nik_structurally_valid(nik), (kind, nik)
             if ids_nik is not None:
                 assert not ids_nik.is_valid(nik), (kind, nik)

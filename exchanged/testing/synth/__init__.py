@@ -11,22 +11,15 @@ registers of millions and batches of tens of millions of rows are written
 with constant memory.
 """
 
-from exchanged.testing.synth.generate import (
-    INVALID_KINDS,
-    KPM_COLUMNS,
-    MAX_REGISTER_ROWS,
-    REGISTER_COLUMNS,
-    STATUS_ASN,
-    STATUS_INVALID,
-    STATUS_NOT_FOUND,
-    TRUTH_COLUMNS,
-    KpmRow,
-    Person,
-    SyntheticRegister,
-    kpm_batch,
+from exchanged.testing.synth.files import (
+    StrPath,
+    write_fuzzy_csv,
+    write_jabfung_csv,
     write_kpm_csv,
     write_register_csv,
 )
+from exchanged.testing.synth.instansi import INSTANSI
+from exchanged.testing.synth.invalid import INVALID_KINDS
 from exchanged.testing.synth.jabfung import (
     FUNCTIONAL_COLUMNS,
     JABFUNG_COLUMNS,
@@ -35,15 +28,28 @@ from exchanged.testing.synth.jabfung import (
     JabfungRow,
     functional_position,
     jabfung_batch,
-    write_jabfung_csv,
 )
-from exchanged.testing.synth.names import FEMALE_NAMES, INSTANSI, MALE_NAMES
+from exchanged.testing.synth.kpm import (
+    KPM_COLUMNS,
+    STATUS_ASN,
+    STATUS_INVALID,
+    STATUS_NOT_FOUND,
+    TRUTH_COLUMNS,
+    KpmRow,
+    kpm_batch,
+)
+from exchanged.testing.synth.names import FEMALE_NAMES, MALE_NAMES
+from exchanged.testing.synth.register import (
+    MAX_REGISTER_ROWS,
+    REGISTER_COLUMNS,
+    Person,
+    SyntheticRegister,
+)
 from exchanged.testing.synth.variants import (
     FUZZY_STATUS,
     FUZZY_TRUTH_COLUMNS,
     FuzzyCase,
     fuzzy_cases,
-    write_fuzzy_csv,
 )
 
 __all__ = [
@@ -72,6 +78,7 @@ __all__ = [
     "STATUS_ASN",
     "STATUS_INVALID",
     "STATUS_NOT_FOUND",
+    "StrPath",
     "SyntheticRegister",
     "TRUTH_COLUMNS",
     "kpm_batch",

@@ -23,20 +23,13 @@ with the answer each row must get:
 
 from __future__ import annotations
 
-import csv
 import datetime
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from exchanged.testing.synth.generate import (
-    _GOLDEN,
-    StrPath,
-    SyntheticRegister,
-    _mix64,
-    _open_private,
-    _stream_key,
-)
+from exchanged.testing.synth.mixing import GOLDEN, mix64, stream_key
+from exchanged.testing.synth.register import SyntheticRegister
 
 __all__ = [
     "FUNCTIONAL_COLUMNS",
@@ -46,7 +39,6 @@ __all__ = [
     "JabfungRow",
     "functional_position",
     "jabfung_batch",
-    "write_jabfung_csv",
 ]
 
 FUNCTIONAL_COLUMNS: Final = ("jabatan", "jenjang_jabatan", "unit_kerja", "tmt_jabatan")
@@ -116,11 +108,12 @@ def functional_position(register: SyntheticRegister, i: int) -> FunctionalPositi
     >>> register = SyntheticRegister(100, seed=1)
     >>> functional_position(register, 7) == functional_position(register, 7)
     True
-    >>> all(len(f.tmt_jabatan) in (0, 10) for f in map(lambda i: functional_position(register, i), range(100)))
+    >>> positions = [functional_position(register, i) for i in range(100)]
+    >>> all(len(p.tmt_jabatan) in (0, 10) for p in positions)
     True
     """
     person = register.row(i)
-    x = _mix64(_stream_key(register.seed, _P_JOBS) + i * _GOLDEN)
+    x = mix64(stream_key(register.seed, _P_JOBS) + i * GOLDEN)
     if x % 100 >= _HOLDS_PERCENT:
         return NO_POSITION
     x //= 100
@@ -219,14 +212,14 @@ def jabfung_batch(register: SyntheticRegister, rows: int, seed: int) -> Iterator
     """
     if len(register) == 0:
         raise ValueError("an empty register has nobody to compare")
-    k_case = _stream_key(seed, _P_JF_CASE)
-    k_person = _stream_key(seed, _P_JF_PERSON)
+    k_case = stream_key(seed, _P_JF_CASE)
+    k_person = stream_key(seed, _P_JF_PERSON)
     for r in range(rows):
         ref = f"JF-{r + 1:07d}"
-        x = _mix64(k_case + r * _GOLDEN)
+        x = mix64(k_case + r * GOLDEN)
         pick = x % 100
         x //= 100
-        base = _mix64(k_person + r * _GOLDEN)
+        base = mix64(k_person + r * GOLDEN)
         if 75 <= pick < 88:
             nip = _outside_nip(x)
             made = FunctionalPosition("Pekerja Sosial", "Ahli Muda", "Dinas Sosial Kota Contoh",
@@ -263,27 +256,3 @@ def jabfung_batch(register: SyntheticRegister, rows: int, seed: int) -> Iterator
             nip, sent = _invalid(person.nip, fields, x)
             yield _row(ref, nip, person.nama, sent, TIDAK_VALID, "")
 
-
-def write_jabfung_csv(path: StrPath, rows: Iterable[JabfungRow],
-                      truth_path: StrPath | None = None) -> int:
-    """Write a jabfung-integration batch (JABFUNG_COLUMNS) and, if asked, its truth file."""
-    count = 0
-    with _open_private(path) as stream:
-        writer = csv.writer(stream, lineterminator="\n")
-        writer.writerow(JABFUNG_COLUMNS)
-        truth_stream = _open_private(truth_path) if truth_path is not None else None
-        try:
-            truth = csv.writer(truth_stream, lineterminator="\n") if truth_stream else None
-            if truth is not None:
-                truth.writerow(JABFUNG_TRUTH_COLUMNS)
-            for row in rows:
-                writer.writerow([row.ref, row.nip, row.nama, row.jabatan, row.jenjang_jabatan,
-                                 row.unit_kerja, row.tmt_jabatan])
-                if truth is not None:
-                    truth.writerow([row.ref, row.nip, row.expected_status,
-                                    row.expected_berbeda])
-                count += 1
-        finally:
-            if truth_stream is not None:
-                truth_stream.close()
-    return count

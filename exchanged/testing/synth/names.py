@@ -1,4 +1,4 @@
-"""Realistic Indonesian personal names, titles and employing agencies.
+"""Realistic Indonesian personal names: naming traditions, their pools, names composed from them.
 
 Everything here is a constant tuple or a pure function of its arguments, so the
 generator stays deterministic: a name is chosen by cutting digits off one
@@ -7,7 +7,8 @@ random generator.
 
 The names are common given names and family names, combined at random; any
 resemblance of a generated name, birth date and NIK to a real person is
-accidental, and the NIKs are never real ones (see ``generate``).
+accidental, and the NIKs are never real ones (see
+:mod:`exchanged.testing.synth.kpm`).
 """
 
 from __future__ import annotations
@@ -16,20 +17,13 @@ from dataclasses import dataclass
 from typing import Final
 
 __all__ = [
-    "ACADEMIC_PREFIXES",
-    "BACHELOR_DEGREES",
     "BATAK_MARGA",
     "FEMALE_MONONYMS",
     "FEMALE_NAMES",
-    "INSTANSI",
-    "INSTANSI_CENTRAL",
-    "INSTANSI_REGIONAL",
     "MALE_MONONYMS",
     "MALE_NAMES",
-    "MASTER_DEGREES",
     "NameStyle",
     "STYLES",
-    "add_titles",
     "compose_name",
     "style_named",
 ]
@@ -471,155 +465,3 @@ def compose_name(style: NameStyle, female: bool, bits: int) -> tuple[str, bool]:
         if bits % 100 < 15:
             parts.insert(0, "Andi")
     return " ".join(parts), muslim
-
-
-# --------------------------------------------------------------------------
-# Titles, written as the register writes them: academic and religious titles
-# before the name, degrees after it behind a comma ("Dr. H. Ahmad Fauzi,
-# S.Pd., M.Si.").  Such names exercise RFC 4180 quoting and name matching.
-# --------------------------------------------------------------------------
-
-BACHELOR_DEGREES: Final[tuple[str, ...]] = (
-    "S.Pd.", "S.Sos.", "S.E.", "S.H.", "S.Kom.", "S.T.", "S.Ag.", "S.IP.", "S.Kep.",
-    "S.Pd.I.", "S.Si.", "S.P.", "S.AP.", "S.Ak.", "S.K.M.", "A.Md.", "A.Md.Kep.", "S.Pd.SD.",
-)
-MASTER_DEGREES: Final[tuple[str, ...]] = (
-    "M.Si.", "M.M.", "M.Pd.", "M.H.", "M.Kes.", "M.T.", "M.Ag.", "M.A.P.", "M.Kom.", "M.E.",
-)
-ACADEMIC_PREFIXES: Final[tuple[str, ...]] = ("Prof.", "Dr.", "Ir.", "Drs.", "Dra.", "dr.", "drg.")
-_MEDICAL_SPECIALTIES: Final[tuple[str, ...]] = ("Sp.PD.", "Sp.A.", "Sp.OG.", "Sp.B.", "M.Kes.", "Sp.KJ.")
-
-
-def add_titles(name: str, female: bool, muslim: bool, birth_year: int, bits: int) -> str:
-    """Return ``name`` with a realistic combination of titles (at least one).
-
-    Older graduates hold "Drs."/"Dra." (abolished for new graduates in the
-    1990s); "Ir." is an engineer's title; "dr."/"drg." a physician's or
-    dentist's; "H."/"Hj." mark a Muslim who made the hajj, so they go to
-    Muslims old enough to have saved for it.
-    """
-    before: list[str] = []
-    after: list[str] = []
-    kind = bits % 100
-    bits //= 100
-    if kind < 25 and birth_year < 1970:
-        before.append("Dra." if female else "Drs.")
-        graduate = True
-    elif 25 <= kind < 31 and birth_year < 1980:
-        before.append("Ir.")
-        graduate = True
-    elif 31 <= kind < 35:
-        before.append("drg." if kind == 34 else "dr.")
-        if bits % 3 == 0:
-            after.append(_MEDICAL_SPECIALTIES[(bits // 3) % len(_MEDICAL_SPECIALTIES)])
-        bits //= 100
-        graduate = False
-    elif kind < 90:
-        after.append(BACHELOR_DEGREES[bits % len(BACHELOR_DEGREES)])
-        bits //= len(BACHELOR_DEGREES)
-        graduate = True
-    else:
-        graduate = False
-    if graduate and bits % 100 < 30:
-        bits //= 100
-        after.append(MASTER_DEGREES[bits % len(MASTER_DEGREES)])
-        bits //= len(MASTER_DEGREES)
-        if bits % 100 < 15:
-            # A doctorate goes first of all; a few doctors are professors.
-            before.insert(0, "Prof. Dr." if bits % 1000 < 80 else "Dr.")
-    else:
-        bits //= 100
-    bits //= 1000
-    hajj = muslim and birth_year < 1992 and bits % 100 < 35
-    if hajj or not (before or after):
-        if muslim:
-            before.append("Hj." if female else "H.")
-        else:
-            after.append(BACHELOR_DEGREES[bits % len(BACHELOR_DEGREES)])
-    text = " ".join([*before, name])
-    if after:
-        text += ", " + ", ".join(after)
-    return text
-
-
-# --------------------------------------------------------------------------
-# Employing agencies (instansi).  Most ASN work for regional governments
-# (teachers, health workers); the rest for ministries and central agencies.
-# --------------------------------------------------------------------------
-
-INSTANSI_CENTRAL: Final[tuple[str, ...]] = (
-    "Kementerian Sosial",
-    "Badan Kepegawaian Negara",
-    "Kementerian Agama",
-    "Kementerian Pendidikan, Kebudayaan, Riset, dan Teknologi",
-    "Kementerian Pendidikan Dasar dan Menengah",
-    "Kementerian Kesehatan",
-    "Kementerian Keuangan",
-    "Kementerian Dalam Negeri",
-    "Kementerian Hukum dan Hak Asasi Manusia",
-    "Kementerian Pertanian",
-    "Kementerian Perhubungan",
-    "Kementerian Pekerjaan Umum dan Perumahan Rakyat",
-    "Kementerian Lingkungan Hidup dan Kehutanan",
-    "Kementerian Kelautan dan Perikanan",
-    "Kementerian Luar Negeri",
-    "Kementerian Ketenagakerjaan",
-    "Kementerian Agraria dan Tata Ruang/Badan Pertanahan Nasional",
-    "Kementerian Desa, Pembangunan Daerah Tertinggal, dan Transmigrasi",
-    "Kementerian Pendayagunaan Aparatur Negara dan Reformasi Birokrasi",
-    "Kejaksaan Republik Indonesia",
-    "Mahkamah Agung",
-    "Badan Pusat Statistik",
-    "Badan Pemeriksa Keuangan",
-    "Badan Meteorologi, Klimatologi, dan Geofisika",
-    "Badan Pengawas Obat dan Makanan",
-    "Badan Riset dan Inovasi Nasional",
-    "Badan Nasional Penanggulangan Bencana",
-    "Lembaga Administrasi Negara",
-)
-
-# (province code, instansi): lets a regional civil servant work in the
-# province of his or her NIK, as most do.
-INSTANSI_REGIONAL: Final[tuple[tuple[int, str], ...]] = (
-    (11, "Pemerintah Provinsi Aceh"),
-    (11, "Pemerintah Kabupaten Aceh Utara"),
-    (12, "Pemerintah Provinsi Sumatera Utara"),
-    (12, "Pemerintah Kota Medan"),
-    (12, "Pemerintah Kabupaten Deli Serdang"),
-    (13, "Pemerintah Kota Padang"),
-    (14, "Pemerintah Kota Pekanbaru"),
-    (16, "Pemerintah Kota Palembang"),
-    (18, "Pemerintah Kabupaten Lampung Tengah"),
-    (31, "Pemerintah Provinsi DKI Jakarta"),
-    (32, "Pemerintah Provinsi Jawa Barat"),
-    (32, "Pemerintah Kabupaten Bandung"),
-    (32, "Pemerintah Kabupaten Bogor"),
-    (32, "Pemerintah Kabupaten Garut"),
-    (32, "Pemerintah Kota Bandung"),
-    (33, "Pemerintah Provinsi Jawa Tengah"),
-    (33, "Pemerintah Kabupaten Banyumas"),
-    (33, "Pemerintah Kota Semarang"),
-    (34, "Pemerintah Daerah Daerah Istimewa Yogyakarta"),
-    (34, "Pemerintah Kabupaten Sleman"),
-    (35, "Pemerintah Provinsi Jawa Timur"),
-    (35, "Pemerintah Kota Surabaya"),
-    (35, "Pemerintah Kabupaten Malang"),
-    (35, "Pemerintah Kabupaten Jember"),
-    (36, "Pemerintah Kabupaten Tangerang"),
-    (51, "Pemerintah Provinsi Bali"),
-    (51, "Pemerintah Kabupaten Gianyar"),
-    (52, "Pemerintah Kabupaten Lombok Timur"),
-    (53, "Pemerintah Provinsi Nusa Tenggara Timur"),
-    (53, "Pemerintah Kabupaten Kupang"),
-    (61, "Pemerintah Kota Pontianak"),
-    (63, "Pemerintah Kota Banjarmasin"),
-    (64, "Pemerintah Provinsi Kalimantan Timur"),
-    (71, "Pemerintah Kota Manado"),
-    (73, "Pemerintah Provinsi Sulawesi Selatan"),
-    (73, "Pemerintah Kota Makassar"),
-    (73, "Pemerintah Kabupaten Gowa"),
-    (81, "Pemerintah Kota Ambon"),
-    (94, "Pemerintah Kota Jayapura"),
-)
-
-INSTANSI: Final[tuple[str, ...]] = INSTANSI_CENTRAL + tuple(n for _, n in INSTANSI_REGIONAL)

@@ -20,30 +20,24 @@ situation the fallback is for), a name and a birth date, and a label:
 Rows are a pure function of (register, seed, index), like everything in
 this package. A row's NIK is its person's NIK with a serial from 1000 up, or
 a not-found NIK of ``kpm_batch``: register serials stop at 999, so none is
-in the register (see ``generate``).
+in the register (see :mod:`exchanged.testing.synth.kpm`).
 """
 
 from __future__ import annotations
 
-import csv
 import datetime
 from bisect import bisect_right
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Final
 
-from exchanged.testing.synth.generate import (
-    _GOLDEN,
-    StrPath,
-    SyntheticRegister,
-    _cumulative,
-    _mix64,
-    _nik_date,
-    _open_private,
-    _stream_key,
-    kpm_batch,
-)
-from exchanged.testing.synth.names import ACADEMIC_PREFIXES, STYLES, add_titles
+from exchanged.testing.synth.dates import nik_date
+from exchanged.testing.synth.kpm import kpm_batch
+from exchanged.testing.synth.mixing import GOLDEN, cumulative, mix64, stream_key
+from exchanged.testing.synth.names import STYLES
+from exchanged.testing.synth.register import SyntheticRegister
+from exchanged.testing.synth.titles import ACADEMIC_PREFIXES, add_titles
 
 __all__ = [
     "FUZZY_STATUS",
@@ -53,7 +47,6 @@ __all__ = [
     "FuzzyCase",
     "fuzzy_cases",
     "strip_titles",
-    "write_fuzzy_csv",
 ]
 
 FUZZY_STATUS: Final = "KEMUNGKINAN_ASN"
@@ -66,12 +59,12 @@ _POSITIVE_KINDS: Final = (
     ("old_spelling", 6), ("spacing", 8), ("typo", 18), ("initial", 8), ("combined", 18),
 )
 POSITIVE_KINDS: Final = tuple(k for k, _ in _POSITIVE_KINDS)
-_POSITIVE_CUM: Final = _cumulative(w for _, w in _POSITIVE_KINDS)
+_POSITIVE_CUM: Final = cumulative(w for _, w in _POSITIVE_KINDS)
 _NEGATIVE_KINDS: Final = (
     ("extra_part", 20), ("missing_part", 15), ("other_part", 25), ("twin", 20), ("other_date", 20),
 )
 NEGATIVE_KINDS: Final = tuple(k for k, _ in _NEGATIVE_KINDS) + ("background",)
-_NEGATIVE_CUM: Final = _cumulative(w for _, w in _NEGATIVE_KINDS)
+_NEGATIVE_CUM: Final = cumulative(w for _, w in _NEGATIVE_KINDS)
 
 _ATTEMPTS: Final = 200
 _STEP: Final = 7919
@@ -80,14 +73,14 @@ _P_FUZZY_PERSON: Final = 32
 
 _MUHAMMAD_FORMS: Final = ("Muhammad", "Muhamad", "Mohammad", "Mochammad", "Mohamad", "Moh.",
                           "Muh.", "Mhd.", "M.")
-_HONORIFICS: Final = {"H.", "Hj.", "Prof.", "Prof. Dr."} | set(ACADEMIC_PREFIXES)
+_HONORIFICS: Final = frozenset({"H.", "Hj.", "Prof.", "Prof. Dr.", *ACADEMIC_PREFIXES})
 # keys next to each other on a keyboard, for typos that hands make
-_KEYBOARD: Final = {
+_KEYBOARD: Final = MappingProxyType({
     "a": "sq", "b": "vn", "c": "xv", "d": "sf", "e": "wr", "f": "dg", "g": "fh", "h": "gj",
     "i": "uo", "j": "hk", "k": "jl", "l": "k", "m": "n", "n": "bm", "o": "ip", "p": "o",
     "q": "wa", "r": "et", "s": "ad", "t": "ry", "u": "yi", "v": "cb", "w": "qe", "x": "zc",
     "y": "tu", "z": "x",
-}
+})
 # prefixes that people write as a part of their own or glue to the next
 _SPLITTABLE: Final = ("Nur", "Sri", "Dwi", "Tri", "Eka", "Abdul", "Siti", "Putri", "Dewi")
 
@@ -289,12 +282,12 @@ class _Variation:
         return " ".join(words)
 
 
-_APPLIERS: Final = {
+_APPLIERS: Final = MappingProxyType({
     "titles_removed": _Variation.titles_removed, "titles_added": _Variation.titles_added,
     "capitals_spaces": _Variation.capitals_spaces, "muhammad": _Variation.muhammad,
     "old_spelling": _Variation.old_spelling, "spacing": _Variation.spacing,
     "typo": _Variation.typo, "initial": _Variation.initial,
-}
+})
 
 
 def _positive(name: str, kind: str, x: int, female: bool, year: int) -> str | None:
@@ -342,7 +335,8 @@ def _negative(name: str, kind: str, x: int, female: bool) -> str | None:
 
 
 def _other_date(iso: str, x: int) -> str:
-    """Another birth date close to ``iso``: a day, a month or a year off, or day and month swapped."""
+    """Another birth date close to ``iso``: a day, a month or a year off, or day and month
+    swapped."""
     day = datetime.date.fromisoformat(iso)
     kind = x % 4
     if kind == 3 and day.day <= 12 and day.day != day.month:
@@ -359,7 +353,7 @@ def _other_date(iso: str, x: int) -> str:
 
 def _outside_nik(nik: str, iso: str, female: bool, x: int) -> str:
     """A valid NIK of the person's region and birth date that the register cannot hold."""
-    return f"{nik[:6]}{_nik_date(iso, female)}{1000 + x % 9000:04d}"
+    return f"{nik[:6]}{nik_date(iso, female)}{1000 + x % 9000:04d}"
 
 
 def fuzzy_cases(register: SyntheticRegister, rows: int, seed: int,
@@ -375,14 +369,14 @@ def fuzzy_cases(register: SyntheticRegister, rows: int, seed: int,
     """
     if not 0.0 <= positive_fraction + background_fraction <= 1.0 or len(register) == 0:
         raise ValueError("fractions must be between 0 and 1, and the register not empty")
-    k_case = _stream_key(seed, _P_FUZZY_CASE)
-    k_person = _stream_key(seed, _P_FUZZY_PERSON)
+    k_case = stream_key(seed, _P_FUZZY_CASE)
+    k_person = stream_key(seed, _P_FUZZY_PERSON)
     positive_cut = round(positive_fraction * (1 << 32))
     background_cut = positive_cut + round(background_fraction * (1 << 32))
     background = kpm_batch(register, rows, seed=seed + 1, asn_fraction=0.0, invalid_fraction=0.0)
     for r in range(rows):
         ref = f"FZ-{r + 1:08d}"
-        h = _mix64(k_case + r * _GOLDEN)
+        h = mix64(k_case + r * GOLDEN)
         u = h & 0xFFFFFFFF
         h >>= 32
         other = next(background)
@@ -390,7 +384,7 @@ def fuzzy_cases(register: SyntheticRegister, rows: int, seed: int,
             yield FuzzyCase(ref, other.nik.strip(), other.nama, other.tanggal_lahir, NOT_FOUND,
                             "background", -1)
             continue
-        base = _mix64(k_person + r * _GOLDEN)
+        base = mix64(k_person + r * GOLDEN)
         serial = base >> 48
         positive = u < positive_cut
         kinds = _POSITIVE_CUM if positive else _NEGATIVE_CUM
@@ -424,29 +418,3 @@ def fuzzy_cases(register: SyntheticRegister, rows: int, seed: int,
         yield FuzzyCase(ref, nik, made, dob, FUZZY_STATUS if positive else NOT_FOUND, kind,
                         person_index)
 
-
-def write_fuzzy_csv(path: StrPath, cases: Iterable[FuzzyCase],
-                    truth_path: StrPath | None = None) -> int:
-    """Write labelled rows as a kpm-verification batch (ref, nik, nama, tanggal_lahir), and the truth.
-
-    The truth file has FUZZY_TRUTH_COLUMNS: the status the fallback should
-    give and the kind of row.
-    """
-    count = 0
-    with _open_private(path) as stream:
-        writer = csv.writer(stream, lineterminator="\n")
-        writer.writerow(("ref", "nik", "nama", "tanggal_lahir"))
-        truth_stream = _open_private(truth_path) if truth_path is not None else None
-        try:
-            truth = csv.writer(truth_stream, lineterminator="\n") if truth_stream else None
-            if truth is not None:
-                truth.writerow(FUZZY_TRUTH_COLUMNS)
-            for case in cases:
-                writer.writerow((case.ref, case.nik, case.nama, case.tanggal_lahir))
-                if truth is not None:
-                    truth.writerow((case.ref, case.nik, case.expected_status, case.kind))
-                count += 1
-        finally:
-            if truth_stream is not None:
-                truth_stream.close()
-    return count

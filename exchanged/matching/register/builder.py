@@ -1,40 +1,12 @@
-"""Reference data snapshots: what a flow matches against, kept without identifiers in the clear.
-
-A snapshot is one immutable file ``<directory>/<snapshot-id>.db``. It holds,
-per row, a keyed value of each identifier (NIK, NIP, NKK) instead of the
-number, and only the other fields the policy says to keep. So the store answers
-"is this NIK in the register, and what may be disclosed" without keeping a list
-of NIKs on disk.
-
-The keyed value is AES-256 of one 16-byte block (a tag naming the column and
-the identifier's length, then the number as a 64-bit integer) under a key
-derived from the exchange's secret ``keys/register.key``. AES is a keyed
-permutation: without the key the values say nothing about the numbers (as the
-keyed BLAKE2b of the first format did), distinct numbers never collide, and it
-runs over millions of identifiers in one call (docs/performance.md).
-
-The file is a header (JSON: columns, row count, where each array is) followed by
-plain arrays: per identifier column the keyed values sorted, with the row each
-belongs to; per kept column a dictionary of its distinct values and a code per
-row. A reader maps the file into memory (``numpy.memmap``), so opening a
-snapshot costs nothing and a lookup touches only the pages it needs.
-
-A snapshot is built under a hidden temporary name and renamed into place when
-complete and fsynced; which snapshot is *current* is recorded by the caller (in
-the same database transaction as the ledger entry that announces it), so a load
-that fails halfway leaves the previous snapshot in force. Snapshots of the
-first format (SQLite, same name) are still read.
-"""
+"""Writing a snapshot: rows spilled a block at a time, merged, checked for repeats, published."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
-import sqlite3
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,69 +15,13 @@ from typing import IO, Any
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-KEY_BYTES = 16
+from exchanged.matching.register.keys import Rows, U64Pairs
+from exchanged.matching.register.layout import ALIGN, MAGIC, SUFFIX, SnapshotPlace
+
 CHUNK = 5000
-IN_CHUNK = 900  # below SQLite's bound-parameter limit
-# the first format's name is kept: a snapshot is told apart by its first bytes
-SUFFIX = ".db"
-#: a snapshot's fuzzy index beside it (exchanged.matching.fuzzy), removed with it
-FUZZY_SUFFIX = ".fuzzy"
-MAGIC = b"EXSNAP02"
-SQLITE_MAGIC = b"SQLite format 3\0"
-ALIGN = 64
 #: blocks handed to the builder's thread and not yet spilled, at most
 QUEUED_BLOCKS = 2
-#: identifiers have at most this many digits (fits a 64-bit integer)
-MAX_DIGITS = 18
-
-U64Pairs = npt.NDArray[np.uint64]  # shape (n, 2): one keyed value per row
-Rows = npt.NDArray[np.int64]
-
-
-def identifier_key(secret: bytes, value: str) -> bytes:
-    """The keyed hash of the first snapshot format (read-only now)."""
-    return hashlib.blake2b(value.encode("ascii"), key=secret, digest_size=KEY_BYTES).digest()
-
-
-class IdentifierCipher:
-    """Turns identifiers (ASCII digits) into keyed 16-byte values, many at a time."""
-
-    def __init__(self, secret: bytes) -> None:
-        # a key of its own for this use, derived from the register secret
-        self._key = hashlib.blake2b(b"exchanged identifier blocks v2", key=secret[:64],
-                                    digest_size=32).digest()
-
-    def digits(self, column: str, digits: npt.NDArray[np.uint8]) -> U64Pairs:
-        """Keyed values of ``digits`` (shape (n, width), ASCII 0-9 each row)."""
-        n, width = digits.shape
-        if width > MAX_DIGITS:
-            raise ValueError("identifiers have at most 18 digits")
-        number = np.zeros(n, dtype=np.uint64)
-        for i in range(width):
-            number = number * np.uint64(10) + (digits[:, i] - 48).astype(np.uint64)
-        plain = np.empty((n, 2), dtype=">u8")
-        tag = hashlib.blake2b(f"{column}:{width}".encode(), digest_size=8).digest()
-        plain[:, 0] = int.from_bytes(tag, "big")
-        plain[:, 1] = number
-        encryptor = Cipher(algorithms.AES(self._key), modes.ECB()).encryptor()
-        sealed = encryptor.update(plain.tobytes()) + encryptor.finalize()
-        return np.frombuffer(sealed, dtype=np.uint64).reshape(n, 2)
-
-    def values(self, column: str, identifiers: Sequence[str]) -> U64Pairs:
-        """Keyed values of identifiers given as text (each all ASCII digits)."""
-        out = np.zeros((len(identifiers), 2), dtype=np.uint64)
-        by_width: dict[int, list[int]] = {}
-        for i, value in enumerate(identifiers):
-            if not (value.isascii() and value.isdigit()) or len(value) > MAX_DIGITS:
-                raise ValueError("an identifier is not all digits")
-            by_width.setdefault(len(value), []).append(i)
-        for width, where in by_width.items():
-            joined = "".join(identifiers[i] for i in where).encode("ascii")
-            matrix = np.frombuffer(joined, dtype=np.uint8).reshape(len(where), width)
-            out[where] = self.digits(column, matrix)
-        return out
 
 
 @dataclass(frozen=True)
@@ -122,21 +38,6 @@ class BuildReport:
     duplicates: tuple[Duplicate, ...]
 
 
-def _q(name: str) -> str:
-    # column names come from the validated policy (letters, digits, _), quoted anyway
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _k(name: str) -> str:
-    return _q(name + "_key")
-
-
-def _raw(array: npt.NDArray[Any]) -> memoryview:
-    """An array's bytes, without a copy when it is contiguous (also when it is empty)."""
-    flat = np.ascontiguousarray(array).reshape(-1)
-    return flat.view(np.uint8).data
-
-
 class SnapshotBuilder:
     """Builds one snapshot; :meth:`finish` renames it into place, :meth:`abort` removes it.
 
@@ -148,7 +49,7 @@ class SnapshotBuilder:
     with the register.
     """
 
-    def __init__(self, store: RegisterStore, snapshot_id: str, keys: Sequence[str],
+    def __init__(self, store: SnapshotPlace, snapshot_id: str, keys: Sequence[str],
                  unique: Sequence[str], values: Sequence[str]) -> None:
         self._store = store
         self.snapshot_id = snapshot_id
@@ -417,201 +318,10 @@ class SnapshotBuilder:
                 pass
 
 
-class Snapshot:
-    """A published snapshot, open for lookups (mapped into memory, read-only)."""
-
-    def __init__(self, store: RegisterStore, snapshot_id: str) -> None:
-        self.snapshot_id = snapshot_id
-        self.cipher = store.cipher
-        path = store.directory / f"{snapshot_id}{SUFFIX}"
-        if not path.exists():
-            raise FileNotFoundError(snapshot_id)
-        self._map: npt.NDArray[np.uint8] | None = np.memmap(path, dtype=np.uint8, mode="r")
-        raw = self._map
-        if bytes(raw[:len(MAGIC)]) != MAGIC:
-            raise ValueError(f"snapshot {snapshot_id} is not in a known format")
-        size = int.from_bytes(bytes(raw[len(MAGIC):len(MAGIC) + 8]), "little")
-        head = len(MAGIC) + 8
-        meta = json.loads(bytes(raw[head:head + size]))
-        start = -(-(head + size) // ALIGN) * ALIGN
-        self.rows = int(meta["rows"])
-        self.keys = tuple(str(k) for k in meta["keys"])
-        self.columns = tuple(str(v) for v in meta["values"])
-        self._arrays: dict[str, npt.NDArray[Any]] = {}
-        for name, where in meta["arrays"].items():
-            dtype = np.dtype(where["dtype"])
-            shape = tuple(where["shape"])
-            count = int(np.prod(shape)) if shape else 1
-            begin = start + int(where["offset"])
-            self._arrays[name] = raw[begin:begin + count * dtype.itemsize].view(dtype).reshape(shape)
-        self._dictionaries: dict[str, pa.Array] = {}
-
-    def find(self, key: str, keyed: U64Pairs) -> Rows:
-        """For each keyed value, the row holding it in column ``key``, or -1."""
-        if key not in self.keys:
-            raise KeyError(key)
-        first = self._arrays[f"hi.{key}"]
-        second = self._arrays[f"lo.{key}"]
-        rows = self._arrays[f"row.{key}"]
-        out = np.full(len(keyed), -1, dtype=np.int64)
-        if not len(first) or not len(keyed):
-            return out
-        # sorted needles walk the table in order: far fewer cache misses than random ones
-        order = np.argsort(keyed[:, 0])
-        at = np.empty(len(keyed), dtype=np.int64)
-        at[order] = np.searchsorted(first, keyed[order, 0], side="left")
-        inside = at < len(first)
-        at_c = np.minimum(at, len(first) - 1)
-        same_first = inside & (first[at_c] == keyed[:, 0])
-        hit = same_first & (second[at_c] == keyed[:, 1])
-        out[hit] = rows[at_c[hit]]
-        # the first words of two values can be equal (about once in 10^12 pairs): walk on
-        for i in np.flatnonzero(same_first & ~hit).tolist():
-            j = int(at_c[i]) + 1
-            while j < len(first) and first[j] == keyed[i, 0]:
-                if second[j] == keyed[i, 1]:
-                    out[i] = int(rows[j])
-                    break
-                j += 1
-        return out
-
-    def dictionary(self, field: str) -> pa.Array:
-        """The distinct values of a kept column ("" first)."""
-        if field not in self.columns:
-            raise KeyError(field)
-        found = self._dictionaries.get(field)
-        if found is None:
-            data = self._arrays[f"dict.{field}"]
-            ends = self._arrays[f"dict_offsets.{field}"]
-            found = pa.LargeStringArray.from_buffers(
-                len(ends) - 1, pa.py_buffer(np.ascontiguousarray(ends)),
-                pa.py_buffer(np.ascontiguousarray(data))).cast(pa.string())
-            self._dictionaries[field] = found
-        return found
-
-    def codes(self, field: str, rows: Rows) -> npt.NDArray[np.int64]:
-        """Dictionary codes of a kept column for ``rows`` (-1 rows get "", code 0)."""
-        if field not in self.columns:
-            raise KeyError(field)
-        codes = self._arrays[f"val.{field}"]
-        out = np.zeros(len(rows), dtype=np.int64)
-        found = rows >= 0
-        out[found] = codes[rows[found]]
-        return out
-
-    def values(self, field: str, rows: Rows) -> pa.Array:
-        """A kept column's values for ``rows`` ("" for -1)."""
-        return self.dictionary(field).take(pa.array(self.codes(field, rows)))
-
-    def lookup(self, key: str, identifiers: Iterable[str], fields: Sequence[str]
-               ) -> dict[str, tuple[str, ...]]:
-        """For each identifier found in column ``key``, the requested fields (in order)."""
-        for f in fields:
-            if f not in self.columns:
-                raise KeyError(f)
-        wanted = [i for i in dict.fromkeys(identifiers)
-                  if i.isascii() and i.isdigit() and len(i) <= MAX_DIGITS]
-        rows = self.find(key, self.cipher.values(key, wanted))
-        columns = [self.values(f, rows).to_pylist() for f in fields]
-        return {ident: tuple(str(c[i]) for c in columns)
-                for i, ident in enumerate(wanted) if rows[i] >= 0}
-
-    def close(self) -> None:
-        self._arrays = {}
-        self._dictionaries = {}
-        self._map = None
-
-
-class LegacySnapshot(Snapshot):
-    """A snapshot in the first format (SQLite, keyed BLAKE2b), still read so that a
-    register loaded before the upgrade stays usable until the next load."""
-
-    def __init__(self, store: RegisterStore, snapshot_id: str) -> None:
-        self.snapshot_id = snapshot_id
-        self._secret = store.secret
-        path = store.directory / f"{snapshot_id}{SUFFIX}"
-        if not path.exists():
-            raise FileNotFoundError(snapshot_id)
-        self._conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
-        meta = dict(self._conn.execute("SELECT key, value FROM snapshot_meta").fetchall())
-        self.rows = int(meta["rows"])
-        self.keys = tuple(c for c in meta["keys"].split(",") if c)
-        self.columns = tuple(c for c in meta["values"].split(",") if c)
-
-    def lookup(self, key: str, identifiers: Iterable[str], fields: Sequence[str]
-               ) -> dict[str, tuple[str, ...]]:
-        """For each identifier found in column ``key``, the requested fields (in order)."""
-        if key not in self.keys:
-            raise KeyError(key)
-        for f in fields:
-            if f not in self.columns:
-                raise KeyError(f)
-        by_key = {identifier_key(self._secret, i): i for i in identifiers}
-        out: dict[str, tuple[str, ...]] = {}
-        select = ", ".join(_q(f) for f in fields) if fields else "1"
-        keys = list(by_key)
-        for start in range(0, len(keys), IN_CHUNK):
-            part = keys[start : start + IN_CHUNK]
-            marks = ",".join("?" * len(part))
-            for row in self._conn.execute(
-                f"SELECT {_k(key)}, {select} FROM register WHERE {_k(key)} IN ({marks})", part
-            ):
-                values = tuple("" if v is None else str(v) for v in row[1:]) if fields else ()
-                out[by_key[row[0]]] = values
-        return out
-
-    def close(self) -> None:
-        self._conn.close()
-
-
-class RegisterStore:
-    """The snapshots of one dataset."""
-
-    def __init__(self, directory: Path, secret: bytes) -> None:
-        self.directory = directory
-        self.secret = secret
-        self.cipher = IdentifierCipher(secret)
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-
-    def new_snapshot(self, snapshot_id: str, *, keys: Sequence[str], unique: Sequence[str],
-                     values: Sequence[str]) -> SnapshotBuilder:
-        return SnapshotBuilder(self, snapshot_id, keys, unique, values)
-
-    def open(self, snapshot_id: str) -> Snapshot:
-        path = self.directory / f"{snapshot_id}{SUFFIX}"
-        with open(path, "rb") as f:
-            if f.read(len(SQLITE_MAGIC)) == SQLITE_MAGIC:
-                return LegacySnapshot(self, snapshot_id)
-        return Snapshot(self, snapshot_id)
-
-    def snapshot_ids(self) -> Iterator[str]:
-        for p in sorted(self.directory.glob(f"*{SUFFIX}")):
-            if not p.name.startswith("."):
-                yield p.stem
-
-    def discard(self, snapshot_id: str) -> None:
-        """Remove one snapshot that never became current (its load was refused)."""
-        for suffix in (SUFFIX, FUZZY_SUFFIX):
-            try:
-                (self.directory / f"{snapshot_id}{suffix}").unlink()
-            except FileNotFoundError:
-                pass
-
-    def remove_unreferenced(self, keep: Iterable[str]) -> int:
-        """Remove temporaries and snapshots not in ``keep``; returns how many files went."""
-        keep_set = set(keep)
-        removed = 0
-        for p in self.directory.iterdir():
-            if p.name.startswith(".") and p.name.endswith(".build") and p.is_dir():
-                shutil.rmtree(p, ignore_errors=True)
-                removed += 1
-                continue
-            stale_tmp = p.name.startswith(".") and p.name.endswith(".tmp")
-            old = p.suffix in (SUFFIX, FUZZY_SUFFIX) and p.stem not in keep_set
-            if stale_tmp or old:
-                p.unlink()
-                removed += 1
-        return removed
+def _raw(array: npt.NDArray[Any]) -> memoryview:
+    """An array's bytes, without a copy when it is contiguous (also when it is empty)."""
+    flat = np.ascontiguousarray(array).reshape(-1)
+    return flat.view(np.uint8).data
 
 
 def _fsync_dir(path: Path) -> None:

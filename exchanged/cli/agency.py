@@ -1,0 +1,89 @@
+"""An agency's client commands: submit a batch and fetch outcomes over SFTP."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from exchanged.cli.common import Leaf, Parser
+
+
+def _client(args: argparse.Namespace) -> Any:
+    from exchanged.client import Client, default_state, progress_stream
+
+    return Client(args.server, args.agency, Path(args.ssh_key),
+                  gnupghome=Path(args.gnupghome) if args.gnupghome else None,
+                  state=Path(args.state) if args.state else default_state(),
+                  exchange_key=Path(args.exchange_key) if args.exchange_key else None,
+                  progress=None if args.quiet else progress_stream())
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    from exchanged.client import submit
+
+    client = _client(args)
+    try:
+        done = submit(client, args.flow, Path(args.file), batch_id=args.batch_id,
+                      output=Path(args.output) if args.output else None,
+                      timeout=args.timeout, wait=not args.no_wait)
+    finally:
+        client.close()
+    if done.kind == "uploaded":
+        print(f"uploaded batch {done.batch_id}; collect its outcome with 'exchanged fetch'")
+        return 0
+    if done.kind == "rejected":
+        print(f"batch {done.batch_id} was REJECTED:")
+        for r in done.reasons:
+            print(f"  {r.get('code')}: {r.get('message')}")
+        return 1
+    print(f"batch {done.batch_id} answered; the answer (checked: signed by the exchange) is "
+          f"in {done.answer}")
+    return 0
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    from exchanged.client import fetch
+
+    client = _client(args)
+    try:
+        got = fetch(client, args.flow, Path(args.output_dir), remove=args.remove)
+    finally:
+        client.close()
+    for name, local in got:
+        print(f"{name} -> {local}")
+    if not got:
+        print("no outcome waiting")
+    return 0
+
+
+def add_parsers(sub: argparse._SubParsersAction[Parser], leaf: Leaf) -> None:
+    """Add the parsers of submit and fetch, with the options of the connection they share."""
+    connect = Parser(add_help=False)
+    connect.add_argument("--server", required=True, metavar="HOST:PORT")
+    connect.add_argument("--agency", required=True, metavar="ID", help="the agency's id (login)")
+    connect.add_argument("--ssh-key", required=True, metavar="FILE",
+                         help="the agency's SSH private key")
+    connect.add_argument("--gnupghome", metavar="DIR",
+                         help="the agency's GnuPG home (default $GNUPGHOME or ~/.gnupg)")
+    connect.add_argument("--exchange-key", metavar="FILE.asc",
+                         help="the exchange's public key: needed the first time, then pinned")
+    connect.add_argument("--state", metavar="DIR",
+                         help="where pins are kept (default ~/.config/exchanged-client)")
+    connect.add_argument("--quiet", action="store_true", help="no progress bar")
+    sp = sub.add_parser("submit", parents=[connect],
+                        help="an agency's client: sign, encrypt, upload, wait, check, decrypt")
+    sp.set_defaults(handler=cmd_submit)
+    sp.add_argument("--flow", required=True)
+    sp.add_argument("file", metavar="FILE.csv")
+    sp.add_argument("--batch-id", metavar="ID", help="default: the file's name and the time")
+    sp.add_argument("--output", metavar="FILE.csv", help="where to write the answer")
+    sp.add_argument("--timeout", type=float, default=3600.0, metavar="SECONDS")
+    sp.add_argument("--no-wait", action="store_true", help="upload and return at once")
+    sp = sub.add_parser("fetch", parents=[connect],
+                        help="an agency's client: collect, check and decrypt waiting outcomes")
+    sp.set_defaults(handler=cmd_fetch)
+    sp.add_argument("--flow", help="only this flow (default: all)")
+    sp.add_argument("--output-dir", default=".", metavar="DIR")
+    sp.add_argument("--remove", action="store_true",
+                    help="remove each outcome from the exchange once it is safely written")

@@ -1,0 +1,96 @@
+"""The fast path of the CSV reader: a chunk of provably plain lines parsed by Arrow's C++ parser."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+
+from exchanged.csvio.blocks import Block
+from exchanged.csvio.rows import MAX_FIELD
+
+#: Arrow parses a block in pieces of this size, on its threads
+ARROW_BLOCK = 1 << 20
+
+
+def fast_block(chunk: bytes, width: int, first: int) -> Block | None:
+    """Parse ``chunk`` (whole lines of ``width`` fields, the first numbered ``first``) with
+    Arrow if it is provably plain, else None."""
+    if chunk.startswith(b"\xef\xbb\xbf"):
+        return None  # Arrow would drop it as a byte order mark; here it is data
+    if b"\0" in chunk or (b"\r" in chunk and chunk.count(b"\r") != chunk.count(b"\r\n")):
+        return None
+    if not chunk.isascii():
+        try:
+            chunk.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    if b'"' in chunk and not plain_quotes(chunk):
+        return None
+    names = [f"c{i}" for i in range(width)]
+    try:
+        table = pa_csv.read_csv(
+            pa.py_buffer(chunk),
+            read_options=pa_csv.ReadOptions(column_names=names, block_size=ARROW_BLOCK,
+                                            use_threads=True),
+            # a row with the wrong number of fields fails the parse: csv module
+            parse_options=pa_csv.ParseOptions(newlines_in_values=False,
+                                              ignore_empty_lines=True),
+            convert_options=pa_csv.ConvertOptions(
+                column_types={n: pa.string() for n in names}, strings_can_be_null=False,
+                quoted_strings_can_be_null=False, check_utf8=False),
+        )
+    except (pa.ArrowInvalid, ValueError):
+        return None
+    # one row per physical line: no blank line (the csv module numbers those), and no
+    # line break inside quotes
+    lines = table.num_rows
+    if chunk.count(b"\n") != lines:
+        return None
+    columns = tuple(_plain_column(table.column(i)) for i in range(width))
+    # the csv module's field limit (bytes are never fewer than characters)
+    if any(len(c) and pc.max(pc.binary_length(c)).as_py() > MAX_FIELD for c in columns):
+        return None
+    return Block(np.arange(first, first + lines, dtype=np.int64), columns, {})
+
+
+def _plain_column(column: pa.ChunkedArray) -> pa.StringArray:
+    array = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+    assert isinstance(array, pa.StringArray)
+    return array
+
+
+def plain_quotes(chunk: bytes) -> bool:
+    """Every quote opens a field, closes it, or doubles a quote inside it, and no quoted
+    field holds a line break: then Arrow and the csv module read the chunk alike."""
+    data = np.frombuffer(chunk, dtype=np.uint8)
+    quotes = np.flatnonzero(data == 34)
+    if len(quotes) % 2:
+        return False
+    n = len(quotes)
+    index = np.arange(n)
+    opening = quotes[0::2]
+    closing = quotes[1::2]
+    # an opening quote starts a field, or is the second of a doubled quote
+    before = np.where(opening > 0, data[np.maximum(opening - 1, 0)], 10)
+    after_pair = np.zeros(len(opening), dtype=np.bool_)
+    after_pair[1:] = quotes[index[2::2] - 1] == opening[1:] - 1
+    if not np.all((before == 44) | (before == 10) | after_pair):
+        return False
+    # a closing quote ends a field, or is the first of a doubled quote
+    nxt = data[np.minimum(closing + 1, len(data) - 1)]
+    pair_next = np.zeros(len(closing), dtype=np.bool_)
+    has_next = index[1::2] + 1 < n
+    pair_next[has_next] = quotes[index[1::2][has_next] + 1] == closing[has_next] + 1
+    if not np.all((nxt == 44) | (nxt == 10) | (nxt == 13) | pair_next):
+        return False
+    # no line break inside quotes
+    lengths = closing - opening - 1
+    total = int(lengths.sum())
+    if total:
+        starts = np.repeat(opening + 1 - np.concatenate(([0], np.cumsum(lengths)[:-1])), lengths)
+        inside = data[starts + np.arange(total)]
+        if np.any((inside == 10) | (inside == 13)):
+            return False
+    return True

@@ -1,0 +1,65 @@
+"""The fuzzy fallback: is a KPM whose NIK is not in the register an ASN by name and birth date?"""
+
+from exchanged.matching.fuzzy.build import FuzzyBuildReport, FuzzyIndexBuilder
+from exchanged.matching.fuzzy.encoding import FuzzyKeys
+from exchanged.matching.fuzzy.layout import (
+    BLOOM_BITS,
+    BLOOM_BYTES,
+    BLOOM_K,
+    KEY_BITS,
+    LEXICON_MIN,
+    MAGIC,
+    MAX_RECORDS,
+    MAX_TOKENS,
+    RECORD_BITS,
+    SUFFIX,
+    VERSION,
+    FuzzyIndexError,
+    FuzzyIndexMissing,
+    discard_index,
+    index_path,
+    lexicon_minimum,
+)
+from exchanged.matching.fuzzy.scoring import (
+    INITIAL_SIM,
+    MIN_EVIDENCE,
+    SPACING_SIM,
+    TYPO_MIN_LENGTH,
+    TYPO_SIM,
+    UNPAIRED_FACTOR,
+    name_score,
+)
+from exchanged.matching.fuzzy.search import FuzzyFallback, FuzzyIndex, iter_chunks, shown_score
+
+__all__ = [
+    "BLOOM_BITS",
+    "BLOOM_BYTES",
+    "BLOOM_K",
+    "INITIAL_SIM",
+    "KEY_BITS",
+    "LEXICON_MIN",
+    "MAGIC",
+    "MAX_RECORDS",
+    "MAX_TOKENS",
+    "MIN_EVIDENCE",
+    "RECORD_BITS",
+    "SPACING_SIM",
+    "SUFFIX",
+    "TYPO_MIN_LENGTH",
+    "TYPO_SIM",
+    "UNPAIRED_FACTOR",
+    "VERSION",
+    "FuzzyBuildReport",
+    "FuzzyFallback",
+    "FuzzyIndex",
+    "FuzzyIndexBuilder",
+    "FuzzyIndexError",
+    "FuzzyIndexMissing",
+    "FuzzyKeys",
+    "discard_index",
+    "index_path",
+    "iter_chunks",
+    "lexicon_minimum",
+    "name_score",
+    "shown_score",
+]

@@ -1,0 +1,152 @@
+"""The SFTP file handles: an upload being written, an outcome being downloaded.
+
+An upload is handed over only when the client closes it normally (an
+SSH_FXP_CLOSE); a connection that drops mid-upload closes the handle from
+:meth:`ExchangeSFTPServer.finish_subsystem` instead, and that upload is
+discarded and recorded, never processed.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import stat as stat_mod
+import time
+from typing import Any, Protocol
+
+import paramiko
+from paramiko.sftp import SFTP_FAILURE, SFTP_OK, SFTP_PERMISSION_DENIED
+
+from exchanged.sftp.door import Door, Upload
+from exchanged.sftp.limits import Gate
+from exchanged.sftp.paths import Place
+from exchanged.sftp.session import Session
+
+log = logging.getLogger("exchanged.sftp")
+
+
+class HandleOwner(Protocol):
+    """What a handle needs of the folders that opened it
+    (:class:`~exchanged.sftp.folders.DropFolders`)."""
+
+    session: Session
+    gate: Gate
+    door: Door[Any]
+
+    def finish_upload(self, handle: UploadHandle) -> None: ...
+
+
+class UploadHandle(paramiko.SFTPHandle):
+    """An upload being written; handed over on a normal close only."""
+
+    def __init__(self, folders: HandleOwner, upload: Upload, path: str, limit: int,
+                 elsewhere: int) -> None:
+        super().__init__()
+        self.folders = folders
+        self.upload = upload
+        self.path = path
+        self.limit = limit
+        #: what the agency holds besides the uploads it is writing (for its byte quota)
+        self.elsewhere = elsewhere
+        self.aborted = False
+        self.refused: str | None = None
+        self.closed = False
+        folders.gate.start_upload(upload.agency, id(self))
+
+    def write(self, offset: int, data: bytes) -> int:  # type: ignore[override]
+        self.folders.session.touch()
+        if self.refused:
+            return SFTP_FAILURE
+        end = offset + len(data)
+        if end > self.limit:
+            self.refused = f"the upload is over the limit of {self.limit} bytes"
+            return SFTP_FAILURE
+        # counted before it is written: the exchange never stores a byte over the quota
+        if not self.folders.gate.grow_upload(self.upload.agency, id(self), end, self.elsewhere):
+            self.refused = (f"the agency's inbox is over its quota of "
+                            f"{self.folders.gate.limits.quota_bytes} bytes")
+            return SFTP_FAILURE
+        try:
+            self.upload.write(offset, data)
+        except OSError as e:
+            code = errno.errorcode.get(e.errno or 0, "error")
+            self.refused = f"the exchange could not store it ({code})"
+            return SFTP_FAILURE
+        return SFTP_OK
+
+    def read(self, offset: int, length: int) -> bytes | int:
+        return SFTP_PERMISSION_DENIED
+
+    def stat(self) -> paramiko.SFTPAttributes | int:
+        attr = paramiko.SFTPAttributes()
+        attr.st_size = self.upload.size
+        attr.st_mode = stat_mod.S_IFREG | 0o600
+        attr.st_mtime = attr.st_atime = int(time.time())
+        return attr
+
+    def chattr(self, attr: paramiko.SFTPAttributes) -> int:
+        return SFTP_OK  # times and modes of an upload are not kept
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            self.folders.finish_upload(self)
+        finally:
+            self.folders.gate.end_upload(self.upload.agency, id(self))
+            self.folders.session.release_file()
+
+
+class ReadHandle(paramiko.SFTPHandle):
+    """An outcome being downloaded; the ledger records complete downloads."""
+
+    def __init__(self, folders: HandleOwner, fd: int, place: Place, size: int) -> None:
+        super().__init__(os.O_RDONLY)
+        self.folders = folders
+        self.place = place
+        self.size = size
+        self.sent = 0
+        self.readfile = os.fdopen(fd, "rb")
+
+    def read(self, offset: int, length: int) -> bytes | int:
+        self.folders.session.touch()
+        data = super().read(offset, length)
+        if isinstance(data, bytes):
+            self.sent = max(self.sent, offset + len(data))
+        return data
+
+    def write(self, offset: int, data: bytes) -> int:  # type: ignore[override]
+        return SFTP_PERMISSION_DENIED
+
+    def chattr(self, attr: paramiko.SFTPAttributes) -> int:
+        return SFTP_OK
+
+    def close(self) -> None:
+        super().close()
+        self.folders.session.release_file()
+        if self.sent >= self.size:
+            self.folders.door.outcome_event(
+                self.folders.session.agency, self.place.flow, self.place.name, "downloaded",
+                self.size,
+            )
+
+
+class ExchangeSFTPServer(paramiko.SFTPServer):
+    """paramiko's SFTP server, told apart a normal close from a dropped connection."""
+
+    def finish_subsystem(self) -> None:
+        # Handles still open when the channel ends were never closed by the
+        # client: mark uploads aborted, then close each on its own, so that one
+        # that cannot be recorded does not leave the others (and their files) open.
+        for key, handle in list(self.file_table.items()):
+            if isinstance(handle, UploadHandle):
+                handle.aborted = True
+            try:
+                handle.close()
+            except Exception as e:
+                log.error("an open file could not be closed at the end of a session (%s)",
+                          type(e).__name__)
+            self.file_table.pop(key, None)
+        super().finish_subsystem()
