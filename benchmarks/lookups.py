@@ -137,7 +137,8 @@ def compare_parsers(path: str) -> None:
     with open(path, "rb") as f:
         data = f.read()
     for name, run in (("csv module, row by row", read_csv_module), ("arrow read_csv", read_arrow),
-                      ("polars read_csv", read_polars), ("exchanged CsvReader.blocks", read_blocks)):
+                      ("polars read_csv", read_polars),
+                      ("exchanged CsvReader.blocks", read_blocks)):
         try:
             start = time.perf_counter()
             rows = run(data)

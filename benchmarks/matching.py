@@ -10,8 +10,9 @@ What it does, as an agency and an administrator would:
    agreement is in force), and starts ``exchanged run`` as a subprocess;
 3. seals each CSV with ``gpg --sign --encrypt`` as the agency
    (:class:`~exchanged.testing.agencydesk.AgencyDesk`) and uploads it over SFTP with the
-   agency's key (a paramiko session, see :class:`Uploader`); for ``kpm-verification`` the register is loaded first and the
-   daemon restarted, so that its memory high-water mark is the batch's own;
+   agency's key (a paramiko session, see :class:`Uploader`); for ``kpm-verification``
+   the register is loaded first and the daemon restarted, so that its memory
+   high-water mark is the batch's own;
 4. times the measured upload from the moment ``sftp``'s ``put`` returned (the
    upload is closed) to the moment the outcome is in the agency's outbox on
    disk, while sampling the resident memory of the daemon and its gpg children;

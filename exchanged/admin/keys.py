@@ -37,7 +37,7 @@ from exchanged.errors import KeyProblem, UsageError
 from exchanged.home import Home, atomic_write, load_config
 from exchanged.home.agencies import Agencies, ssh_fingerprint
 from exchanged.home.lock import daemon_running
-from exchanged.ledger import Ledger, Query, format_ts, utc_now
+from exchanged.ledger import Ledger, format_ts, utc_now
 
 T = TypeVar("T")
 
@@ -52,18 +52,6 @@ class KeyRotation:
     notified: tuple[str, ...] = ()
     retired_to: Path | None = None
     known_hosts_line: str = ""
-
-
-def exchange_fingerprints(ledger: Ledger) -> set[str]:
-    """Every OpenPGP key that has been the exchange's, as the ledger records them."""
-    found = set()
-    for entry in ledger.query(Query(kind="exchange.initialised")):
-        found.add(str(entry.data.get("exchange_fingerprint", "")).upper())
-    for entry in ledger.query(Query(kind="exchange.key_rotated")):
-        if entry.data.get("key") == "openpgp":
-            found.add(str(entry.data.get("new_fingerprint", "")).upper())
-    found.discard("")
-    return found
 
 
 def _stopped(home: Home) -> None:

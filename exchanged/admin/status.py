@@ -28,6 +28,8 @@ class Status:
     ledger_entries: int
     last_checkpoint: str | None
     next_jobs: dict[str, str | None] = field(default_factory=dict)
+    #: batches set aside after their last retry, for 'exchanged batch requeue'
+    shunted: list[dict[str, Any]] = field(default_factory=list)
 
 
 def status(home: Home, on: date | None = None) -> Status:
@@ -61,7 +63,9 @@ def status(home: Home, on: date | None = None) -> Status:
         })
     checkpoint = latest(home)
     entries = ledger.head()[0]
+    shunted = [{"uid": b.uid, "received": b.received_at, "agency": b.agency, "flow": b.flow,
+                "batch": b.batch_id, "stage": b.stage} for b in state.shunted()]
     ledger.close()
     return Status(running, daemon, queue, recent, agreements, entries,
                   checkpoint.name if checkpoint else None,
-                  dict(daemon.get("next_jobs", {})))
+                  dict(daemon.get("next_jobs", {})), shunted)

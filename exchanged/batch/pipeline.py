@@ -40,24 +40,26 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import IO, Any
 
+from exchanged.batch.admission import (
+    check_fresh,
+    check_room,
+    check_signed_in_time,
+    precheck,
+    received_at,
+    request,
+)
 from exchanged.batch.delivery import Delivery
-from exchanged.batch.intake import FREE_SPACE_MARGIN, Intake
+from exchanged.batch.intake import Intake
 from exchanged.batch.names import (
     OUTCOME_SUFFIXES,
-    batch_id_looks_personal,
-    batch_id_of,
-    batch_id_reserved,
-    shown_name,
 )
 from exchanged.batch.sealing import Sealed, Sealer
 from exchanged.batch.spool import Spool, Upload
@@ -82,15 +84,13 @@ from exchanged.flows import KINDS, FlowContext, FlowResult
 from exchanged.home import Config, Home, atomic_write
 from exchanged.home.agencies import Agencies
 from exchanged.ledger import Ledger, Transaction, format_ts, utc_now
-from exchanged.policy import Flow, PolicySet, Request, decide
+from exchanged.policy import Flow, PolicySet, decide
 from exchanged.reasons import reason
 
 log = logging.getLogger("exchanged.pipeline")
 
 #: a batch that was being processed at this many start-ups is a poison batch
 MAX_RECOVERIES = 3
-#: how far a signature's date may be after the upload's receipt (clocks drift)
-CLOCK_SKEW_SECONDS = 300
 #: the stages before the policy's decision is acted on: an error here refuses the batch
 DECIDING = (RECEIVED, OPENED, ADMITTED)
 
@@ -322,7 +322,7 @@ class Pipeline:
         """
         with self.spool.work_dir(batch.uid) as work:
             try:
-                self._precheck(batch, policy)
+                precheck(batch, policy, self.spool, self.state, self._received_on(batch))
                 found = policy.find_flow(batch.flow)
                 flow = found[1] if found is not None else None
                 with self._dataset_lock(flow), self._open(batch, policy) as opening:
@@ -343,7 +343,8 @@ class Pipeline:
                 raise Refused(reason("NO_POLICY", flow=batch.flow, agency=batch.agency))
             reader = CsvReader(opening)
             if batch.stage in (RECEIVED, OPENED):
-                decision = decide(policy, self._request(batch, policy, reader.header))
+                decision = decide(policy, request(batch, policy, reader.header,
+                                                       self._received_on(batch)))
                 if not decision.allow:
                     raise Refused(*decision.reasons, details=decision.ledger_fields())
             processing = True
@@ -356,7 +357,7 @@ class Pipeline:
             raise
         try:
             opened = opening.finish()
-            self._check_signed_in_time(batch, opened)
+            check_signed_in_time(batch, opened)
             if batch.stage == RECEIVED:
                 batch = self._mark(batch, OPENED, "batch.opened",
                                    signer_fingerprint=opened.signer_fingerprint,
@@ -371,7 +372,7 @@ class Pipeline:
             if held is not None and not processing:
                 raise held  # refused before processing (no policy, a bad header)
             assert flow is not None
-            self._check_fresh(flow, batch, opened)
+            check_fresh(flow, batch, opened, self.state)
             if held is not None:
                 raise held
             assert sealing is not None and result is not None
@@ -400,64 +401,6 @@ class Pipeline:
         with lock:
             yield
 
-    def _check_fresh(self, flow: Flow, batch: Batch, opened: Opened) -> None:
-        """A reference load older than the one in force would roll the data back: one the
-        exchange received before it (its own clock, which the sender cannot set), or one
-        signed before it (an old signed file sent again). A signature's date cannot lock
-        out the honest loads after it: one dated after its receipt is refused at opening
-        (SIGNED_IN_THE_FUTURE), so no load in force is dated ahead of the exchange's clock."""
-        if flow.dataset is None:
-            return
-        current = self.state.current_load(flow.dataset)
-        if current is None:
-            return
-        received, signed = current
-        if batch.received_at < received or opened.signed_at < signed:
-            raise Refused(reason("STALE_REFERENCE", dataset=flow.dataset,
-                                 signed=_utc(opened.signed_at), received=batch.received_at,
-                                 current_signed=_utc(signed), current_received=received))
-
-    def _check_signed_in_time(self, batch: Batch, opened: Opened) -> None:
-        """A signature dated after the upload arrived (beyond clocks' usual drift) is refused."""
-        received = datetime.fromisoformat(batch.received_at.replace("Z", "+00:00"))
-        if opened.signed_at > received.timestamp() + CLOCK_SKEW_SECONDS:
-            raise Refused(reason("SIGNED_IN_THE_FUTURE", signed=_utc(opened.signed_at),
-                                 received=_utc(int(received.timestamp()))))
-
-    def _precheck(self, batch: Batch, policy: PolicySet) -> None:
-        """What can be refused before decrypting: the name, a replay, the policy without columns."""
-        if batch.stage != RECEIVED:
-            return
-        if not batch.name_ok:
-            meta = self.spool.meta(batch.uid)
-            found = batch_id_of(meta.name)
-            if meta.name_personal or (found is not None and batch_id_looks_personal(found)):
-                raise Refused(reason("BATCH_ID_LOOKS_PERSONAL", batch=batch.batch_id))
-            if found is not None and batch_id_reserved(found):
-                raise Refused(reason("RESERVED_BATCH_ID", batch=batch.batch_id))
-            raise Refused(reason("BAD_FILE_NAME", name=shown_name(meta.name), batch=batch.batch_id))
-        if batch.replay_of:
-            first = self.state.get(batch.replay_of)
-            raise Refused(reason("REPLAY", batch=batch.batch_id, flow=batch.flow,
-                                 first=first.received_at if first else "earlier"))
-        decision = decide(policy, self._request(batch, policy, None))
-        if not decision.allow:
-            raise Refused(*decision.reasons, details=decision.ledger_fields())
-        governing = policy.find_flow(batch.flow)
-        if governing is not None and governing[1].kind not in KINDS:
-            raise Refused(reason("FLOW_NOT_AVAILABLE", flow=batch.flow))
-
-    def _request(self, batch: Batch, policy: PolicySet, columns: tuple[str, ...] | None
-                 ) -> Request:
-        """The facts of a batch for the policy; with its columns, also what its answer discloses."""
-        received = datetime.fromisoformat(batch.received_at.replace("Z", "+00:00"))
-        found = policy.find_flow(batch.flow)
-        return Request(
-            agency=batch.agency, flow=batch.flow, on=received.astimezone(self.config.zone).date(),
-            columns=columns, size=batch.upload_bytes, recipient=batch.agency,
-            disclose=found[1].discloses if found is not None and columns is not None else None,
-        )
-
     @contextmanager
     def _open(self, batch: Batch, policy: PolicySet) -> Iterator[Decryption]:
         """gpg decrypting the upload into a pipe (stopped when the block ends)."""
@@ -467,7 +410,7 @@ class Pipeline:
         found = policy.find_flow(batch.flow)
         limit = (found[1].max_bytes if found and found[1].max_bytes
                  else self.config.max_plaintext_bytes)
-        self._check_room(batch)
+        check_room(self.spool.upload_path(batch.uid), self.home.spool)
         opening = self.openpgp.decrypting(self.spool.upload_path(batch.uid),
                                           pinned=agency.gpg_fingerprint,
                                           exchange=self.exchange_fpr, max_bytes=limit)
@@ -475,26 +418,6 @@ class Pipeline:
             yield opening
         finally:
             opening.close()
-
-    def _check_room(self, batch: Batch) -> None:
-        """Is there room on the disk for what processing this batch writes (its sealed answer
-        or snapshot, about twice what its upload takes on disk; plaintext never reaches it)?
-
-        The upload is counted by the blocks it really takes, not its apparent size (a sparse
-        file written at a far offset takes almost none). Below the exchange's own margin,
-        intake stops for everyone (:class:`Unavailable`, a probe resumes it); a batch that
-        could never fit is refused with its own reason; one that does not fit now waits
-        alone (:class:`RetryLater`), and nobody else's batch or upload waits for it."""
-        stat = os.stat(self.spool.upload_path(batch.uid))
-        need = 2 * min(stat.st_size, stat.st_blocks * 512) + FREE_SPACE_MARGIN
-        usage = shutil.disk_usage(self.home.spool)
-        if usage.free < FREE_SPACE_MARGIN:
-            raise Unavailable(f"{usage.free // 2**20} MB free on the exchange's disk")
-        room = usage.total // 2
-        if need > room:
-            raise Refused(reason("NO_ROOM_FOR_BATCH", need=need // 2**20, room=room // 2**20))
-        if usage.free < need:
-            raise RetryLater(f"{usage.free // 2**20} MB free, this batch needs {need // 2**20} MB")
 
     def _process(self, batch: Batch, policy: PolicySet, flow: Flow, reader: CsvReader,
                  answer: IO[bytes], work: Path) -> FlowResult:
@@ -599,12 +522,12 @@ class Pipeline:
             name = batch.uid + suffix
         return name
 
+    def _received_on(self, batch: Batch) -> date:
+        """The day the batch arrived, in the agreement's zone: the day its policy applies."""
+        return received_at(batch).astimezone(self.config.zone).date()
+
     def _now(self) -> str:
         return format_ts(self.clock())
-
-
-def _utc(unix: int) -> str:
-    return datetime.fromtimestamp(unix, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 __all__ = ["Pipeline", "PolicyHolder", "Step"]

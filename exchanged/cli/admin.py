@@ -93,6 +93,15 @@ def cmd_keys_rotate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_batch_requeue(args: argparse.Namespace) -> int:
+    from exchanged.admin.batches import requeue
+
+    done = requeue(home_of(args), args.uid, every=args.all)
+    for uid in done:
+        print(f"requeued {uid}")
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from exchanged.daemon.service import Service
 
@@ -110,7 +119,11 @@ def cmd_status(args: argparse.Namespace) -> int:
         return 0
     if st.running:
         d = st.daemon
-        intake = "open" if d.get("intake_open", True) else "STOPPED (the exchange cannot write)"
+        stopped = d.get("intake_stopped") or {}
+        why = stopped.get("why", "the exchange cannot write")
+        intake = ("open" if d.get("intake_open", True) else
+                  f"STOPPED since {stopped.get('since', '?')}: {why}; it resumes by itself "
+                  "once the exchange can write")
         print(f"daemon: running (pid {d.get('pid', '?')}, since {d.get('started', '?')}, "
               f"SFTP on {d.get('sftp', '?')}, intake {intake})")
     else:
@@ -118,6 +131,12 @@ def cmd_status(args: argparse.Namespace) -> int:
     waiting = sum(st.queue.values())
     stages = ", ".join(f"{stage} {n}" for stage, n in sorted(st.queue.items()))
     print(f"queue: {waiting} batch(es) not yet answered" + (f" ({stages})" if stages else ""))
+    if st.shunted:
+        print(f"shunted: {len(st.shunted)} batch(es) after their last try, waiting for "
+              "'exchanged batch requeue UID' once the cause is mended:")
+        for b in st.shunted:
+            print(f"  {b['uid']}  {b['agency']:<10} {b['flow']:<20} {b['batch']:<24} "
+                  f"{b['stage']}")
     print("last batches:" + ("" if st.recent else " none"))
     for b in st.recent:
         outcome = f" {b['outcome']}" if b["outcome"] and b["stage"] == "answered" else ""
@@ -173,6 +192,15 @@ def add_parsers(sub: argparse._SubParsersAction[Parser], leaf: Leaf) -> None:
     sp.add_argument("--retire-to", metavar="FILE",
                     help="with --openpgp: where the old secret key is written (move it offline)")
     sp.add_argument("--ssh-host", action="store_true", help="a new SSH host key")
+
+    batch = sub.add_parser("batch", help="put shunted batches back")
+    batch_sub = batch.add_subparsers(dest="batch_command", metavar="COMMAND",
+                                     parser_class=Parser)
+    sp = leaf(batch_sub, "requeue", cmd_batch_requeue,
+              "put batches shunted after their last try back into the pipeline")
+    sp.add_argument("uid", nargs="*",
+                    help="the exchange's uid of each batch ('exchanged status' lists them)")
+    sp.add_argument("--all", action="store_true", help="every shunted batch")
 
     leaf(sub, "run", cmd_run, "run the daemon in the foreground (SFTP, processing)")
     sp = leaf(sub, "status", cmd_status,

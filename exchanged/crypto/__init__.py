@@ -1,1 +1,1 @@
-"""Every call of ``gpg``: the exchange's keys, opening batches, sealing answers, signed documents."""
+"""Every call of ``gpg``: the exchange's keys, opening batches, sealing answers, signed papers."""

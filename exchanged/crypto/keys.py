@@ -115,7 +115,8 @@ class Keyring:
         secret = self.keys(secret=True)
         if len(secret) != 1:
             raise ConfigError(
-                f"the exchange's GnuPG home must hold exactly one secret key (it holds {len(secret)})"
+                "the exchange's GnuPG home must hold exactly one secret key "
+                f"(it holds {len(secret)})"
             )
         # its key ids, kept now: gpg may be unable to list them when they are needed
         self._own_key_ids.setdefault(secret[0].fingerprint, frozenset(secret[0].key_ids))
@@ -141,7 +142,8 @@ class Keyring:
             raise KeyProblem("the key file holds a secret key; give the agency's public key only")
         found = self.inspect_key_file(data)
         if len(found) != 1:
-            raise KeyProblem(f"the key file must hold exactly one public key (it holds {len(found)})")
+            raise KeyProblem("the key file must hold exactly one public key "
+                             f"(it holds {len(found)})")
         if found[0].secret:
             raise KeyProblem("the key file holds a secret key; give the agency's public key only")
         fingerprints = self.import_keys(data)

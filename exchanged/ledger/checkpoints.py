@@ -22,7 +22,7 @@ from exchanged.errors import CheckFailed, UsageError
 from exchanged.home import Home, atomic_write, load_config, make_private_dir
 from exchanged.home.agencies import Agencies
 from exchanged.home.drop import PlantedLink, deliver
-from exchanged.ledger import Ledger
+from exchanged.ledger import Ledger, Query
 from exchanged.ledger.treehead import TreeHead, tree_head
 
 log = logging.getLogger("exchanged.ledger.checkpoints")
@@ -99,8 +99,6 @@ def read_checkpoint(path: Path, *, home: Home | None = None, exchange_key: Path 
 def _exchange_keys(home: Home) -> set[str]:
     """The exchange's key, and every key that was the exchange's before a rotation (their
     checkpoints stay valid: an agency keeps them for years)."""
-    from exchanged.admin.keys import exchange_fingerprints
-
     keys = {Keyring(home.gnupg).exchange_fingerprint().upper()}
     if home.ledger.exists():
         ledger = Ledger(home.ledger, readonly=True)
@@ -109,6 +107,18 @@ def _exchange_keys(home: Home) -> set[str]:
         finally:
             ledger.close()
     return keys
+
+
+def exchange_fingerprints(ledger: Ledger) -> set[str]:
+    """Every OpenPGP key that has been the exchange's, as the ledger records them."""
+    found = set()
+    for entry in ledger.query(Query(kind="exchange.initialised")):
+        found.add(str(entry.data.get("exchange_fingerprint", "")).upper())
+    for entry in ledger.query(Query(kind="exchange.key_rotated")):
+        if entry.data.get("key") == "openpgp":
+            found.add(str(entry.data.get("new_fingerprint", "")).upper())
+    found.discard("")
+    return found
 
 
 def read_proof(path: Path) -> dict[str, Any]:

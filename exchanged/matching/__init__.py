@@ -1,1 +1,1 @@
-"""Reference data and matchers: register snapshots keyed by hashed identifiers (bottom floor: imports nothing of the rest)."""
+"""Reference data and matchers: register snapshots under keyed identifiers, the fuzzy index."""

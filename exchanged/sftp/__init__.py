@@ -1,4 +1,4 @@
-"""The front door: an embedded SFTP server that lets an agency in and hands finished uploads to the spool."""
+"""The front door: an SFTP server that lets an agency in and hands finished uploads on."""
 
 from exchanged.sftp.door import Door
 from exchanged.sftp.server import SFTPServer

@@ -7,13 +7,13 @@ points against its address: one per failed attempt, at most three per
 connection, and one for a connection that spoke SSH but never tried (a
 scanner, a client with no algorithm in common). A connection that never says
 a word of SSH (a load balancer's health check) scores nothing: it costs next
-to nothing, and counting it would ban the load balancer. An address that scores ``ban_threshold`` points
-within ``ban_window_seconds`` is banned for ``ban_seconds``, and twice as long
-at each later ban (up to ``ban_max_seconds``); points older than the window
-no longer count, so an agency that mistypes a key path now and then is never
-banned. A banned address's connections are closed before the SSH handshake,
-costing almost nothing and recording nothing (the ban itself is recorded
-once).
+to nothing, and counting it would ban the load balancer. An address that scores
+``ban_threshold`` points within ``ban_window_seconds`` is banned for
+``ban_seconds``, and twice as long at each later ban (up to ``ban_max_seconds``);
+points older than the window no longer count, so an agency that mistypes a key
+path now and then is never banned. A banned address's connections are closed
+before the SSH handshake, costing almost nothing and recording nothing (the ban
+itself is recorded once).
 
 IPv6 addresses are scored by their /64 network, since whoever has one
 address of a /64 usually has all of them. The table of addresses is bounded

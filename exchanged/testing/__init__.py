@@ -1,1 +1,1 @@
-"""Test support, never shipped: synthetic data, the demo, the daemon as a child, an agency's desk."""
+"""Test support, never shipped: synthetic data, the demo, the daemon as a child, agency desks."""

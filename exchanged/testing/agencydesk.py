@@ -29,7 +29,8 @@ def run(cmd: list[str], *, input: bytes | None = None, check: bool = True,
     result = subprocess.run(cmd, input=input, capture_output=True, timeout=timeout, check=False)
     if check and result.returncode != 0:
         raise DeskError(
-            f"{cmd[0]} failed ({result.returncode}): {result.stderr.decode(errors='replace')[-800:]}"
+            f"{cmd[0]} failed ({result.returncode}): "
+            f"{result.stderr.decode(errors='replace')[-800:]}"
         )
     return result
 

@@ -206,7 +206,8 @@ def seal_all(bench: Bench, batches: dict[str, list[tuple[str, bytes]]]) -> dict[
         for batch_id, data in batches[agency]:
             plain = folder / f"{batch_id}.csv"
             plain.write_bytes(data)
-            out.append(desk.seal(plain, folder / f"{batch_id}.csv.gpg", recipient=bench.fingerprint))
+            out.append(desk.seal(plain, folder / f"{batch_id}.csv.gpg",
+                                 recipient=bench.fingerprint))
             plain.unlink()
         return out
 

@@ -42,6 +42,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -446,6 +447,96 @@ def chaos() -> Iterator[tuple[crowd.Bench, Daemon]]:
 
 
 @pytest.mark.slow
+@dataclass
+class Tally:
+    """What the ledger says happened to every upload."""
+
+    received: dict[tuple[str, str], list[str]]
+    answered: Counter[tuple[str, str]]
+    answered_uids: Counter[str]
+    received_uids: set[str]
+    interrupted_uids: set[str]
+    failed: set[tuple[str, str]]
+
+    @classmethod
+    def of(cls, entries: list[dict[str, Any]]) -> Tally:
+        tally = cls({}, Counter(), Counter(), set(), set(), set())
+        for e in entries:
+            key = (str(e["agency"]), str(e["batch"]))
+            if e["kind"] == "batch.received":
+                tally.received.setdefault(key, []).append(e["data"]["uid"])
+                tally.received_uids.add(e["data"]["uid"])
+            elif e["kind"] == "batch.answered":
+                tally.answered[key] += 1
+                tally.answered_uids[e["data"]["uid"]] += 1
+            elif e["kind"] == "upload.interrupted":
+                tally.interrupted_uids.add(e["data"]["uid"])
+            elif e["kind"] == "batch.failed":
+                tally.failed.add(key)
+        return tally
+
+
+def check_outcome_files(bench: crowd.Bench, home: Path, run: Run, tally: Tally
+                        ) -> tuple[list[tuple[Attempt, Path]], int, int]:
+    """Exactly one outcome per received upload in each outbox: the first, then a replay's
+    refusal for each upload received again. Returns the first outcomes, and the counts of
+    acknowledgements the client lost and of replays."""
+    received, answered = tally.received, tally.answered
+    lost_acks = replays = 0
+    firsts: list[tuple[Attempt, Path]] = []
+    by_batch: dict[tuple[str, str], list[Attempt]] = {}
+    for attempt in run.attempts:
+        by_batch.setdefault((attempt.agency, attempt.name), []).append(attempt)
+    for key, attempts in by_batch.items():
+        agency, name = key
+        flow = attempts[0].flow
+        outbox = home / "drop" / agency / "outbox" / flow
+        mine = sorted(n for n in os.listdir(outbox) if n.startswith(f"{name}."))
+        complete = sum(a.returncode == 0 for a in attempts)
+        got = len(received.get(key, []))
+        # every upload the client saw complete was received; no more were received than sent
+        assert complete <= got <= len(attempts), (key, complete, got)
+        assert complete >= 1, (key, "never completed")
+        lost_acks += got - complete
+        # exactly one outcome and one batch.answered per received upload: the first outcome,
+        # then a replay's refusal for each upload received again
+        assert answered[key] == got == len(mine), (key, got, answered[key], mine)
+        first = [n for n in mine if ".replay-" not in n]
+        assert first in ([f"{name}.result.csv.gpg"], [f"{name}.rejected.json.gpg"]), mine
+        again = sorted(n for n in mine if ".replay-" in n)
+        assert again == sorted(f"{name}.replay-{i}.rejected.json.gpg" for i in range(1, got)), \
+            again
+        firsts.append((attempts[0], outbox / first[0]))
+        for replay in again:
+            replays += 1
+            opened = bench.desks[agency].open(outbox / replay)
+            assert [r["code"] for r in json.loads(opened.data)["reasons"]] == ["REPLAY"]
+
+    return firsts, lost_acks, replays
+
+
+def check_first_outcomes(bench: crowd.Bench, firsts: list[tuple[Attempt, Path]],
+                         tally: Tally) -> None:
+    """What each first outcome says: a result for a good batch, the right refusal else."""
+    failed = tally.failed
+    for attempt, path in firsts:
+        opened = bench.desks[attempt.agency].open(path)
+        assert opened.signer == bench.fingerprint
+        key = (attempt.agency, attempt.name)
+        if path.name.endswith(".result.csv.gpg"):
+            assert attempt.kind in ("good", "register"), (attempt, path.name)
+            if attempt.kind == "good":
+                assert opened.data.count(b"\n") == attempt.rows + 1
+            continue
+        codes = [r["code"] for r in json.loads(opened.data)["reasons"]]
+        expected = {"unsigned": ["NOT_SIGNED"], "column": ["COLUMN_NOT_ALLOWED"],
+                    "junk": ["NOT_OPENPGP"], "register": ["STALE_REFERENCE"]}.get(attempt.kind)
+        if codes == ["EXCHANGE_ERROR"]:
+            assert key in failed  # a poison batch: interrupted at four start-ups
+        else:
+            assert codes == expected, (attempt, codes)
+
+
 def test_pulling_the_power_cord_loses_and_doubles_nothing(
         chaos: tuple[crowd.Bench, Daemon], tmp_path: Path) -> None:
     bench, daemon = chaos
@@ -503,25 +594,10 @@ def test_pulling_the_power_cord_loses_and_doubles_nothing(
 
     entries = [json.loads(line) for line in exchanged(
         "ledger", "query", "--home", str(home), "--format", "json").stdout.splitlines()]
-    received: dict[tuple[str, str], list[str]] = {}
-    answered: dict[tuple[str, str], int] = Counter()
-    answered_uids: Counter[str] = Counter()
-    received_uids: set[str] = set()
-    interrupted_uids: set[str] = set()
-    failed: set[tuple[str, str]] = set()
-    for e in entries:
-        key = (str(e["agency"]), str(e["batch"]))
-        if e["kind"] == "batch.received":
-            received.setdefault(key, []).append(e["data"]["uid"])
-            received_uids.add(e["data"]["uid"])
-        elif e["kind"] == "batch.answered":
-            answered[key] += 1
-            answered_uids[e["data"]["uid"]] += 1
-        elif e["kind"] == "upload.interrupted":
-            interrupted_uids.add(e["data"]["uid"])
-        elif e["kind"] == "batch.failed":
-            failed.add(key)
-
+    tally = Tally.of(entries)
+    received, answered = tally.received, tally.answered
+    answered_uids, received_uids = tally.answered_uids, tally.received_uids
+    interrupted_uids = tally.interrupted_uids
     # every received batch is answered exactly once
     assert {u: n for u, n in answered_uids.items() if n != 1} == {}
     assert received_uids == set(answered_uids)
@@ -535,53 +611,8 @@ def test_pulling_the_power_cord_loses_and_doubles_nothing(
         assert not [n for n in os.listdir(home / "drop" / agency / "outbox" / flow)
                     if n.startswith(f"{name}.")]
 
-    lost_acks = replays = 0
-    firsts: list[tuple[Attempt, Path]] = []
-    by_batch: dict[tuple[str, str], list[Attempt]] = {}
-    for attempt in run.attempts:
-        by_batch.setdefault((attempt.agency, attempt.name), []).append(attempt)
-    for key, attempts in by_batch.items():
-        agency, name = key
-        flow = attempts[0].flow
-        outbox = home / "drop" / agency / "outbox" / flow
-        mine = sorted(n for n in os.listdir(outbox) if n.startswith(f"{name}."))
-        complete = sum(a.returncode == 0 for a in attempts)
-        got = len(received.get(key, []))
-        # every upload the client saw complete was received; no more were received than sent
-        assert complete <= got <= len(attempts), (key, complete, got)
-        assert complete >= 1, (key, "never completed")
-        lost_acks += got - complete
-        # exactly one outcome and one batch.answered per received upload: the first outcome,
-        # then a replay's refusal for each upload received again
-        assert answered[key] == got == len(mine), (key, got, answered[key], mine)
-        first = [n for n in mine if ".replay-" not in n]
-        assert first in ([f"{name}.result.csv.gpg"], [f"{name}.rejected.json.gpg"]), mine
-        again = sorted(n for n in mine if ".replay-" in n)
-        assert again == sorted(f"{name}.replay-{i}.rejected.json.gpg" for i in range(1, got)), \
-            again
-        firsts.append((attempts[0], outbox / first[0]))
-        for replay in again:
-            replays += 1
-            opened = bench.desks[agency].open(outbox / replay)
-            assert [r["code"] for r in json.loads(opened.data)["reasons"]] == ["REPLAY"]
-
-    # what each first outcome says
-    for attempt, path in firsts:
-        opened = bench.desks[attempt.agency].open(path)
-        assert opened.signer == bench.fingerprint
-        key = (attempt.agency, attempt.name)
-        if path.name.endswith(".result.csv.gpg"):
-            assert attempt.kind in ("good", "register"), (attempt, path.name)
-            if attempt.kind == "good":
-                assert opened.data.count(b"\n") == attempt.rows + 1
-            continue
-        codes = [r["code"] for r in json.loads(opened.data)["reasons"]]
-        expected = {"unsigned": ["NOT_SIGNED"], "column": ["COLUMN_NOT_ALLOWED"],
-                    "junk": ["NOT_OPENPGP"], "register": ["STALE_REFERENCE"]}.get(attempt.kind)
-        if codes == ["EXCHANGE_ERROR"]:
-            assert key in failed  # a poison batch: interrupted at four start-ups
-        else:
-            assert codes == expected, (attempt, codes)
+    firsts, lost_acks, replays = check_outcome_files(bench, home, run, tally)
+    check_first_outcomes(bench, firsts, tally)
 
     exchanged("ledger", "verify", "--home", str(home))
     assert not any((home / "work").iterdir())
@@ -631,7 +662,7 @@ def test_the_ledger_survives_being_killed_mid_write(tmp_path: Path) -> None:
     assert acknowledged > 100
 
 
-# -- a full disk, an unwritable ledger ---------------------------------------------------------------
+# -- a full disk, an unwritable ledger ------------------------------------------------------------
 
 
 @pytest.fixture

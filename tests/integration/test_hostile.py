@@ -436,7 +436,7 @@ def test_paths_that_climb_or_nest_lead_nowhere(hostile: Exchange, kemensos: Agen
     assert statuses(kemensos.outcome(FLOW, "a..b.result.csv.gpg")) == ["ASN"]
 
 
-# -- links planted in the drop folders ---------------------------------------------------------------
+# -- links planted in the drop folders ------------------------------------------------------------
 
 
 def test_a_hard_link_planted_in_an_outbox_is_never_served(hostile: Exchange, kemensos: Agency,
@@ -562,7 +562,7 @@ def test_no_checkpoint_or_notice_is_delivered_through_a_planted_link(
         saved.rename(folder)
 
 
-# -- agency keys that expired, were revoked, or changed ---------------------------------------------
+# -- agency keys that expired, were revoked, or changed -------------------------------------------
 
 
 @pytest.fixture

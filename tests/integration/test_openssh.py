@@ -126,7 +126,8 @@ def test_batches_through_sshd(openssh: tuple[Exchange, Sshd], desks: dict[str, A
     sealed = bkn.seal(reg, "ossh-reg.csv.gpg")
     # the upload-then-rename convention
     bkn.sftp(f'put "{sealed}" /inbox/asn-register/.ossh-reg.csv.gpg.part',
-             "rename /inbox/asn-register/.ossh-reg.csv.gpg.part /inbox/asn-register/ossh-reg.csv.gpg")
+             "rename /inbox/asn-register/.ossh-reg.csv.gpg.part "
+             "/inbox/asn-register/ossh-reg.csv.gpg")
     assert "ROWS_LOADED,400" in bkn.outcome("asn-register", "ossh-reg.result.csv.gpg").decode()
     # a plain put: taken when the client closes the file
     batch, truth = work / "kpm.csv", work / "truth.csv"

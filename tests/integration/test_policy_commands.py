@@ -128,7 +128,8 @@ def test_terminate_then_reload_refuses_batches(exchange: Exchange, kemensos: Age
         if reloads:
             break
         time.sleep(0.2)
-    sealed = kemensos.seal(write_csv(work / "b.csv", "nik\n3171014101900001\n"), "after-end.csv.gpg")
+    sealed = kemensos.seal(write_csv(work / "b.csv", "nik\n3171014101900001\n"),
+                           "after-end.csv.gpg")
     kemensos.submit("kpm-verification", sealed)
     body = kemensos.rejection("kpm-verification", "after-end")
     assert body["reasons"][0]["code"] == "AGREEMENT_TERMINATED"  # type: ignore[index]

@@ -38,6 +38,8 @@ def room(module: str) -> str:
     parts = module.split(".")
     if len(parts) == 1:
         return "exchanged"
+    if parts[1] == "__main__":
+        return "cli"  # ``python -m exchanged``: the command itself
     if (PACKAGE / parts[1]).is_dir():
         return parts[1]
     return parts[1] + ".py"

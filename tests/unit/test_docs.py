@@ -26,7 +26,8 @@ def test_every_ledger_kind_is_documented() -> None:
 def test_every_ledger_kind_written_by_the_code_is_known() -> None:
     source = "\n".join(p.read_text(encoding="utf-8")
                        for p in (DOCS.parent / "exchanged").rglob("*.py"))
-    used = set(re.findall(r'(?:append|_mark)\(\s*(?:[a-z_.]+,\s*)*(?:[A-Z]+,\s*)?"([a-z_]+\.[a-z_]+)"',
+    used = set(re.findall(r'(?:append|_mark)\(\s*(?:[a-z_.]+,\s*)*(?:[A-Z]+,\s*)?'
+                          r'"([a-z_]+\.[a-z_]+)"',
                           source))
     used |= {f"outcome.{e}" for e in ("downloaded", "removed")}
     assert used, "the pattern found no ledger writes"

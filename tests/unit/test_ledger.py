@@ -75,7 +75,8 @@ def test_inserted_row_is_detected(ledger: Ledger) -> None:
     _tamper(
         ledger.path,
         *shift,
-        "INSERT INTO ledger SELECT 6, ts, kind, agency, flow, 'forged', actor, data, prev, leaf, hash "
+        "INSERT INTO ledger SELECT 6, ts, kind, agency, flow, 'forged', actor, data, prev, leaf, "
+        "hash "
         "FROM ledger WHERE seq = 7",
     )
     report = Ledger(ledger.path).verify()
@@ -131,7 +132,8 @@ def test_query_filters(ledger: Ledger) -> None:
     assert [e.batch for e in entries] == ["b3"]
     assert len(list(ledger.query(Query(kind="batch.")))) == 10
     assert len(list(ledger.query(Query(kind="ledger.created")))) == 1
-    assert len(list(ledger.query(Query(since="2026-01-01T00:00:05", until="2026-01-01T00:00:08")))) == 3
+    window = Query(since="2026-01-01T00:00:05", until="2026-01-01T00:00:08")
+    assert len(list(ledger.query(window))) == 3
 
 
 def test_rolled_back_transaction_leaves_no_entry(ledger: Ledger) -> None:

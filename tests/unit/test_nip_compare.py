@@ -94,11 +94,11 @@ def test_the_kind_is_registered_under_its_name() -> None:
 def test_every_status(flow: Flow, tmp_path: Path) -> None:
     snapshot = FakeSnapshot(SIASN)
     rows, counts = run(flow, HEADER
-                       + f"R1,{A},Budi,Pekerja Sosial,Ahli Pertama,Dinas Sosial Kab. Bogor,2020-01-01\n"
-                       + f"R2,{A},Budi,Pekerja Sosial,Ahli Muda,Dinas Sosial Kab. Bogor,2021-06-01\n"
+                       + f"R1,{A},Budi,Pekerja Sosial,Ahli Pertama,Dinas Sosial Kab. Bogor,2020-01-01\n"  # noqa: E501 (a row as sent)
+                       + f"R2,{A},Budi,Pekerja Sosial,Ahli Muda,Dinas Sosial Kab. Bogor,2021-06-01\n"  # noqa: E501 (a row as sent)
                        + f"R3,{NOBODY},Ani,Pekerja Sosial,Ahli Muda,Dinas Sosial,2021-06-01\n"
-                       + "R4,1990 0101 2015 03 1 001,Budi,Pekerja Sosial,Ahli Pertama,Dinsos,2020-01-01\n"
-                       + f"R5,{B},Sri,Penyuluh Sosial,Terampil,Balai Rehabilitasi Sosial,2023-02-30\n"
+                       + "R4,1990 0101 2015 03 1 001,Budi,Pekerja Sosial,Ahli Pertama,Dinsos,2020-01-01\n"  # noqa: E501 (a row as sent)
+                       + f"R5,{B},Sri,Penyuluh Sosial,Terampil,Balai Rehabilitasi Sosial,2023-02-30\n"  # noqa: E501 (a row as sent)
                        + f"R6,{C},Eko,Pekerja Sosial,Ahli Pertama,Dinas Sosial,2020-01-01\n",
                        snapshot, tmp_path)
     assert [(r["ref"], r["status"], r["berbeda"]) for r in rows] == [
@@ -117,8 +117,8 @@ def test_every_status(flow: Flow, tmp_path: Path) -> None:
 
 def test_comparison_forgives_case_spaces_and_punctuation(flow: Flow, tmp_path: Path) -> None:
     rows, _ = run(flow, HEADER
-                  + f"R1,{A},Budi,  PEKERJA  SOSIAL ,ahli-pertama,Dinas Sosial Kab Bogor,2020-01-01\n"
-                  + f"R2,{B},Sri,Penyuluh sosial,TERAMPIL,\"Balai Rehabilitasi Sosial.\",2023-03-01\n",
+                  + f"R1,{A},Budi,  PEKERJA  SOSIAL ,ahli-pertama,Dinas Sosial Kab Bogor,2020-01-01\n"  # noqa: E501 (a row as sent)
+                  + f"R2,{B},Sri,Penyuluh sosial,TERAMPIL,\"Balai Rehabilitasi Sosial.\",2023-03-01\n",  # noqa: E501 (a row as sent)
                   FakeSnapshot(SIASN), tmp_path)
     assert [r["status"] for r in rows] == ["SESUAI", "SESUAI"]
 

@@ -87,7 +87,8 @@ def test_only_a_nik_lookup_flow_with_names_and_dates(policies: Path) -> None:
 
 
 def test_not_on_a_nip_compare_flow(policies: Path) -> None:
-    anchor = "      differs: BERBEDA\n      not_found: TIDAK_DITEMUKAN\n      invalid: TIDAK_VALID\n"
+    anchor = ("      differs: BERBEDA\n      not_found: TIDAK_DITEMUKAN\n"
+              "      invalid: TIDAK_VALID\n")
     line = _with(policies, SWITCH, anchor)
     with pytest.raises(PolicyError, match="only a nik-lookup flow") as info:
         load_policies(policies)

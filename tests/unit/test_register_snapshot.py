@@ -46,7 +46,8 @@ def test_first_occurrence_wins_as_insert_or_ignore_decided(tmp_path: Path) -> No
         kept["nik"][nik] = line
     expected = []
     for line, nip, nik in refused:
-        column, first = ("nip", kept["nip"][nip]) if nip in kept["nip"] else ("nik", kept["nik"][nik])
+        column, first = (("nip", kept["nip"][nip]) if nip in kept["nip"]
+                         else ("nik", kept["nik"][nik]))
         expected.append((line, column, first))
     assert [(d.line, d.column, d.first_line) for d in report.duplicates] == expected
     assert report.rows_loaded == len(rows) - len(refused)

@@ -1,4 +1,4 @@
-"""The generators for the functional-position flow and the fuzzy fallback (exchanged.testing.synth)."""
+"""The generators for the functional-position flow and the fuzzy fallback (testing.synth)."""
 
 from __future__ import annotations
 
