@@ -63,6 +63,7 @@ class Delivery:
             self.state.move(txn, batch.uid, ANSWERED, self._now())
             txn.append("batch.answered", **batch.ids(), uid=batch.uid, outcome=batch.outcome_kind,
                        outcome_name=batch.outcome_name, outcome_sha256=batch.outcome_sha256)
+        self.spool.forget(batch.uid)
         log.info("batch %s answered: %s", batch.uid, batch.outcome_kind)
         return self.state.get(batch.uid) or batch
 

@@ -196,6 +196,8 @@ class Pipeline:
             self.ledger.append("work.wiped", files=wiped)
         self.intake.drop_interrupted()
         self.intake.adopt_orphans()
+        for uid in self.state.answered_with_leftovers(self.spool.with_bookkeeping()):
+            self.spool.forget(uid)  # answered just before the daemon stopped
         removed = self.references.clean()
         if removed:
             self.ledger.append("dataset.cleaned", files=removed)

@@ -86,6 +86,8 @@ class Sealer:
             self.state.move(txn, batch.uid, PROCESSED, self._now(), outcome_sha256=sealed.sha256)
             txn.append("outcome.sealed", **batch.ids(), uid=batch.uid, outcome="rejected",
                        outcome_sha256=sealed.sha256)
+        # the sentences are in the sealed rejection now: their plain copy goes
+        self.spool.reasons_path(batch.uid).unlink(missing_ok=True)
         return self.state.get(batch.uid) or batch
 
     def _temporary(self, batch: Batch) -> Path:

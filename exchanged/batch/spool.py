@@ -184,6 +184,16 @@ class Spool:
         """The reasons of a rejection, kept until the rejection is sealed and delivered."""
         return self.batch_dir(uid) / REASONS_FILE
 
+    def forget(self, uid: str) -> None:
+        """A batch answered: its bookkeeping files go (the file name it came under, masked,
+        and its rejection's sentences), so that nothing in the home but the ledger and
+        sealed messages outlives a batch."""
+        for name in (META_FILE, REASONS_FILE):
+            try:
+                (self.batch_dir(uid) / name).unlink()
+            except FileNotFoundError:
+                pass
+
     def unreceive(self, uid: str) -> None:
         """Take back a received folder that could not be recorded: it is discarded."""
         try:
@@ -194,6 +204,11 @@ class Spool:
 
     def meta(self, uid: str) -> UploadMeta:
         return UploadMeta.from_json((self.batch_dir(uid) / META_FILE).read_bytes())
+
+    def with_bookkeeping(self) -> list[str]:
+        """The batches whose folder still holds a metadata or reasons file."""
+        return sorted(p.parent.name for name in (META_FILE, REASONS_FILE)
+                      for p in self.home.batches.glob(f"*/{name}"))
 
     def received_uids(self) -> list[str]:
         return sorted(p.name for p in self.home.batches.iterdir() if p.is_dir())

@@ -187,6 +187,13 @@ class State:
                               (uid,))
         return uids
 
+    def answered_with_leftovers(self, uids: list[str]) -> list[str]:
+        """Those of ``uids`` that are answered."""
+        conn = self.ledger.connection()
+        return [uid for uid in dict.fromkeys(uids)
+                if (row := conn.execute("SELECT stage FROM batches WHERE uid = ?", (uid,)
+                                        ).fetchone()) is not None and row[0] == ANSWERED]
+
     def known_uids(self) -> set[str]:
         return {r[0] for r in self.ledger.connection().execute("SELECT uid FROM batches")}
 

@@ -821,11 +821,23 @@ def test_no_room_to_decrypt_stops_intake_until_there_is(
             time.sleep(0.5)
         else:
             raise AssertionError("intake did not stop")
+        # status says since when and why, and the ledger has the stop
+        status: dict[str, object] = {}
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not status.get("intake_stopped"):
+            status = json.loads(exchanged("status", "--home", str(ex.home), "--format", "json"
+                                          ).stdout)["daemon"]
+            time.sleep(0.5)
+        stopped = status.get("intake_stopped")
+        assert isinstance(stopped, dict) and "MB free" in str(stopped["why"]), status
+        assert "STOPPED since" in exchanged("status", "--home", str(ex.home)).stdout
+        assert ex.ledger("--kind", "exchange.unavailable")
         assert not ex.ledger("--batch", "no-room", "--kind", "batch.rejected")
         assert not ex.ledger("--batch", "no-room", "--kind", "batch.answered")
         filler.unlink()
         assert kemensos.outcome("kpm-verification", "no-room.result.csv.gpg", timeout=30)
-        assert ex.ledger("--kind", "exchange.available")
+        resumed = ex.ledger("--kind", "exchange.available")
+        assert resumed and resumed[-1]["data"]["since"]  # type: ignore[index]
         retry_upload(kemensos, kemensos.seal(plain, "room-again.csv.gpg"),
                      "/inbox/kpm-verification/room-again.csv.gpg", timeout=30)
         assert kemensos.outcome("kpm-verification", "room-again.result.csv.gpg")
