@@ -199,3 +199,60 @@ def reason(code: str, **params: object) -> Reason:
     """
     english, indonesian = CATALOGUE[code]
     return Reason(code, english.format(**params), indonesian.format(**params))
+
+
+#: code -> (English, Indonesian) short label, for tables that count refusals (reports, the
+#: ledger browser): a phrase with no placeholder, where the sentence above names specifics
+LABELS: dict[str, tuple[str, str]] = {
+    "BAD_FILE_NAME": ("file name breaks the rule", "nama berkas tidak sesuai aturan"),
+    "BATCH_ID_LOOKS_PERSONAL": ("batch id looks like personal data",
+                                "batch id menyerupai data pribadi"),
+    "RESERVED_BATCH_ID": ("batch id reserved for the exchange", "batch id dicadangkan exchange"),
+    "EMPTY_UPLOAD": ("empty upload", "unggahan kosong"),
+    "UPLOAD_TOO_LARGE": ("upload over the flow's limit", "unggahan melebihi batas alur"),
+    "REPLAY": ("batch id used before", "batch id sudah pernah dipakai"),
+    "NOT_OPENPGP": ("not an OpenPGP message", "bukan pesan OpenPGP"),
+    "CORRUPT_MESSAGE": ("damaged or truncated message", "pesan rusak atau terpotong"),
+    "NOT_ENCRYPTED": ("not encrypted", "tidak dienkripsi"),
+    "NOT_ENCRYPTED_TO_EXCHANGE": ("encrypted to another key", "dienkripsi untuk kunci lain"),
+    "SIGNED_IN_THE_FUTURE": ("signature dated after receipt",
+                             "tanda tangan bertanggal setelah diterima"),
+    "NOT_SIGNED": ("not signed", "tidak ditandatangani"),
+    "BAD_SIGNATURE": ("signature does not verify", "tanda tangan tidak sah"),
+    "WRONG_SIGNER": ("signed by another key", "ditandatangani kunci lain"),
+    "SIGNER_KEY_EXPIRED": ("signing key expired", "kunci penanda tangan kedaluwarsa"),
+    "SIGNER_KEY_REVOKED": ("signing key revoked", "kunci penanda tangan dicabut"),
+    "TOO_LARGE_DECRYPTED": ("decrypts to more than the limit", "hasil dekripsi melebihi batas"),
+    "BAD_ENCODING": ("not UTF-8 text", "bukan teks UTF-8"),
+    "NO_HEADER": ("no header row", "tanpa baris judul"),
+    "BAD_HEADER": ("header row not valid", "baris judul tidak sah"),
+    "DUPLICATE_COLUMN": ("column named twice", "kolom disebut dua kali"),
+    "MISSING_COLUMN": ("required column missing", "kolom wajib tidak ada"),
+    "COLUMN_NOT_ALLOWED": ("column not in the agreement", "kolom tidak tercantum dalam perjanjian"),
+    "TOO_MANY_ROWS": ("more rows than the limit", "baris melebihi batas"),
+    "NO_ROWS": ("no data rows", "tanpa baris data"),
+    "STALE_REFERENCE": ("older than the data in force", "lebih lama daripada data yang berlaku"),
+    "NO_ROOM_FOR_BATCH": ("too large for the exchange's disk", "terlalu besar untuk disk exchange"),
+    "NO_VALID_ROWS": ("no valid row", "tidak ada baris yang sah"),
+    "AGREEMENT_NOT_IN_FORCE": ("agreement not in force", "perjanjian tidak berlaku"),
+    "AGREEMENT_TERMINATED": ("agreement terminated", "perjanjian telah diakhiri"),
+    "FLOW_SUSPENDED": ("flow suspended", "alur dihentikan sementara"),
+    "FLOW_NOT_PERMITTED": ("agency may not send the flow", "instansi tidak berhak mengirim alur"),
+    "NOT_A_RECIPIENT": ("agency may not receive the answer",
+                        "instansi tidak berhak menerima jawaban"),
+    "DISCLOSURE_NOT_ALLOWED": ("field may not be disclosed", "data tidak boleh diungkapkan"),
+    "NO_POLICY": ("no agreement for the flow", "tidak ada perjanjian untuk alur"),
+    "NO_REFERENCE_DATA": ("reference data not loaded", "data rujukan belum dimuat"),
+    "FLOW_NOT_AVAILABLE": ("flow not available yet", "alur belum tersedia"),
+    "EXCHANGE_ERROR": ("internal error of the exchange", "kesalahan internal exchange"),
+}
+
+
+def label(code: str, language: str = "id") -> str:
+    """The short label of ``code`` (``en`` or ``id``); the code itself if it has none.
+
+    >>> label("NOT_SIGNED"), label("NOT_SIGNED", "en")
+    ('tidak ditandatangani', 'not signed')
+    """
+    english, indonesian = LABELS.get(code, (code, code))
+    return english if language == "en" else indonesian

@@ -7,21 +7,26 @@ import sys
 from pathlib import Path
 
 from exchanged.cli.common import Leaf, Parser, home_of
+from exchanged.errors import UsageError
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from exchanged.reports import generate, write
+    from exchanged.reports import generate, parse_formats, write
 
+    formats = parse_formats(args.format)
+    if not args.output and (len(formats) > 1 or formats == ("pdf",)):
+        raise UsageError("--output is needed for a PDF or for several formats (it names the "
+                         "file, or the files' common stem: berita-acara-2026-H1 -> .html, .pdf)")
     result = generate(home_of(args), args.report, agreement_id=args.agreement,
-                      period_text=args.period, fmt=args.format,
+                      period_text=args.period, formats=formats,
                       checkpoint=Path(args.checkpoint) if args.checkpoint else None,
                       new_checkpoint=not args.no_new_checkpoint)
     if args.output:
-        write(result, Path(args.output))
-        print(f"wrote the {args.report} for {args.agreement}, {args.period} to {args.output} "
-              f"(from ledger entries 1..{result.tree_size}; sha256 {result.sha256})")
+        for path, fmt in zip(write(result, Path(args.output)), formats):
+            print(f"wrote the {args.report} for {args.agreement}, {args.period} to {path} "
+                  f"(from ledger entries 1..{result.tree_size}; sha256 {result.sha256(fmt)})")
     else:
-        sys.stdout.write(result.text)
+        sys.stdout.write(result.outputs[formats[0]].decode("utf-8"))
     return 0
 
 
@@ -38,8 +43,12 @@ def add_parsers(sub: argparse._SubParsersAction[Parser], leaf: Leaf) -> None:
         sp.add_argument("--agreement", required=True, metavar="ID")
         sp.add_argument("--period", required=True, metavar="2026-H1",
                         help="a half-year (2026-H1, 2026-H2), a quarter (2026-Q3) or a year")
-        sp.add_argument("--format", choices=("html", "md", "json"), default="html")
-        sp.add_argument("--output", metavar="FILE", help="default: stdout")
+        sp.add_argument("--format", default="html", metavar="FORMATS",
+                        help="html, md, json or pdf, or several with commas (html,md,json,pdf):"
+                        " all from the same checkpoint")
+        sp.add_argument("--output", metavar="FILE",
+                        help="the file (default: stdout); with several formats, the files' "
+                        "common stem, each format's suffix added")
         sp.add_argument("--checkpoint", metavar="FILE",
                         help="compute from this signed checkpoint (to re-check a report)")
         sp.add_argument("--no-new-checkpoint", action="store_true",

@@ -83,7 +83,8 @@ KINDS: Mapping[str, str] = {
     "reminder.key_expiry": "an OpenPGP key (the exchange's or an agency's) expires soon",
     # reports
     "report.generated": "a periodic report was made (berita acara or evaluasi: agreement, "
-    "period, the checkpoint's size, the report's SHA-256)",
+    "period, whether it had ended, the checkpoint's size, the formats written and each one's "
+    "SHA-256)",
     # reference data
     "dataset.replaced": "a reference snapshot (the ASN register) became current (rows, the one "
     "it replaced)",

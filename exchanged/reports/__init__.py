@@ -5,16 +5,25 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from exchanged.errors import CheckFailed, UsageError
 from exchanged.home import Home, atomic_write, load_config
-from exchanged.ledger import Query, format_ts, open_ledger, utc_now
+from exchanged.ledger import Ledger, Query, format_ts, open_ledger, utc_now
 from exchanged.ledger.checkpoints import latest, make_checkpoint, read_checkpoint
 from exchanged.ledger.merkle import root
+from exchanged.ledger.treehead import TreeHead
 from exchanged.policy.loader import load_policy_files, read_policy_files
-from exchanged.reports.builders import berita_acara, evaluasi
-from exchanged.reports.document import RENDERERS, Document
-from exchanged.reports.figures import event_counts, flow_figures, parse_period
+from exchanged.reports.builders import Context, berita_acara, evaluasi
+from exchanged.reports.document import Document
+from exchanged.reports.figures import (
+    Period,
+    event_counts,
+    flow_figures,
+    parse_period,
+    previous_period,
+)
+from exchanged.reports.render import FORMATS, render
 
 KINDS = ("berita-acara", "evaluasi")
 EVENT_KINDS = ("login.failed", "upload.interrupted", "batch.failed", "exchange.available",
@@ -24,19 +33,37 @@ EVENT_KINDS = ("login.failed", "upload.interrupted", "batch.failed", "exchange.a
 
 @dataclass(frozen=True)
 class Generated:
+    """One report in one or more formats, all from the same checkpoint."""
+
     document: Document
-    text: str
-    sha256: str
+    outputs: dict[str, bytes]
     tree_size: int
 
+    def sha256(self, fmt: str) -> str:
+        return hashlib.sha256(self.outputs[fmt]).hexdigest()
 
-def generate(home: Home, kind: str, *, agreement_id: str, period_text: str, fmt: str,
-             checkpoint: Path | None = None, new_checkpoint: bool = True) -> Generated:
-    """Build a report from the ledger up to a signed checkpoint (a new one unless told)."""
+
+def parse_formats(text: str) -> tuple[str, ...]:
+    """``html,md,pdf`` -> its formats, each known, each once.
+
+    >>> parse_formats("html, pdf")
+    ('html', 'pdf')
+    """
+    formats = tuple(dict.fromkeys(f.strip().lower() for f in text.split(",") if f.strip()))
+    unknown = [f for f in formats if f not in FORMATS]
+    if not formats or unknown:
+        raise UsageError(f"unknown format {', '.join(unknown) or '(none)'} "
+                         f"(known: {', '.join(FORMATS)})")
+    return formats
+
+
+def generate(home: Home, kind: str, *, agreement_id: str, period_text: str,
+             formats: tuple[str, ...] = ("html",), checkpoint: Path | None = None,
+             new_checkpoint: bool = True) -> Generated:
+    """Build a report from the ledger up to a signed checkpoint (a new one unless told), in
+    every format asked for, and record it once (``report.generated``, each format's SHA-256)."""
     if kind not in KINDS:
         raise UsageError(f"unknown report {kind}")
-    if fmt not in RENDERERS:
-        raise UsageError(f"unknown format {fmt} (html, md, json)")
     home.require()
     config = load_config(home)
     policy = load_policy_files(read_policy_files(home.policies))
@@ -46,9 +73,37 @@ def generate(home: Home, kind: str, *, agreement_id: str, period_text: str, fmt:
         raise UsageError(f"there is no agreement {agreement_id} (known: {known})")
     period = parse_period(period_text, config.zone)
     ledger = open_ledger(home)
+    try:
+        head = _checkpoint(home, ledger, checkpoint, new_checkpoint)
+        now = utc_now()
+        ctx = Context(period, head, format_ts(now),
+                      open_period=now.astimezone(config.zone).date() <= period.last_day)
+        figures = flow_figures(ledger, [f.name for f in agreement.flows], period, head.tree_size)
+        if kind == "berita-acara":
+            document = berita_acara(agreement, figures, ctx)
+        else:
+            document = evaluasi(agreement, figures,
+                                event_counts(ledger, EVENT_KINDS, period, head.tree_size), ctx,
+                                ledger_ok=ledger.verify().ok,
+                                previous=_previous_evaluation(ledger, agreement.id, period,
+                                                              config.zone))
+        templates = home.root / "templates"
+        outputs = {fmt: render(document, fmt, templates) for fmt in formats}
+        digests = {f"{fmt}_sha256": hashlib.sha256(data).hexdigest()
+                   for fmt, data in outputs.items()}
+        ledger.append("report.generated", actor="admin", report=kind, agreement=agreement.id,
+                      period=period.label, ended=not ctx.open_period, formats=list(formats),
+                      tree_size=head.tree_size, **digests)
+    finally:
+        ledger.close()
+    return Generated(document, outputs, head.tree_size)
+
+
+def _checkpoint(home: Home, ledger: Ledger, checkpoint: Path | None, new: bool) -> TreeHead:
+    """The signed tree head the report is computed from, checked against the ledger."""
     if checkpoint is not None:
         head = read_checkpoint(checkpoint, home=home)
-    elif new_checkpoint:
+    elif new:
         head = make_checkpoint(home, ledger, actor="admin").head
     else:
         found = latest(home)
@@ -60,26 +115,29 @@ def generate(home: Home, kind: str, *, agreement_id: str, period_text: str, fmt:
         raise CheckFailed("the checkpoint is of another ledger")
     if root(ledger.leaves(head.tree_size)).hex() != head.root_hash:
         raise CheckFailed("the ledger does not match the checkpoint: no report from it")
-    figures = flow_figures(ledger, [f.name for f in agreement.flows], period, head.tree_size)
-    generated = format_ts(utc_now())
-    if kind == "berita-acara":
-        document = berita_acara(agreement, period, figures, head, generated)
-    else:
-        previous = [e.data.get("period", "") for e in ledger.query(Query(kind="report.generated"))
-                    if e.data.get("report") == "evaluasi"
-                    and e.data.get("agreement") == agreement.id]
-        document = evaluasi(agreement, period, figures,
-                            event_counts(ledger, EVENT_KINDS, period, head.tree_size), head,
-                            generated, ledger_ok=ledger.verify().ok,
-                            previous=[str(p) for p in previous])
-    text = RENDERERS[fmt](document)
-    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
-    ledger.append("report.generated", actor="admin", report=kind, agreement=agreement.id,
-                  period=period.label, format=fmt, tree_size=head.tree_size,
-                  report_sha256=digest)
-    ledger.close()
-    return Generated(document, text, digest, head.tree_size)
+    return head
 
 
-def write(generated: Generated, output: Path) -> None:
-    atomic_write(output, generated.text.encode("utf-8"), mode=0o600)
+def _previous_evaluation(ledger: Ledger, agreement: str, period: Period, zone: ZoneInfo
+                         ) -> str:
+    """What became of the evaluation of the period before (never this period's own)."""
+    before = previous_period(period, zone)
+    for entry in ledger.query(Query(kind="report.generated")):
+        data = entry.data
+        if (data.get("report") == "evaluasi" and data.get("agreement") == agreement
+                and data.get("period") == before.label):
+            return (f"evaluasi periode sebelumnya ({before.label}) dibuat pada "
+                    f"{entry.ts[:10]} (entri ledger {entry.seq})")
+    return f"evaluasi periode sebelumnya ({before.label}) belum tercatat"
+
+
+def write(generated: Generated, output: Path) -> list[Path]:
+    """Write every format: to ``output`` itself for one format, else to ``output`` with each
+    format's suffix (``berita-acara-2026-H1`` -> ``.html``, ``.pdf``, ...)."""
+    written = []
+    for fmt, data in generated.outputs.items():
+        path = output if len(generated.outputs) == 1 else output.with_name(
+            f"{output.name}.{fmt}")
+        atomic_write(path, data, mode=0o600)
+        written.append(path)
+    return written

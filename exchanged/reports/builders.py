@@ -12,39 +12,41 @@ their figures were computed from.
 from __future__ import annotations
 
 from collections import Counter
-from datetime import date, timedelta
+from dataclasses import dataclass
+from datetime import timedelta
 
 from exchanged.ledger.treehead import TreeHead
 from exchanged.policy.model import Agreement
-from exchanged.reasons import CATALOGUE
-from exchanged.reports.document import Document, Section, Signature, table
+from exchanged.reasons import label
+from exchanged.reports.charts import flow_chart, reasons_chart
+from exchanged.reports.document import Chart, Document, Section, Signature, table
 from exchanged.reports.figures import FlowFigures, Period
-
-MONTHS_ID = ("Januari", "Februari", "Maret", "April", "Mei", "Juni", "Juli", "Agustus",
-             "September", "Oktober", "November", "Desember")
-
-
-def tanggal(d: date) -> str:
-    """A date as Indonesian documents write it.
-
-    >>> tanggal(date(2023, 4, 3))
-    '3 April 2023'
-    """
-    return f"{d.day} {MONTHS_ID[d.month - 1]} {d.year}"
+from exchanged.reports.numbers import angka as n
+from exchanged.reports.numbers import persen, tanggal
 
 
-def n(value: int) -> str:
-    return f"{value:,}".replace(",", ".")
+@dataclass(frozen=True)
+class Context:
+    """What both documents are made from besides the agreement and its figures."""
+
+    period: Period
+    head: TreeHead
+    generated: str
+    #: the period has not ended yet when the document is made
+    open_period: bool
 
 
-def _common(agreement: Agreement, period: Period, head: TreeHead, generated: str
-            ) -> tuple[tuple[str, str], ...]:
+def _common(agreement: Agreement, ctx: Context) -> tuple[tuple[str, str], ...]:
+    period, head, generated = ctx.period, ctx.head, ctx.generated
     numbers = "; ".join(f"{party}: {number}" for party, number in agreement.numbers)
+    status = ("belum berakhir: angka sementara, sampai saat dokumen dibuat" if ctx.open_period
+              else "telah berakhir")
     return (
         ("Perjanjian", f"{agreement.title}"),
         ("Nomor", numbers),
         ("Ditandatangani", f"{agreement.signed_at}, {tanggal(agreement.signed_on)}"),
-        ("Periode", f"{period.label}: {tanggal(period.first_day)} s.d. {tanggal(period.last_day)}"),
+        ("Periode", f"{period.label}: {tanggal(period.first_day)} s.d. "
+                    f"{tanggal(period.last_day)} ({status})"),
         ("Sumber angka", f"ledger exchange, entri 1 s.d. {head.tree_size} "
                          f"(checkpoint {head.timestamp}, tree head {head.root_hash})"),
         ("Kunci exchange", head.exchange_fingerprint),
@@ -103,8 +105,10 @@ STATUS_LABELS = {
 
 
 def _flow_rows(f: FlowFigures) -> list[tuple[str, str]]:
-    rows = [("Batch diterima", n(f.received)), ("Dijawab dengan hasil", n(f.results)),
-            ("Ditolak", n(f.rejected)), ("Baris diproses", n(f.rows))]
+    # received = results + rejected + pending: every batch received in the period, once
+    rows = [("Batch diterima dalam periode", n(f.received)),
+            ("– dijawab dengan hasil", n(f.results)), ("– ditolak", n(f.rejected)),
+            ("– belum dijawab", n(f.pending)), ("Baris diproses", n(f.rows))]
     rows += [(STATUS_LABELS.get(status, status), n(count))
              for status, count in sorted(f.statuses.items())]
     if f.loads:
@@ -114,14 +118,36 @@ def _flow_rows(f: FlowFigures) -> list[tuple[str, str]]:
     return rows
 
 
-def _reasons(reasons: Counter[str]) -> tuple[tuple[str, str, str], ...]:
-    return tuple((code, n(count), CATALOGUE[code][1].split(":")[0].split(";")[0]
-                  if code in CATALOGUE else "")
+def _reasons(reasons: Counter[str]) -> tuple[tuple[str, str, str, str], ...]:
+    return tuple((code, n(count), label(code), label(code, "en"))
                  for code, count in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
-def berita_acara(agreement: Agreement, period: Period, figures: dict[str, FlowFigures],
-                 head: TreeHead, generated: str) -> Document:
+REASON_HEADERS = ("Kode", "Batch ditolak", "Keterangan", "Description")
+
+
+def _several(count: int) -> str:
+    return (f"{n(count)} batch ditolak dengan lebih dari satu alasan; batch seperti itu "
+            "dihitung pada setiap alasannya, sehingga jumlah per alasan dapat melebihi jumlah "
+            "batch yang ditolak.") if count else ""
+
+
+def _charts(figures: dict[str, FlowFigures]) -> tuple[Chart, ...]:
+    reasons: Counter[str] = Counter()
+    for f in figures.values():
+        reasons.update(f.reasons)
+    drawn = [flow_chart(f) for f in figures.values()] + [reasons_chart(reasons)]
+    return tuple(c for c in drawn if c is not None)
+
+
+def _provisional(ctx: Context) -> str:
+    return (f"SEMENTARA: periode {ctx.period.label} belum berakhir; angka dapat berubah."
+            if ctx.open_period else "")
+
+
+def berita_acara(agreement: Agreement, figures: dict[str, FlowFigures], ctx: Context
+                 ) -> Document:
+    period, head = ctx.period, ctx.head
     sections = [_parties(agreement)]
     for flow in agreement.flows:
         f = figures[flow.name]
@@ -130,7 +156,9 @@ def berita_acara(agreement: Agreement, period: Period, figures: dict[str, FlowFi
                       f"Pengirim: {flow.sender}."]
         tables = [table(("Uraian", "Jumlah"), _flow_rows(f))]
         if f.reasons:
-            tables.append(table(("Alasan penolakan", "Jumlah", "Keterangan"), _reasons(f.reasons)))
+            tables.append(table(REASON_HEADERS, _reasons(f.reasons)))
+            if f.several_reasons:
+                paragraphs.append(_several(f.several_reasons))
         sections.append(Section(f"Alur {flow.name}", tuple(paragraphs), tuple(tables)))
     discrepancy_rows = []
     for flow in agreement.flows:
@@ -153,18 +181,22 @@ def berita_acara(agreement: Agreement, period: Period, figures: dict[str, FlowFi
         title="Berita Acara Hasil Pemadanan Data",
         subtitle=f"{agreement.id} — periode {period.label} "
                  f"({agreement.monitoring.minutes_clause or 'Pasal 3 ayat (2) huruf d'})",
-        facts=_common(agreement, period, head, generated),
+        facts=_common(agreement, ctx),
         sections=tuple(sections),
         signatures=_signatures(agreement),
         footer=_footer(head),
-        figures={"agreement": agreement.id, "period": period.label,
+        figures={"agreement": agreement.id, "period": period.label, "ended": not ctx.open_period,
                  "tree_size": head.tree_size, "root_hash": head.root_hash, "flows": totals},
+        charts=_charts(figures),
+        provisional=_provisional(ctx),
+        parties=tuple(p.name for p in agreement.parties),
     )
 
 
-def evaluasi(agreement: Agreement, period: Period, figures: dict[str, FlowFigures],
-             events: Counter[str], head: TreeHead, generated: str, *, ledger_ok: bool,
-             previous: list[str]) -> Document:
+def evaluasi(agreement: Agreement, figures: dict[str, FlowFigures], events: Counter[str],
+             ctx: Context, *, ledger_ok: bool, previous: str) -> Document:
+    """``previous``: what became of the previous period's evaluation (a sentence)."""
+    period, head = ctx.period, ctx.head
     v = agreement.validity
     m = agreement.monitoring
     status_rows = [
@@ -185,8 +217,7 @@ def evaluasi(agreement: Agreement, period: Period, figures: dict[str, FlowFigure
     months = sorted({month for f in figures.values() for month in f.by_month})
     activity = [(flow, *[n(figures[flow].by_month.get(month, 0)) for month in months],
                  n(figures[flow].received), n(figures[flow].rejected),
-                 f"{100 * figures[flow].rejected / figures[flow].received:.1f}%"
-                 if figures[flow].received else "-")
+                 persen(figures[flow].rejected, figures[flow].received))
                 for flow in figures]
     sections.append(Section(
         "Kegiatan pertukaran data",
@@ -197,8 +228,10 @@ def evaluasi(agreement: Agreement, period: Period, figures: dict[str, FlowFigure
     for f in figures.values():
         reasons.update(f.reasons)
     if reasons:
-        sections.append(Section("Alasan penolakan terbanyak", tables=(
-            table(("Kode", "Jumlah", "Keterangan"), _reasons(reasons)[:10]),)))
+        several = sum(f.several_reasons for f in figures.values())
+        sections.append(Section("Alasan penolakan",
+                                paragraphs=(_several(several),) if several else (),
+                                tables=(table(REASON_HEADERS, _reasons(reasons)),)))
     labels = (
         ("login.failed", "Login SFTP gagal"),
         ("upload.interrupted", "Unggahan terputus (tidak diproses)"),
@@ -218,20 +251,22 @@ def evaluasi(agreement: Agreement, period: Period, figures: dict[str, FlowFigure
         f"Rantai hash ledger {'utuh' if ledger_ok else 'TIDAK UTUH'} saat dokumen ini dibuat; "
         f"checkpoint {head.tree_size} entri, tree head {head.root_hash}.",
     )))
-    due = (f"{m.evaluations_per_year} kali setahun ({m.evaluations_clause}); evaluasi "
-           "sebelumnya: " + (", ".join(previous) if previous else "belum ada"))
+    due = f"{m.evaluations_per_year} kali setahun ({m.evaluations_clause}); {previous}"
     sections.append(Section("Jadwal pemantauan dan evaluasi", paragraphs=(due,)))
     sections.append(_recheck("evaluasi", agreement, period, head))
     return Document(
         kind="evaluasi",
         title="Laporan Pemantauan dan Evaluasi",
         subtitle=f"{agreement.id} — periode {period.label} ({m.evaluations_clause or 'Pasal 7'})",
-        facts=_common(agreement, period, head, generated),
+        facts=_common(agreement, ctx),
         sections=tuple(sections),
         signatures=_signatures(agreement),
         footer=_footer(head),
-        figures={"agreement": agreement.id, "period": period.label,
+        figures={"agreement": agreement.id, "period": period.label, "ended": not ctx.open_period,
                  "tree_size": head.tree_size, "root_hash": head.root_hash,
                  "flows": {name: f.as_dict() for name, f in figures.items()},
                  "events": dict(events), "ledger_ok": ledger_ok},
+        charts=_charts(figures),
+        provisional=_provisional(ctx),
+        parties=tuple(p.name for p in agreement.parties),
     )

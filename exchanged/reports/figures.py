@@ -58,63 +58,138 @@ def parse_period(text: str, zone: ZoneInfo) -> Period:
 
 @dataclass
 class FlowFigures:
+    """What happened to the batches a flow *received* within the period, as of the checkpoint:
+    each is answered with a result, refused, or not yet answered, so that
+    ``received == results + rejected + pending`` always holds."""
+
     flow: str
     received: int = 0
     results: int = 0
     rejected: int = 0
+    pending: int = 0
     rows: int = 0
     statuses: Counter[str] = field(default_factory=Counter)
+    #: refused batches by reason code (a batch refused for two reasons counts under each)
     reasons: Counter[str] = field(default_factory=Counter)
+    #: refused batches with more than one reason
+    several_reasons: int = 0
     loads: int = 0
     last_load_rows: int | None = None
     by_month: Counter[str] = field(default_factory=Counter)
+    #: ISO week (``2026-W14``) -> batches by outcome (``result``, ``rejected``, ``pending``)
+    by_week: dict[str, Counter[str]] = field(default_factory=dict)
+    #: ISO week -> rows processed
+    rows_by_week: Counter[str] = field(default_factory=Counter)
 
     def as_dict(self) -> dict[str, object]:
         return {"received": self.received, "results": self.results, "rejected": self.rejected,
-                "rows": self.rows, "statuses": dict(self.statuses),
-                "reasons": dict(self.reasons), "loads": self.loads,
-                "last_load_rows": self.last_load_rows, "by_month": dict(self.by_month)}
+                "pending": self.pending, "rows": self.rows, "statuses": dict(self.statuses),
+                "reasons": dict(self.reasons), "several_reasons": self.several_reasons,
+                "loads": self.loads, "last_load_rows": self.last_load_rows,
+                "by_month": dict(self.by_month),
+                "by_week": {week: dict(c) for week, c in sorted(self.by_week.items())},
+                "rows_by_week": dict(sorted(self.rows_by_week.items()))}
 
 
-BATCH_KINDS = ("batch.received", "batch.answered", "batch.processed", "batch.rejected",
-               "dataset.replaced")
+BATCH_KINDS = ("batch.processed", "batch.rejected", "batch.answered", "dataset.replaced")
+
+
+@dataclass
+class _Batch:
+    flow: str
+    week: str
+    outcome: str = "pending"
+    rows: int = 0
+    codes: tuple[str, ...] = ()
+
+
+def iso_week(ts: str) -> str:
+    """The ISO week of a ledger timestamp.
+
+    >>> iso_week("2026-01-01T10:00:00.000000Z")
+    '2026-W01'
+    """
+    year, week, _ = date.fromisoformat(ts[:10]).isocalendar()
+    return f"{year}-W{week:02d}"
 
 
 def flow_figures(ledger: Ledger, flows: Sequence[str], period: Period, upto: int
                  ) -> dict[str, FlowFigures]:
-    """Per flow: batches, rows, statuses, refusals by reason, loads — within the period."""
+    """Per flow: the batches received within the period and what became of each by entry
+    ``upto`` (the checkpoint): outcomes, rows, statuses, refusals by reason, loads."""
     out = {f: FlowFigures(f) for f in flows}
     if not flows:
         return out
     marks = ",".join("?" * len(flows))
+    conn = ledger.connection()
+    batches: dict[str, _Batch] = {}
+    for flow, ts, uid in conn.execute(
+            f"SELECT flow, ts, json_extract(data, '$.uid') FROM ledger WHERE seq <= ? "
+            f"AND kind = 'batch.received' AND ts >= ? AND ts < ? AND flow IN ({marks}) "
+            "ORDER BY seq", (upto, period.since, period.until, *flows)):
+        batches[str(uid)] = _Batch(flow, iso_week(ts))
+        out[flow].received += 1
+        out[flow].by_month[ts[:7]] += 1
     kinds = ",".join("?" * len(BATCH_KINDS))
-    rows = ledger.connection().execute(
-        f"SELECT kind, flow, ts, data FROM ledger WHERE seq <= ? AND ts >= ? AND ts < ? "
-        f"AND flow IN ({marks}) AND kind IN ({kinds}) ORDER BY seq",
-        (upto, period.since, period.until, *flows, *BATCH_KINDS),
-    )
-    for kind, flow, ts, data_text in rows:
-        f = out[flow]
+    # what became of them: entries after the period's start only (none can come before)
+    for kind, data_text in conn.execute(
+            f"SELECT kind, data FROM ledger WHERE seq <= ? AND ts >= ? AND flow IN ({marks}) "
+            f"AND kind IN ({kinds}) ORDER BY seq", (upto, period.since, *flows, *BATCH_KINDS)):
         data = json.loads(data_text)
-        if kind == "batch.received":
-            f.received += 1
-            f.by_month[ts[:7]] += 1
-        elif kind == "batch.answered":
-            if data.get("outcome") == "result":
-                f.results += 1
-            else:
-                f.rejected += 1
-        elif kind == "batch.processed":
-            f.rows += int(data.get("rows", 0))
-            for status, n in dict(data.get("counts", {})).items():
-                f.statuses[str(status)] += int(n)
-        elif kind == "batch.rejected":
-            for code in data.get("codes", []):
-                f.reasons[str(code)] += 1
-        elif kind == "dataset.replaced":
-            f.loads += 1
-            f.last_load_rows = int(data.get("rows", 0))
+        batch = batches.get(str(data.get("uid")))
+        if batch is not None:
+            _apply(out[batch.flow], batch, kind, data)
+    for batch in batches.values():
+        f = out[batch.flow]
+        if batch.outcome == "result":
+            f.results += 1
+        elif batch.outcome == "rejected":
+            f.rejected += 1
+        else:
+            f.pending += 1
+        f.by_week.setdefault(batch.week, Counter())[batch.outcome] += 1
+        f.rows_by_week[batch.week] += batch.rows
+        if batch.outcome == "rejected":
+            f.reasons.update(set(batch.codes))
+            f.several_reasons += len(set(batch.codes)) > 1
     return out
+
+
+def _apply(f: FlowFigures, batch: _Batch, kind: str, data: dict[str, object]) -> None:
+    if kind == "batch.processed":
+        batch.rows = int(str(data.get("rows", 0)))
+        f.rows += batch.rows
+        counts = data.get("counts", {})
+        for status, count in (counts.items() if isinstance(counts, dict) else ()):
+            f.statuses[str(status)] += int(count)
+    elif kind == "batch.rejected":
+        codes = data.get("codes", [])
+        batch.codes = tuple(str(c) for c in codes) if isinstance(codes, list) else ()
+    elif kind == "batch.answered":
+        batch.outcome = "result" if data.get("outcome") == "result" else "rejected"
+    elif kind == "dataset.replaced":
+        f.loads += 1
+        f.last_load_rows = int(str(data.get("rows", 0)))
+
+
+def previous_period(period: Period, zone: ZoneInfo) -> Period:
+    """The period of the same kind just before ``period``.
+
+    >>> previous_period(parse_period("2026-H1", ZoneInfo("UTC")), ZoneInfo("UTC")).label
+    '2025-H2'
+    >>> previous_period(parse_period("2026-Q1", ZoneInfo("UTC")), ZoneInfo("UTC")).label
+    '2025-Q4'
+    """
+    year, _, part = period.label.partition("-")
+    y = int(year)
+    if not part:
+        label = str(y - 1)
+    elif part.startswith("H"):
+        label = f"{y}-H1" if part == "H2" else f"{y - 1}-H2"
+    else:
+        q = int(part[1])
+        label = f"{y}-Q{q - 1}" if q > 1 else f"{y - 1}-Q4"
+    return parse_period(label, zone)
 
 
 def event_counts(ledger: Ledger, kinds: Sequence[str], period: Period, upto: int

@@ -219,10 +219,24 @@ def test_berita_acara_counts_what_happened(exchange: Exchange, kemensos: Agency,
                                  "--agreement", AGREEMENT, "--period", period, "--format",
                                  "json", "--checkpoint", str(cp)).stdout)
     assert again["figures"] == doc["figures"]
-    html = exchanged("report", "berita-acara", "--home", str(exchange.home), "--agreement",
-                     AGREEMENT, "--period", period, "--format", "html",
-                     "--no-new-checkpoint").stdout
+    # every format from one run: one checkpoint, one ledger entry citing each file
+    stem = work / f"berita-acara-{period}"
+    out_text = exchanged("report", "berita-acara", "--home", str(exchange.home), "--agreement",
+                         AGREEMENT, "--period", period, "--format", "html,md,json,pdf",
+                         "--output", str(stem)).stdout
+    files = {fmt: stem.with_name(f"{stem.name}.{fmt}") for fmt in ("html", "md", "json", "pdf")}
+    assert all(f.exists() for f in files.values()), out_text
+    entry = exchange.ledger("--kind", "report.generated")[-1]["data"]
+    assert entry["formats"] == ["html", "md", "json", "pdf"]  # type: ignore[index]
+    assert json.loads(files["json"].read_text())["figures"]["tree_size"] == entry["tree_size"]  # type: ignore[index]
+    assert files["pdf"].read_bytes().startswith(b"%PDF")
+    pdf_text = subprocess.run(["pdftotext", str(files["pdf"]), "-"], capture_output=True,
+                              text=True, check=True).stdout
+    assert "BERITA ACARA HASIL PEMADANAN DATA" in pdf_text.upper()
+    assert "SEMENTARA" in pdf_text  # this half-year has not ended
+    html = files["html"].read_text()
     assert "<h1>Berita Acara Hasil Pemadanan Data</h1>" in html and "@page" in html
+    assert "data:image/svg+xml;base64," in html
     # no personal data in the report
     person = register.row(0)
     assert person.nik not in html and person.nama not in html

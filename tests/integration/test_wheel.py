@@ -60,3 +60,4 @@ def test_the_wheel_holds_every_product_module_and_the_shipped_policies(
     assert product - names == set()
     assert "exchanged/data/policies/pks-kemensos-bkn-2023.yaml" in names
     assert "exchanged/py.typed" in names
+    assert "exchanged/reports/templates/letterhead.html.j2" in names
