@@ -75,11 +75,13 @@ class Reason:
 
     code: str
     message: str
-    message_id: str = ""
+    #: the same sentence in Indonesian (``pesan``: message)
+    pesan: str = ""
 
     def as_dict(self) -> dict[str, str]:
-        """The form the rejection file carries (the contract's ``{code, message}``)."""
-        return {"code": self.code, "message": self.message}
+        """The form the rejection file carries: the contract's ``{code, message}`` and the
+        Indonesian sentence beside it (``pesan``)."""
+        return {"code": self.code, "message": self.message, "pesan": self.pesan}
 
 
 class Problem(Exception):

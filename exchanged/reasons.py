@@ -4,8 +4,8 @@ Agencies script against these codes, so a code never changes meaning once
 shipped. Each sentence says what was wrong and, where it helps, what to do;
 none ever contains personal data (values from the batch): only column names,
 line numbers, dates of the agreement and the like. The rejection file carries
-the English sentence (``message``, as the contract says); ``policy explain``
-and docs/reasons.md show both.
+the English sentence (``message``, as the contract says) and the Indonesian one
+(``pesan``); ``policy explain`` and docs/reasons.md show both.
 """
 
 from __future__ import annotations
@@ -195,7 +195,7 @@ def reason(code: str, **params: object) -> Reason:
 
     >>> reason("EMPTY_UPLOAD")  # doctest: +NORMALIZE_WHITESPACE
     Reason(code='EMPTY_UPLOAD', message='The uploaded file is empty.',
-           message_id='Berkas yang diunggah kosong.')
+           pesan='Berkas yang diunggah kosong.')
     """
     english, indonesian = CATALOGUE[code]
     return Reason(code, english.format(**params), indonesian.format(**params))

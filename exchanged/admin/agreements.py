@@ -270,7 +270,7 @@ def decision_json(decision: Decision) -> str:
                     "size": req.size, "rows": req.rows, "recipient": req.recipient},
         "decided_by": list(decision.rule_ids),
         "rules": [r.as_dict() for r in decision.evaluated],
-        "reasons": [{"code": r.code, "message": r.message, "message_id": r.message_id}
+        "reasons": [{"code": r.code, "message": r.message, "pesan": r.pesan}
                     for r in decision.reasons],
         "disclosed": list(decision.disclosed),
     }, ensure_ascii=False, indent=2)

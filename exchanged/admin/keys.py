@@ -95,7 +95,10 @@ def rotate_openpgp(home: Home, ledger: Ledger, retire_to: Path,
             message=(f"The exchange's OpenPGP key changes from {old} to {new}. From now on "
                      f"encrypt batches to {new} and expect answers signed by it; this notice "
                      f"is signed by the old key, which has also certified the new one."),
-            message_id=f"key-rotation-{new[-16:].lower()}",
+            pesan=(f"Kunci OpenPGP exchange berganti dari {old} menjadi {new}. Mulai sekarang "
+                   f"enkripsi batch untuk {new} dan periksa bahwa jawaban ditandatangani "
+                   f"olehnya; pemberitahuan ini ditandatangani kunci lama, yang juga telah "
+                   f"mensertifikasi kunci baru."),
         )
         notified = deliver_notice(home, old, notice, now, agencies)
     except BaseException:

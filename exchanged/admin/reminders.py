@@ -43,7 +43,8 @@ class Notice:
     due: date
     clause: str
     message: str
-    message_id: str
+    #: the same in Indonesian (``pesan``: message)
+    pesan: str
 
 
 def _half_before(today: date) -> tuple[str, date, date] | None:
@@ -151,7 +152,7 @@ def deliver_notice(home: Home, signer: str, notice: Notice, now: datetime, parti
     body = json.dumps({
         "format": NOTICE_FORMAT, "kind": notice.kind, "agreement": notice.agreement,
         "due": notice.due.isoformat(), "clause": notice.clause, "message": notice.message,
-        "message_id": notice.message_id, "issued": format_ts(now),
+        "pesan": notice.pesan, "issued": format_ts(now),
     }, ensure_ascii=False, indent=2, sort_keys=True).encode("utf-8")
     signed = sign_document(home.gnupg, signer, body)
     name = f"notice-{notice.kind}-{notice.key.split(':', 1)[1].replace(':', '-')}.json.asc"

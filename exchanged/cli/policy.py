@@ -89,7 +89,7 @@ def _print_decision(decision: Decision) -> None:
         for reason_ in decision.reasons:
             print(f"  {reason_.code}")
             print(f"    en: {reason_.message}")
-            print(f"    id: {reason_.message_id}")
+            print(f"    id: {reason_.pesan}")
 
 
 def cmd_policy_explain(args: argparse.Namespace) -> int:

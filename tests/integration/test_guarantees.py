@@ -110,6 +110,9 @@ def test_a_name_the_exchange_makes_cannot_be_taken_and_no_batch_is_opened_twice(
     uid = refused_since(guarded, seq, "RESERVED_BATCH_ID")
     rejection = json.loads(kemensos.outcome(FLOW, f"{uid}.rejected.json.gpg"))
     assert [r["code"] for r in rejection["reasons"]] == ["RESERVED_BATCH_ID"]
+    # in both languages: the contract's English message, and the Indonesian beside it
+    assert "reserved" not in rejection["reasons"][0]["pesan"]
+    assert rejection["reasons"][0]["pesan"].startswith("Batch id berbentuk nama")
     # three uploads, three outcomes, each answered once and opened at most once
     names = [n for n in outcomes(guarded, "kemensos") if n.startswith(("s1.", uid))]
     assert sorted(names) == sorted(["s1.rejected.json.gpg", "s1.replay-1.rejected.json.gpg",

@@ -72,7 +72,7 @@ def test_in_force_on_last_day_and_not_after(policies: Path) -> None:
     assert not late.allow
     assert [r.code for r in late.reasons] == ["AGREEMENT_NOT_IN_FORCE"]
     assert "2023-04-03 to 2026-04-03" in late.reasons[0].message
-    assert "2023-04-03 sampai 2026-04-03" in late.reasons[0].message_id
+    assert "2023-04-03 sampai 2026-04-03" in late.reasons[0].pesan
     assert late.deciding[0].clause == "Pasal 6 ayat (1)"
     fields = late.ledger_fields()
     assert fields["rules"] == ["agreement.validity"] and fields["clauses"] == ["Pasal 6 ayat (1)"]

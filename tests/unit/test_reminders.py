@@ -31,7 +31,7 @@ def test_renewal_notice_is_due_a_month_before_the_end(tmp_path: Path) -> None:
     renewal = next(n for n in due if n.kind == "renewal")
     assert renewal.due == date(2026, 3, 4) and renewal.clause == "Pasal 6 ayat (2)"
     assert set(renewal.parties) == {"kemensos", "bkn"}
-    assert "2026-04-03" in renewal.message and "paling lambat" in renewal.message_id
+    assert "2026-04-03" in renewal.message and "paling lambat" in renewal.pesan
     assert "renewal" not in kinds(due_notices(p, date(2026, 4, 4), set(), []))
 
 
