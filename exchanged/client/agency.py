@@ -176,7 +176,11 @@ class Client:
             problems = status.keywords("NO_SECKEY", "DECRYPTION_FAILED", "NODATA", "FAILURE")
             raise ClientError("gpg could not decrypt the outcome"
                               + (f" ({', '.join(problems)})" if problems else ""))
-        signers = {s.primary for s in valid_signatures(status)}
+        signatures = valid_signatures(status)
+        if any(s.weak for s in signatures):
+            raise KeyProblem("the outcome is signed with a weak hash algorithm (MD5, SHA-1), "
+                             "which proves nothing: do not trust it")
+        signers = {s.primary for s in signatures}
         if status.has("BADSIG") or signers != {self.exchange_fpr.upper()}:
             raise KeyProblem(f"the outcome is NOT signed by the exchange's pinned key "
                              f"{self.exchange_fpr}: do not trust it")
