@@ -92,6 +92,13 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "The upload is signed with the agency's key, but that key is revoked.",
         "Unggahan ditandatangani dengan kunci instansi, tetapi kunci itu sudah dicabut.",
     ),
+    "WEAK_SIGNATURE": (
+        "The upload is signed with the {hash} hash algorithm, too weak to prove who sent it; "
+        "sign it again with SHA-256 or stronger (gpg --digest-algo SHA256).",
+        "Unggahan ditandatangani dengan algoritma hash {hash} yang terlalu lemah untuk "
+        "membuktikan pengirimnya; tandatangani ulang dengan SHA-256 atau yang lebih kuat "
+        "(gpg --digest-algo SHA256).",
+    ),
     "TOO_LARGE_DECRYPTED": (
         "The batch decrypts to more than the flow's limit of {limit} bytes; it was not processed.",
         "Isi batch setelah didekripsi melebihi batas alur ini sebesar {limit} byte; batch tidak "
@@ -222,6 +229,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "WRONG_SIGNER": ("signed by another key", "ditandatangani kunci lain"),
     "SIGNER_KEY_EXPIRED": ("signing key expired", "kunci penanda tangan kedaluwarsa"),
     "SIGNER_KEY_REVOKED": ("signing key revoked", "kunci penanda tangan dicabut"),
+    "WEAK_SIGNATURE": ("signature over a weak hash", "tanda tangan dengan hash lemah"),
     "TOO_LARGE_DECRYPTED": ("decrypts to more than the limit", "hasil dekripsi melebihi batas"),
     "BAD_ENCODING": ("not UTF-8 text", "bukan teks UTF-8"),
     "NO_HEADER": ("no header row", "tanpa baris judul"),

@@ -15,13 +15,24 @@ still encrypted to the old key are refused ``NOT_ENCRYPTED_TO_EXCHANGE``.
 
 **SSH host key.** A new Ed25519 host key replaces the old one; the command
 prints the ``known_hosts`` line to hand to the agencies by a second channel.
+
+**Register key** (``keys/register.key``, when it may have leaked). Whoever holds it
+can turn every keyed identifier of a reference snapshot back into the NIK or NIP
+(and guess names and birth dates from the fuzzy index): a new key protects only
+what is keyed under it from now on. Every snapshot goes with the old key — its
+keyed values match nothing under the new one, and a snapshot read with the wrong
+key would answer everybody "not found" — so each dataset answers
+``NO_REFERENCE_DATA`` until its register is loaded again.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import os
 import re
+import secrets
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -32,6 +43,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from exchanged.admin.reminders import Notice, deliver_notice
+from exchanged.batch.state import State
 from exchanged.crypto.keys import Keyring
 from exchanged.errors import KeyProblem, UsageError
 from exchanged.home import Home, atomic_write, load_config
@@ -140,6 +152,61 @@ def rotate_ssh_host(home: Home, ledger: Ledger) -> KeyRotation:
     ledger.append("exchange.key_rotated", actor="admin", key="ssh-host", old_host_key=old,
                   new_host_key=new)
     return KeyRotation("ssh-host", old, new, known_hosts_line=line)
+
+
+@dataclass(frozen=True)
+class RegisterRotation:
+    old_fingerprint: str
+    new_fingerprint: str
+    #: the datasets that had a current snapshot: each is to be loaded again
+    datasets: tuple[str, ...]
+    files_removed: int
+
+
+def register_key_fingerprint(secret: bytes) -> str:
+    """A name for a register key that says nothing of it (a keyed hash of a constant), so
+    that the ledger can say which key was replaced by which."""
+    return hashlib.blake2b(b"exchanged register key fingerprint", key=secret[:64],
+                           digest_size=16).hexdigest()
+
+
+def rotate_register(home: Home, ledger: Ledger) -> RegisterRotation:
+    """A new register key; every reference snapshot removed with the old one.
+
+    In this order, so that no snapshot is ever read with a key it was not made with:
+    the datasets stop being current (in the transaction of the ledger entry), their files
+    go, then the new key replaces the old. Stopped half-way, the command is run again.
+    """
+    _stopped(home)
+    try:
+        old: bytes | None = home.register_key.read_bytes()
+    except FileNotFoundError:
+        old = None  # a home restored from a backup that rightly left the key out
+    except OSError as e:
+        raise UsageError(f"cannot read {home.register_key}: {e.strerror}") from None
+    new = secrets.token_bytes(32)
+    state = State(ledger)
+    datasets = tuple(name for name, _, _, _ in state.datasets())
+    fingerprints = {"new_fingerprint": register_key_fingerprint(new)}
+    if old is not None:
+        fingerprints["old_fingerprint"] = register_key_fingerprint(old)
+    with ledger.transaction() as txn:
+        for dataset in datasets:
+            state.remove_dataset(txn, dataset)
+        txn.append("exchange.register_key_rotated", actor="admin", datasets=list(datasets),
+                   **fingerprints)
+    removed = 0
+    if home.reference.is_dir():
+        for folder in home.reference.iterdir():
+            if folder.is_dir() and not folder.is_symlink():
+                removed += sum(len(files) for _, _, files in os.walk(folder))
+                shutil.rmtree(folder)
+            else:
+                removed += 1
+                folder.unlink()
+    atomic_write(home.register_key, new)
+    return RegisterRotation(fingerprints.get("old_fingerprint", "none"),
+                            fingerprints["new_fingerprint"], datasets, removed)
 
 
 def _fingerprint_of(public_line: bytes) -> str:

@@ -20,6 +20,7 @@ import json
 import os
 import secrets
 import shutil
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -35,6 +36,8 @@ UPLOAD_FILE = "upload"
 OUTCOME_FILE = "outcome"
 META_FILE = "meta.json"
 REASONS_FILE = "reasons.json"
+#: what an upload is copied in by, out of an OpenSSH chroot
+COPY_BYTES = 1 << 20
 
 
 def new_uid(now: datetime | None = None) -> str:
@@ -146,6 +149,61 @@ class Upload:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+class NotAPlainFile(Exception):
+    """What an agency's inbox holds under an upload's name is not a plain file of its own:
+    a symbolic link, a file with another name elsewhere (a hard link), or no regular file
+    (a FIFO, a device). It is not taken; it stays where it is for the administrator."""
+
+
+def _copy_in(path: Path, sink: int) -> None:
+    """Copy the agency's file at ``path`` into the open ``sink``, then remove it.
+
+    The file is opened without following a link (``O_NOFOLLOW``; ``O_NONBLOCK``, so that a
+    FIFO cannot hold the watcher) and the *open descriptor* is checked: a regular file with
+    one link. The bytes come from that descriptor, so a name swapped for a link after any
+    check by name leads nowhere; what is copied is the exchange's own file (0600), which
+    the agency can no longer change through a handle it kept open. The name is removed
+    only if it still is the file that was copied.
+    """
+    try:
+        source = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise NotAPlainFile("a symbolic link") from None
+        raise
+    try:
+        st = os.fstat(source)
+        if not stat.S_ISREG(st.st_mode):
+            raise NotAPlainFile("not a regular file")
+        if st.st_nlink != 1:
+            raise NotAPlainFile(f"a file with {st.st_nlink} links")
+        while chunk := os.read(source, COPY_BYTES):
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(sink, view):]
+    finally:
+        os.close(source)
+    try:
+        now = os.stat(path, follow_symlinks=False)
+    except FileNotFoundError:
+        return  # the agency removed it meanwhile: what it had closed is taken
+    if (now.st_dev, now.st_ino) == (st.st_dev, st.st_ino):
+        os.unlink(path)
+
+
+def _moved(path: Path, upload: Upload) -> bool:
+    """Rename a held upload into ``upload``'s place; False if it is on another file system."""
+    try:
+        os.replace(path, upload.path)
+    except OSError as e:
+        if e.errno == errno.EXDEV:
+            return False
+        raise
+    os.close(upload.fd)
+    upload.fd = os.open(upload.path, os.O_RDWR | os.O_NOFOLLOW)
+    return True
+
+
 class Spool:
     def __init__(self, home: Home) -> None:
         self.home = home
@@ -154,20 +212,22 @@ class Spool:
         return Upload(self, agency, flow, name)
 
     def adopt(self, path: Path, agency: str, flow: str, name: str) -> Upload:
-        """Take a complete file (a held upload being renamed) as a new upload."""
+        """Take a complete file (a held upload being renamed) as a new upload.
+
+        In OpenSSH mode (:attr:`Home.shared_drop`) the file is the agency's, in a folder
+        its user (and its group) can write: it is copied out of the chroot from a checked
+        descriptor (:func:`_copy_in`), never moved or read by its path. The embedded front
+        door's held upload is the exchange's own file: it is moved (copied the same way
+        only if its folder is on another file system).
+        """
         upload = Upload(self, agency, flow, name)
-        os.close(upload.fd)
         try:
-            os.replace(path, upload.path)
-        except OSError as e:
-            if e.errno != errno.EXDEV:
-                upload.discard()
-                raise
-            # OpenSSH mode: the agencies' folders may be on another file system
-            shutil.copyfile(path, upload.path)
-            path.unlink()
-        upload.fd = os.open(upload.path, os.O_RDWR | os.O_NOFOLLOW)
-        upload.size = upload.path.stat().st_size
+            if self.home.shared_drop or not _moved(path, upload):
+                _copy_in(path, upload.fd)
+        except BaseException:
+            upload.discard()
+            raise
+        upload.size = os.fstat(upload.fd).st_size
         upload.forget_hash()
         return upload
 

@@ -70,8 +70,10 @@ def cmd_keys_rotate(args: argparse.Namespace) -> int:
     from exchanged.admin.keys import rotate_openpgp, rotate_ssh_host
     from exchanged.ledger import open_ledger
 
-    if bool(args.openpgp) == bool(args.ssh_host):
-        raise UsageError("give --openpgp (with --retire-to FILE) or --ssh-host")
+    if args.register and not (args.openpgp or args.ssh_host):
+        return _rotate_register(args)
+    if bool(args.openpgp) == bool(args.ssh_host) or args.register:
+        raise UsageError("give one of --openpgp (with --retire-to FILE), --ssh-host, --register")
     if args.openpgp and not args.retire_to:
         raise UsageError("--openpgp needs --retire-to FILE: where the old secret key goes")
     home = home_of(args)
@@ -90,6 +92,24 @@ def cmd_keys_rotate(args: argparse.Namespace) -> int:
             print(f"known_hosts line for the agencies: {done.known_hosts_line}")
     finally:
         ledger.close()
+    return 0
+
+
+def _rotate_register(args: argparse.Namespace) -> int:
+    from exchanged.admin.keys import rotate_register
+    from exchanged.ledger import open_ledger
+
+    home = home_of(args)
+    home.require()
+    ledger = open_ledger(home)
+    try:
+        done = rotate_register(home, ledger)
+    finally:
+        ledger.close()
+    print(f"register key: {done.old_fingerprint} -> {done.new_fingerprint}")
+    print(f"reference snapshots removed ({done.files_removed} files); to be loaded again: "
+          f"{', '.join(done.datasets) or 'none was loaded'}: ask the agencies that send "
+          "them to send them again (until then their flows answer NO_REFERENCE_DATA)")
     return 0
 
 
@@ -186,12 +206,16 @@ def add_parsers(sub: argparse._SubParsersAction[Parser], leaf: Leaf) -> None:
     keys = sub.add_parser("keys", help="rotate the exchange's own keys")
     keys_sub = keys.add_subparsers(dest="keys_command", metavar="COMMAND", parser_class=Parser)
     sp = leaf(keys_sub, "rotate", cmd_keys_rotate,
-              "replace the exchange's OpenPGP key or SSH host key (daemon stopped)")
+              "replace the exchange's OpenPGP key, SSH host key or register key "
+              "(daemon stopped)")
     sp.add_argument("--openpgp", action="store_true",
                     help="a new OpenPGP key, certified by the old one, announced to every agency")
     sp.add_argument("--retire-to", metavar="FILE",
                     help="with --openpgp: where the old secret key is written (move it offline)")
     sp.add_argument("--ssh-host", action="store_true", help="a new SSH host key")
+    sp.add_argument("--register", action="store_true",
+                    help="a new register key (keys/register.key, if it may have leaked); every "
+                    "reference snapshot is removed and must be loaded again")
 
     batch = sub.add_parser("batch", help="put shunted batches back")
     batch_sub = batch.add_subparsers(dest="batch_command", metavar="COMMAND",

@@ -16,9 +16,11 @@ exchange key is refused, loudly, until the pin is removed by hand.
 from __future__ import annotations
 
 import base64
+import errno
 import json
 import os
 import re
+import secrets
 import stat
 import sys
 import time
@@ -35,13 +37,41 @@ from exchanged.crypto.packets import decrypted, valid_signatures
 from exchanged.crypto.streams import SealFailed
 from exchanged.errors import Error, KeyProblem, Unavailable, UsageError
 from exchanged.home import Listen, atomic_write
+from exchanged.ids.redact import mask
 
 OUTCOME_SUFFIXES = (".result.csv.gpg", ".rejected.json.gpg")
 BATCH_ID_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
+#: the only names ``fetch`` writes: an outcome's, as the exchange makes them (a batch id, or
+#: the exchange's own id, not starting with a dot; a replay's ``.replay-<n>``; the kind's
+#: suffix). Whatever else a server lists (``../x``, ``/etc/x``, a backslash, a NUL, ``..``,
+#: a name too long) is never a file name here: one path component, no more than 100 bytes
+OUTCOME_NAME_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}(?:\.replay-\d{1,6})?"
+                             r"(?:\.result\.csv|\.rejected\.json)\.gpg")
+#: a flow's name (policy/flows.py's rule), as listed in ``/outbox``
+FLOW_NAME_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,47}")
+#: the outbox folders beside the flows' that hold no outcomes
+NOT_FLOWS = ("ledger", "notices")
+
+Warn = Callable[[str], None]
 
 
 class ClientError(Error):
     """Something went wrong on the agency's side or on the way (exit 2)."""
+
+
+def warn_on_stderr(text: str) -> None:
+    print(f"warning: {text}", file=sys.stderr)
+
+
+def shown(name: str) -> str:
+    """A name a server listed, made safe to print: printable ASCII (no terminal escapes),
+    at most 80 characters, personal-looking numbers masked.
+
+    >>> shown("../x\x1b[2J.result.csv.gpg")
+    "'../x?[2J.result.csv.gpg'"
+    """
+    safe = mask("".join(ch if 32 <= ord(ch) < 127 else "?" for ch in name))
+    return repr(safe[:80] + ("..." if len(safe) > 80 else ""))
 
 
 def default_state() -> Path:
@@ -176,7 +206,11 @@ class Client:
             problems = status.keywords("NO_SECKEY", "DECRYPTION_FAILED", "NODATA", "FAILURE")
             raise ClientError("gpg could not decrypt the outcome"
                               + (f" ({', '.join(problems)})" if problems else ""))
-        signers = {s.primary for s in valid_signatures(status)}
+        signatures = valid_signatures(status)
+        if any(s.weak for s in signatures):
+            raise KeyProblem("the outcome is signed with a weak hash algorithm (MD5, SHA-1), "
+                             "which proves nothing: do not trust it")
+        signers = {s.primary for s in signatures}
         if status.has("BADSIG") or signers != {self.exchange_fpr.upper()}:
             raise KeyProblem(f"the outcome is NOT signed by the exchange's pinned key "
                              f"{self.exchange_fpr}: do not trust it")
@@ -269,15 +303,25 @@ class Client:
         except OSError as e:
             raise ClientError(f"cannot download {remote}: {e}") from None
 
-    def outcomes(self, flow: str | None) -> list[tuple[str, str]]:
+    def outcomes(self, flow: str | None, warn: Warn = warn_on_stderr
+                 ) -> list[tuple[str, str]]:
+        """The outcomes waiting, as (flow, name); a name that is not an outcome's (whatever
+        a hostile or broken server lists) is left out with a warning."""
         sftp = self.sftp()
-        flows = [flow] if flow else [f for f in sftp.listdir("/outbox")
-                                     if f not in ("ledger", "notices")]
+        flows = [flow] if flow else [f for f in sftp.listdir("/outbox") if f not in NOT_FLOWS]
         found = []
         for f in flows:
+            if not FLOW_NAME_RE.fullmatch(f):
+                warn(f"skipped /outbox/{shown(f)}: not a flow's name")
+                continue
             for attr in sftp.listdir_attr(f"/outbox/{f}"):
-                if stat.S_ISREG(attr.st_mode or 0) and attr.filename.endswith(OUTCOME_SUFFIXES):
-                    found.append((f, attr.filename))
+                name = attr.filename
+                if not stat.S_ISREG(attr.st_mode or 0) or not name.endswith(OUTCOME_SUFFIXES):
+                    continue  # not an outcome at all (a folder, a file of another kind)
+                if not OUTCOME_NAME_RE.fullmatch(name):
+                    warn(f"skipped {shown(name)} in /outbox/{f}: not an outcome's name")
+                    continue
+                found.append((f, name))
         return sorted(found)
 
     def remove(self, remote: str) -> None:
@@ -358,19 +402,80 @@ def submit(client: Client, flow: str, csv_file: Path, *, batch_id: str | None,
     return Submitted(batch_id, "result", target, [])
 
 
-def fetch(client: Client, flow: str | None, output_dir: Path, *, remove: bool
-          ) -> list[tuple[str, Path]]:
-    """Download, verify and decrypt every outcome waiting; returns (remote name, local file)."""
+def fetch(client: Client, flow: str | None, output_dir: Path, *, remove: bool,
+          warn: Warn = warn_on_stderr) -> list[tuple[str, Path]]:
+    """Download, verify and decrypt every outcome waiting; returns (remote name, local file).
+
+    Each is written as a new file of ``output_dir`` itself, never over one that is there
+    (a file of an earlier fetch, or a link planted to lead elsewhere): such a name is
+    skipped with a warning, and with ``remove`` left on the server."""
     output_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        folder = os.open(output_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as e:
+        raise ClientError(f"cannot open {output_dir}: {e.strerror}") from None
     got = []
-    for f, name in client.outcomes(flow):
-        plain = client.open(client.download(f"/outbox/{f}/{name}"))
-        local = output_dir / name.removesuffix(".gpg")
-        atomic_write(local, plain, mode=0o600)
-        if remove:
-            client.remove(f"/outbox/{f}/{name}")
-        got.append((name, local))
+    try:
+        for f, name in client.outcomes(flow, warn):
+            plain = client.open(client.download(f"/outbox/{f}/{name}"))
+            local = name.removesuffix(".gpg")
+            if not write_new(folder, local, plain):
+                warn(f"skipped {name}: {output_dir / local} already exists (nothing was "
+                     "written over it)")
+                continue
+            if remove:
+                client.remove(f"/outbox/{f}/{name}")
+            got.append((name, output_dir / local))
+    finally:
+        os.close(folder)
     return got
+
+
+def write_new(folder: int, name: str, data: bytes) -> bool:
+    """Write ``data`` as the new file ``name`` (one component) of the open folder, whole or
+    not at all; False if the name exists, as anything (a dangling link included).
+
+    The file is written under a random hidden name (``O_EXCL | O_NOFOLLOW``) and then
+    hard-linked to ``name`` (``link`` never replaces, never follows a link at the target),
+    so it appears complete; where the file system has no hard links, it is created as
+    ``name`` itself, ``O_EXCL | O_NOFOLLOW``.
+    """
+    if "/" in name or "\0" in name or name in (".", ".."):
+        raise ValueError("not a single file name")
+    temporary = f".{name}.{secrets.token_hex(6)}.part"
+    _write_exclusive(folder, temporary, data)
+    try:
+        os.link(temporary, name, src_dir_fd=folder, dst_dir_fd=folder, follow_symlinks=False)
+    except FileExistsError:
+        return False
+    except OSError as e:
+        if e.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK):
+            raise ClientError(f"cannot write {name}: {e.strerror}") from None
+        try:
+            _write_exclusive(folder, name, data)
+        except FileExistsError:
+            return False
+    finally:
+        os.unlink(temporary, dir_fd=folder)
+    os.fsync(folder)
+    return True
+
+
+def _write_exclusive(folder: int, name: str, data: bytes) -> None:
+    """A new file ``name`` of ``folder``, 0600, holding ``data``, synced; FileExistsError if
+    the name exists, as anything."""
+    fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                 0o600, dir_fd=folder)
+    try:
+        with os.fdopen(fd, "wb", closefd=False) as f:
+            f.write(data)
+            f.flush()
+            os.fsync(fd)
+    except OSError as e:
+        os.close(fd)
+        os.unlink(name, dir_fd=folder)
+        raise ClientError(f"cannot write {name}: {e.strerror}") from None
+    os.close(fd)
 
 
 def progress_stream() -> IO[str] | None:

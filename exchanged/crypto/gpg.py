@@ -72,6 +72,54 @@ RESOURCE_CODES = {
 #: the low 16 bits of a gpg-error value are its code (the high ones name its source)
 _CODE_MASK = 0xFFFF
 
+#: OpenPGP's hash algorithm ids (RFC 9580, 9.5), as VALIDSIG and ERRSIG give them
+HASH_NAMES = {1: "MD5", 2: "SHA1", 3: "RIPEMD160", 8: "SHA256", 9: "SHA384", 10: "SHA512",
+              11: "SHA224", 12: "SHA3-256", 14: "SHA3-512"}
+#: the hashes a signature that counts may be made with: SHA-2 and SHA-3. MD5 and SHA-1
+#: collisions can be made (a signed batch could be swapped for another with the same
+#: hash), RIPEMD-160 is too short; anything unknown counts as weak, too
+STRONG_HASHES = frozenset({8, 9, 10, 11, 12, 14})
+#: ERRSIG's code when gpg has no public key for the signature (gpg-error GPG_ERR_NO_PUBKEY)
+NO_PUBKEY = 9
+
+
+def hash_name(algo: int) -> str:
+    """A hash algorithm's name, for a reason or an error (``#<id>`` if unknown)."""
+    return HASH_NAMES.get(algo, f"#{algo}")
+
+
+@dataclass(frozen=True)
+class ValidSig:
+    """A good signature (``VALIDSIG``): its key's primary fingerprint, when it was made,
+    the hash it was made with."""
+
+    primary: str
+    signed_at: int
+    hash_algo: int
+
+    @property
+    def weak(self) -> bool:
+        return self.hash_algo not in STRONG_HASHES
+
+
+@dataclass(frozen=True)
+class ErrSig:
+    """A signature gpg could not check (``ERRSIG``): the key id (and, if gpg gives it, the
+    fingerprint) of the key that made it, its hash, and gpg's error code."""
+
+    key_id: str
+    fingerprint: str
+    hash_algo: int
+    code: int
+
+    @property
+    def weak(self) -> bool:
+        return self.hash_algo not in STRONG_HASHES
+
+
+def _number(args: tuple[str, ...], at: int) -> int:
+    return int(args[at]) if len(args) > at and args[at].isdigit() else 0
+
 
 def environment() -> dict[str, str]:
     """gpg's environment: the C locale, so that what gpg writes does not vary by machine."""
@@ -104,6 +152,21 @@ class Status:
         """The keywords of the lines among ``wanted``, in order (for a log or an error:
         keywords carry no data of the message)."""
         return [k for k, _ in self.lines if k in wanted]
+
+    def valid_signatures(self) -> list[ValidSig]:
+        """Every good signature, in the message's order."""
+        # VALIDSIG <sig-key-fpr> <date> <ts> <expire> <ver> <res> <pk-algo> <hash> <class>
+        #          <primary-key-fpr>
+        return [ValidSig((args[9] if len(args) >= 10 else args[0]).upper(), _number(args, 2),
+                         _number(args, 7))
+                for args in self.all("VALIDSIG") if args]
+
+    def signature_errors(self) -> list[ErrSig]:
+        """Every signature gpg could not check, in the message's order."""
+        # ERRSIG <keyid> <pkalgo> <hashalgo> <sig_class> <time> <rc> [<fpr>]
+        return [ErrSig(args[0].upper(), args[6].upper() if len(args) > 6 else "",
+                       _number(args, 2), _number(args, 5))
+                for args in self.all("ERRSIG") if args]
 
     def resource_failure(self) -> str | None:
         """The name of the machine's failure an ERROR or FAILURE line reports, if any."""

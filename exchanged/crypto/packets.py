@@ -3,15 +3,16 @@
 An agency is bound to one pinned primary key fingerprint; the web of trust
 plays no part: a batch is accepted only if it is encrypted to the exchange
 *and* carries a good signature whose primary key fingerprint is the uploading
-agency's pinned one (:func:`classify_open`). The same reading of ``VALIDSIG``
-serves signed documents and the agency's client (:func:`valid_signatures`).
+agency's pinned one, made with a strong hash (:func:`classify_open`). The same
+reading of ``VALIDSIG`` serves signed documents and the agency's client
+(:func:`valid_signatures`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from exchanged.crypto.gpg import Status
+from exchanged.crypto.gpg import NO_PUBKEY, ErrSig, Status, ValidSig, hash_name
 from exchanged.errors import Refused
 from exchanged.reasons import reason
 
@@ -25,25 +26,10 @@ class Opened:
     plaintext_bytes: int
 
 
-@dataclass(frozen=True)
-class Signature:
-    """A good signature: the primary key fingerprint of its key, and when it was made."""
-
-    primary: str
-    signed_at: int
-
-
-def _valid(args: tuple[str, ...]) -> Signature:
-    # VALIDSIG <sig-key-fpr> <date> <ts> <expire> <ver> <res> <pk-algo> <hash> <class>
-    #          <primary-key-fpr>
-    primary = (args[9] if len(args) >= 10 else args[0]).upper()
-    signed_at = int(args[2]) if len(args) > 2 and args[2].isdigit() else 0
-    return Signature(primary, signed_at)
-
-
-def valid_signatures(status: Status) -> list[Signature]:
-    """Every good signature gpg verified, in the message's order."""
-    return [_valid(args) for args in status.all("VALIDSIG") if args]
+def valid_signatures(status: Status) -> list[ValidSig]:
+    """Every good signature gpg verified, in the message's order (weak ones too: each
+    reader decides; see :attr:`ValidSig.weak`)."""
+    return status.valid_signatures()
 
 
 def decrypted(status: Status) -> bool:
@@ -79,30 +65,44 @@ def classify_open(
 
 
 def _by_pinned(status: Status, pinned: str) -> Opened:
-    """The good signature of the pinned key among the message's; else Refused."""
+    """The good signature of the pinned key, made with a strong hash, among the message's;
+    else Refused."""
+    pinned = pinned.upper()
+    weak: list[int] = []
     for signature in signatures(status):
-        valid = signature.all("VALIDSIG")
-        primary, signed_at = "", 0
+        valid = signature.valid_signatures()
         if valid:
-            first = _valid(valid[0])
-            primary, signed_at = first.primary, first.signed_at
-            by_pinned = primary == pinned.upper()
+            by_pinned = valid[0].primary == pinned
         else:
             # no VALIDSIG: only the key id of EXPKEYSIG/REVKEYSIG names the signer
-            by_pinned = any(pinned.upper().endswith(key[0].upper())
+            by_pinned = any(pinned.endswith(key[0].upper())
                             for k in ("EXPKEYSIG", "REVKEYSIG") for key in signature.all(k)
                             if key and len(key[0]) >= 16)
         if not by_pinned:
             # another key's state (an old key of the agency, revoked after a new one was
             # pinned) says nothing about the pinned key: that signer is simply not it
+            weak += _refused_for_its_hash(signature.signature_errors())
             continue
         if signature.has("EXPKEYSIG"):
             raise Refused(reason("SIGNER_KEY_EXPIRED"))
         if signature.has("REVKEYSIG"):
             raise Refused(reason("SIGNER_KEY_REVOKED"))
-        if primary:
-            return Opened(primary, signed_at, 0)
+        if valid and valid[0].weak:
+            weak.append(valid[0].hash_algo)
+        elif valid:
+            return Opened(valid[0].primary, valid[0].signed_at, 0)
+    if weak:
+        raise Refused(reason("WEAK_SIGNATURE", hash=hash_name(weak[0])))
     raise Refused(reason("WRONG_SIGNER", fingerprint=pinned))
+
+
+def _refused_for_its_hash(errors: list[ErrSig]) -> list[int]:
+    """The weak hashes of signatures gpg would not check (it refuses MD5 itself: ERRSIG, no
+    VALIDSIG) made by a key it has. ERRSIG names only the signing key, which may be a
+    subkey of the pinned key: a weak signature by any key the exchange holds is said to be
+    weak rather than by another signer (a key gpg does not have, NO_PUBKEY, is certainly
+    not the pinned one)."""
+    return [e.hash_algo for e in errors if e.weak and e.code != NO_PUBKEY]
 
 
 def signatures(status: Status) -> list[Status]:

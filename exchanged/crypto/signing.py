@@ -3,7 +3,8 @@
 Checkpoints, proofs and notices are OpenPGP *signed messages* (``gpg --sign
 --armor``): a party can check one with plain ``gpg --verify`` and read it with
 ``gpg --decrypt``. Verification here accepts a document only if it carries a
-good signature whose primary key fingerprint is the one expected. Every call
+good signature whose primary key fingerprint is the one expected, made with a
+strong hash (SHA-2 or SHA-3, never MD5 or SHA-1). Every call
 goes through :class:`~exchanged.crypto.gpg.Gpg`, and its status lines decide.
 """
 
@@ -16,7 +17,7 @@ from collections.abc import Set
 from dataclasses import dataclass
 from pathlib import Path
 
-from exchanged.crypto.gpg import Gpg
+from exchanged.crypto.gpg import NO_PUBKEY, Gpg, hash_name
 from exchanged.crypto.packets import valid_signatures
 from exchanged.errors import CheckFailed, KeyProblem
 
@@ -42,10 +43,18 @@ def verify_document(data: bytes, gnupghome: Path, expected: str | Set[str]) -> V
     named = " or ".join(sorted(accepted))
     result = Gpg(gnupghome).run(["--decrypt"], input=data)
     status = result.status
-    good = valid_signatures(status)
+    signatures = valid_signatures(status)
+    # a signature made with a weak hash (MD5, SHA-1) proves nothing: another document with
+    # the same hash could carry it
+    good = [s for s in signatures if not s.weak]
+    weak = ([s.hash_algo for s in signatures if s.weak and s.primary in accepted]
+            + [e.hash_algo for e in status.signature_errors() if e.weak and e.code != NO_PUBKEY])
     signer = good[-1].primary if good else None
     if status.has("BADSIG"):
         raise CheckFailed("the document's signature is bad: it was altered after signing")
+    if signer is None and weak:
+        raise CheckFailed(f"the document is signed with the weak hash algorithm "
+                          f"{hash_name(weak[0])}, which proves nothing: it is not accepted")
     if signer is None:
         raise CheckFailed(f"the document is not signed by the exchange's key {named} "
                           "(no good signature by a known key)")

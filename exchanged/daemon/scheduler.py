@@ -1,6 +1,10 @@
 """The daemon's scheduled jobs (APScheduler): checkpoints, retention, reminders.
 
-- a ledger checkpoint every ``checkpoint_interval_hours``;
+- a ledger checkpoint every ``checkpoint_interval_hours``, and also as soon as
+  ``checkpoint_every_entries`` entries were written since the last one, or
+  ``checkpoint_every_minutes`` after it if anything was written meanwhile (looked at
+  every few seconds: two indexed look-ups), so that the newest entries are soon held
+  by a checkpoint in the agencies' hands (cutting them off unnoticed needs it);
 - retention (exchanged.admin.retention) and reminders (exchanged.admin.reminders) daily.
 
 A job that was due while the daemon was down runs at start-up: the next
@@ -12,6 +16,7 @@ start, then daily. Every job's work is recorded in the ledger by the job.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -22,10 +27,17 @@ from exchanged.admin.reminders import run_reminders
 from exchanged.admin.retention import run_retention
 from exchanged.home import Config, Home
 from exchanged.ledger import Ledger
-from exchanged.ledger.checkpoints import latest, make_checkpoint
+from exchanged.ledger.checkpoints import (
+    checkpoint_due,
+    latest,
+    make_checkpoint,
+    since_last_checkpoint,
+)
 from exchanged.policy.model import PolicySet
 
 DAILY = timedelta(days=1)
+#: how often the daemon looks whether a checkpoint is due by entries or minutes
+DUE_CHECK = timedelta(seconds=5)
 
 log = logging.getLogger("exchanged.daemon.scheduler")
 
@@ -39,6 +51,10 @@ class Scheduler:
         self.policy = policy
         self._scheduler = BackgroundScheduler(timezone=UTC)
         logging.getLogger("apscheduler").setLevel(logging.WARNING)
+        # one checkpoint at a time, whichever job makes it
+        self._checkpointing = threading.Lock()
+        # the due check's failure is logged once, not every few seconds while it lasts
+        self._due_failing = False
 
     def start(self) -> None:
         interval = timedelta(hours=self.config.checkpoint_interval_hours)
@@ -47,6 +63,13 @@ class Scheduler:
             id="ledger-checkpoint", next_run_time=self._first_checkpoint(interval),
             coalesce=True, max_instances=1, misfire_grace_time=None,
         )
+        if self.config.checkpoint_every_entries or self.config.checkpoint_every_minutes:
+            self._scheduler.add_job(
+                self.checkpoint_if_due,
+                IntervalTrigger(seconds=DUE_CHECK.total_seconds(), timezone=UTC),
+                id="ledger-checkpoint-due", coalesce=True, max_instances=1,
+                misfire_grace_time=None,
+            )
         now = datetime.now(UTC)
         for job_id, job in (("retention", self.retention), ("reminders", self.reminders)):
             self._scheduler.add_job(
@@ -73,7 +96,30 @@ class Scheduler:
             self.ledger.close()
 
     def checkpoint(self) -> None:
-        self._run("ledger checkpoint", lambda: make_checkpoint(self.home, self.ledger))
+        def job() -> object:
+            with self._checkpointing:
+                return make_checkpoint(self.home, self.ledger)
+
+        self._run("ledger checkpoint", job)
+
+    def checkpoint_if_due(self) -> None:
+        """A checkpoint if ``checkpoint_every_entries`` or ``checkpoint_every_minutes`` says
+        one is due."""
+        try:
+            with self._checkpointing:
+                since = since_last_checkpoint(self.ledger)
+                if checkpoint_due(since, datetime.now(UTC),
+                                  every_entries=self.config.checkpoint_every_entries,
+                                  every_minutes=self.config.checkpoint_every_minutes):
+                    make_checkpoint(self.home, self.ledger)
+            self._due_failing = False
+        except Exception as e:  # retried at the next look; said once while it lasts
+            if not self._due_failing:
+                log.error("the scheduled ledger checkpoint failed (%s)", type(e).__name__,
+                          exc_info=log.isEnabledFor(logging.DEBUG))
+            self._due_failing = True
+        finally:
+            self.ledger.close()
 
     def retention(self) -> None:
         self._run("retention", lambda: run_retention(self.home, self.config, self.ledger,

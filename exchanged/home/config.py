@@ -52,6 +52,11 @@ class Config:
     log_level: str = "info"
     #: how often the daemon signs a ledger checkpoint and delivers it to every agency
     checkpoint_interval_hours: int = 24
+    #: ... and also as soon as this many entries were written since the last one, or once
+    #: this many minutes have passed since it with an entry written meanwhile (0: never), so
+    #: that the newest entries are not long without a signed checkpoint that holds them
+    checkpoint_every_entries: int = 1000
+    checkpoint_every_minutes: int = 60
     #: where Prometheus metrics are served ("" for nowhere); keep it on localhost
     metrics_listen: str = "127.0.0.1:9464"
     #: "embedded": the daemon's own SFTP server; "openssh": the system's sshd serves agencies
@@ -85,6 +90,8 @@ CONFIG_KEYS = {
     "log_format": str,
     "log_level": str,
     "checkpoint_interval_hours": int,
+    "checkpoint_every_entries": int,
+    "checkpoint_every_minutes": int,
     "metrics_listen": str,
     "front_door": str,
     "openssh_root": str,
@@ -158,6 +165,10 @@ def _problem(config: Config) -> str | None:
          "openssh_root must be an absolute path"),
         (1 <= config.checkpoint_interval_hours <= 24 * 31,
          "checkpoint_interval_hours must be 1 to 744"),
+        (0 <= config.checkpoint_every_entries <= 10**9,
+         "checkpoint_every_entries must be 0 (never) to 1000000000"),
+        (0 <= config.checkpoint_every_minutes <= 24 * 60 * 31,
+         "checkpoint_every_minutes must be 0 (never) to 44640"),
         (config.sftp_quota_bytes >= 1 and config.sftp_quota_files >= 1,
          "sftp_quota_bytes and sftp_quota_files must be at least 1"),
         (config.log_format in ("text", "json"), "log_format must be text or json"),
@@ -183,6 +194,10 @@ def config_text(name: str, listen: Listen) -> str:
         "log_level: info\n"
         "# a signed ledger checkpoint for every agency's /outbox/ledger/, this often\n"
         "checkpoint_interval_hours: 24\n"
+        "# and also after this many new entries, or this many minutes after the last one if\n"
+        "# anything was written since (0: never)\n"
+        "checkpoint_every_entries: 1000\n"
+        "checkpoint_every_minutes: 60\n"
         "# Prometheus metrics (http://HOST:PORT/metrics); \"\" turns them off\n"
         'metrics_listen: "127.0.0.1:9464"\n'
     )

@@ -13,6 +13,7 @@ import json
 import logging
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,46 @@ def make_checkpoint(home: Home, ledger: Ledger, *, actor: str = "exchange") -> M
     log.info("ledger checkpoint %d signed and delivered to %d agencies", head.tree_size,
              len(delivered))
     return Made(path, head, tuple(delivered), seq)
+
+
+@dataclass(frozen=True)
+class SinceCheckpoint:
+    """What the ledger holds that no checkpoint signed yet: the entries written after the
+    last checkpoint's own entry, and when that checkpoint was made (None: never)."""
+
+    entries: int
+    last_at: datetime | None
+
+
+def since_last_checkpoint(ledger: Ledger) -> SinceCheckpoint:
+    """Two indexed look-ups: cheap enough to ask every few seconds."""
+    head, _ = ledger.head()
+    last = ledger.last_of("ledger.checkpoint")
+    if last is None:
+        return SinceCheckpoint(head, None)
+    made = datetime.strptime(last.ts, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    return SinceCheckpoint(head - last.seq, made)
+
+
+def checkpoint_due(since: SinceCheckpoint, now: datetime, *, every_entries: int,
+                   every_minutes: int) -> bool:
+    """Whether a checkpoint is due besides the daily one: ``every_entries`` entries were
+    written since the last, or ``every_minutes`` minutes passed since it and anything was
+    written meanwhile (an idle exchange signs nothing new; 0 turns a rule off).
+
+    >>> at = datetime(2026, 1, 1, tzinfo=UTC)
+    >>> def due(entries: int, minutes: int) -> bool:
+    ...     return checkpoint_due(SinceCheckpoint(entries, at), at + timedelta(minutes=minutes),
+    ...                           every_entries=1000, every_minutes=60)
+    >>> due(999, 59), due(1000, 0), due(1, 60), due(0, 600)
+    (False, True, True, False)
+    """
+    if since.entries <= 0:
+        return False
+    if every_entries and since.entries >= every_entries:
+        return True
+    return bool(every_minutes) and (
+        since.last_at is None or now - since.last_at >= timedelta(minutes=every_minutes))
 
 
 def latest(home: Home) -> Path | None:

@@ -29,6 +29,9 @@ KINDS: Mapping[str, str] = {
     "OpenPGP key changed (old and new fingerprints) or refreshed (revoked, expired)",
     "exchange.key_rotated": "the exchange's OpenPGP key (old and new fingerprints, the agencies "
     "notified) or SSH host key (old and new host key fingerprints) was replaced",
+    "exchange.register_key_rotated": "the register key was replaced (a fingerprint of the "
+    "old and of the new key: a keyed hash, never the key); the datasets whose snapshots went "
+    "with the old key, to be loaded again",
     "policy.extended": "an extension addendum was recorded (agreement, number, new end, reference)",
     "policy.terminated": "a termination addendum was recorded (agreement, number, date, "
     "reference, clause)",

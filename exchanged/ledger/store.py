@@ -460,6 +460,14 @@ class Ledger:
         ).fetchone()
         return (0, GENESIS) if row is None else (int(row[0]), str(row[1]))
 
+    def last_of(self, kind: str) -> Entry | None:
+        """The newest entry of ``kind``, if any."""
+        row = self.connection().execute(
+            f"SELECT {ENTRY_COLUMNS} FROM ledger WHERE kind = ? ORDER BY seq DESC LIMIT 1",
+            (kind,),
+        ).fetchone()
+        return None if row is None else Entry(*row)
+
     def entry(self, seq: int) -> Entry | None:
         row = self.connection().execute(
             f"SELECT {ENTRY_COLUMNS} FROM ledger WHERE seq = ?",

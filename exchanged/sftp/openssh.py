@@ -50,6 +50,9 @@ log = logging.getLogger("exchanged.sftp.openssh")
 
 Take = Callable[[str, str, Path, str], None]
 
+#: the SFTP requests internal-sftp refuses an agency (``sftp-server -Q requests`` names them)
+DENIED_REQUESTS = "symlink,hardlink"
+
 
 def match_block(config: Config, agency: str) -> str:
     """The sshd_config lines for one agency."""
@@ -57,7 +60,10 @@ def match_block(config: Config, agency: str) -> str:
     return (
         f"Match User {agency}\n"
         f"    ChrootDirectory {root / agency}\n"
-        "    ForceCommand internal-sftp -u 0007\n"
+        # no links made by agencies: a link in a drop folder could lead the exchange, or
+        # another agency, elsewhere (rename and posix-rename stay: clients upload under a
+        # temporary name and rename it when complete)
+        f"    ForceCommand internal-sftp -u 0007 -P {DENIED_REQUESTS}\n"
         f"    AuthorizedKeysFile {root / '.keys'}/%u\n"
         "    PasswordAuthentication no\n"
         "    KbdInteractiveAuthentication no\n"
@@ -163,8 +169,14 @@ class Watcher:
             return  # the upload-then-rename convention: wait for the rename
         with self._lock:  # one taker at a time: a file is taken once
             try:
-                if not path.is_file() or path.is_symlink():
+                if path.is_symlink():
+                    log.warning("a symbolic link in the inbox %s/%s was left alone", agency,
+                                flow)
                     return
+                if not path.is_file():
+                    return
+                # the spool copies it from a descriptor it checks itself (a name swapped for
+                # a link after the checks above is refused there: NotAPlainFile)
                 self.take(agency, flow, path, name)
             except Exception as e:  # an upload that cannot be taken stays for the next scan
                 log.error("an upload in %s/%s could not be taken (%s)", agency, flow,

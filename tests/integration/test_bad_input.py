@@ -84,6 +84,21 @@ def test_signed_by_another_agencys_key(exchange: Exchange, kemensos: Agency, bkn
     assert kemensos.desk.fingerprint in str(body["reasons"])
 
 
+@pytest.mark.parametrize("algo", ["SHA1", "MD5"])
+def test_signed_with_a_weak_hash(exchange: Exchange, kemensos: Agency, work: Path,
+                                 algo: str) -> None:
+    """Signed by the pinned key, but over an SHA-1 or MD5 hash (gpg checks the first and
+    refuses the second itself): either is WEAK_SIGNATURE, naming the hash."""
+    sealed = work / f"weak-{algo}.csv.gpg"
+    kemensos.desk.gpg("--allow-weak-digest-algos", "--digest-algo", algo, "--output",
+                      str(sealed), "--sign", "--local-user", kemensos.desk.fingerprint,
+                      "--encrypt", "--recipient", exchange.fingerprint, str(plain(work)))
+    kemensos.submit(FLOW, sealed)
+    body = assert_rejected(exchange, kemensos, f"weak-{algo}", "WEAK_SIGNATURE")
+    assert f"the {algo} hash algorithm" in str(body["reasons"])
+    assert not exchange.ledger("--batch", f"weak-{algo}", "--kind", "batch.opened")
+
+
 def test_random_bytes(exchange: Exchange, kemensos: Agency, work: Path) -> None:
     junk = work / "random.csv.gpg"
     # random, but never starting with an OpenPGP packet tag (bit 7 set): gpg would read such

@@ -152,3 +152,69 @@ def test_the_chroot_holds_an_agency_in(openssh: tuple[Exchange, Sshd],
     assert kemensos.sftp("ls /outbox/asn-register", check=False).returncode != 0
     r = kemensos.sftp("ls /", check=False, user="bkn")
     assert r.returncode != 0  # kemensos' key does not log in bkn
+
+
+def test_openssh_refuses_links_to_agencies(openssh: tuple[Exchange, Sshd],
+                                           desks: dict[str, AgencyDesk], work: Path) -> None:
+    """The printed Match block denies internal-sftp's link requests (-P symlink,hardlink):
+    an agency cannot make a link in its chroot, and still renames its uploads."""
+    ex, sshd = openssh
+    assert "ForceCommand internal-sftp -u 0007 -P symlink,hardlink\n" in sshd.config.read_text()
+    kemensos = Agency(desks["kemensos"], ex)
+    folder = "/inbox/kpm-verification"
+    part = work / "links.part"
+    part.write_bytes(b"not yet complete")
+    kemensos.sftp(f'put "{part}" {folder}/.links.part')
+    chroot_inbox = chroot_of(sshd, "kemensos") / "inbox" / "kpm-verification"
+    try:
+        for command in (f"symlink {folder}/.links.part {folder}/.sym.part",
+                        f"ln -s {folder}/.links.part {folder}/.sym2.part",
+                        f"ln {folder}/.links.part {folder}/.hard.part"):
+            assert kemensos.sftp(command, check=False).returncode != 0, command
+        assert sorted(p.name for p in chroot_inbox.iterdir()) == [".links.part"]
+        assert (chroot_inbox / ".links.part").stat().st_nlink == 1
+        kemensos.sftp(f"rename {folder}/.links.part {folder}/.renamed.part")
+        assert sorted(p.name for p in chroot_inbox.iterdir()) == [".renamed.part"]
+    finally:
+        kemensos.sftp(f"rm {folder}/.renamed.part", f"rm {folder}/.links.part", check=False)
+
+
+def test_a_link_in_a_chroot_inbox_is_never_taken(openssh: tuple[Exchange, Sshd]) -> None:
+    """Links planted by someone else on the host (an agency cannot make them): a symbolic link
+    renamed into place is left alone by the watcher; a hard link passes the watcher's look
+    at the name and is refused by the spool's check of the open descriptor (one link). Neither
+    is received, the files they lead to are untouched, the daemon goes on."""
+    ex, sshd = openssh
+    inbox = chroot_of(sshd, "kemensos") / "inbox" / "kpm-verification"
+    secret = ex.home / "keys" / "register.key"
+    before = secret.read_bytes()
+    elsewhere = inbox.parents[2] / "elsewhere.csv.gpg"  # same file system as the inbox
+    elsewhere.write_bytes(b"not the agency's")
+    (inbox / ".grab-sym.part").symlink_to(secret)
+    os.link(elsewhere, inbox / ".grab-hard.part")
+    try:
+        os.rename(inbox / ".grab-sym.part", inbox / "grab-sym.csv.gpg")
+        os.rename(inbox / ".grab-hard.part", inbox / "grab-hard.csv.gpg")
+        wanted = ("a symbolic link in the inbox kemensos/kpm-verification was left alone",
+                  "an upload in kemensos/kpm-verification could not be taken (NotAPlainFile)")
+        deadline = time.monotonic() + 15
+        while not all(w in ex.log.read_text() for w in wanted):
+            assert time.monotonic() < deadline, ex.log.read_text()[-2000:]
+            time.sleep(0.1)
+        assert (inbox / "grab-sym.csv.gpg").is_symlink()
+        assert (inbox / "grab-hard.csv.gpg").stat().st_nlink == 2
+        assert not ex.ledger("--batch", "grab-sym") and not ex.ledger("--batch", "grab-hard")
+        assert secret.read_bytes() == before and elsewhere.read_bytes() == b"not the agency's"
+        assert ex.proc is not None and ex.proc.poll() is None
+    finally:
+        for name in ("grab-sym.csv.gpg", "grab-hard.csv.gpg", ".grab-sym.part",
+                     ".grab-hard.part"):
+            if os.path.lexists(inbox / name):
+                (inbox / name).unlink()
+        elsewhere.unlink()
+
+
+def chroot_of(sshd: Sshd, agency: str) -> Path:
+    """The agency's chroot, as its Match block names it."""
+    return Path(next(line.split()[1] for line in sshd.config.read_text().splitlines()
+                     if line.strip().startswith("ChrootDirectory") and agency in line))

@@ -81,6 +81,48 @@ def test_own_key_unusable_only_for_the_exchange_key() -> None:
     assert refused.value.reasons[0].code == "NOT_ENCRYPTED_TO_EXCHANGE"
 
 
+# a batch signed by the pinned key (primary P), as gpg 2.2.40 reports it: SHA-1 and RIPEMD-160
+# are checked (VALIDSIG, field 8 the hash), MD5 it refuses itself (ERRSIG, code 5); a key it
+# does not have at all is ERRSIG code 9
+PINNED = "6A16051FD156EB15F57162E24B444EFFC71A7855"
+OPENED = ("[GNUPG:] ENC_TO 21CA417BDDFE233C 18 0\n[GNUPG:] DECRYPTION_KEY X Y u\n"
+          "[GNUPG:] BEGIN_DECRYPTION\n[GNUPG:] DECRYPTION_OKAY\n[GNUPG:] PLAINTEXT 62 0 p.csv\n")
+
+
+def _signed(*hashes: int, by: str = PINNED) -> Status:
+    lines = "".join(f"[GNUPG:] NEWSIG\n[GNUPG:] GOODSIG {by[-16:]} A\n[GNUPG:] VALIDSIG {by} "
+                    f"2026-12-04 1796342876 0 4 0 22 {h} 00 {by}\n" for h in hashes)
+    return Status.parse(OPENED + lines + "[GNUPG:] END_DECRYPTION\n")
+
+
+def _md5(code: int) -> Status:
+    return Status.parse(OPENED + f"[GNUPG:] NEWSIG\n[GNUPG:] ERRSIG 4B444EFFC71A7855 22 1 00 "
+                        f"1796342876 {code} {PINNED}\n[GNUPG:] END_DECRYPTION\n")
+
+
+def _code(status: Status) -> str:
+    with pytest.raises(Refused) as refused:
+        classify_open(status, PINNED, exchange="A" * 40, hit_limit=False, limit=None)
+    [why] = refused.value.reasons
+    return f"{why.code} {why.message}"
+
+
+def test_a_weak_hash_is_refused_with_its_own_code() -> None:
+    assert _code(_signed(2)).startswith("WEAK_SIGNATURE The upload is signed with the SHA1 ")
+    assert _code(_signed(3)).startswith("WEAK_SIGNATURE The upload is signed with the RIPEMD160")
+    assert _code(_md5(5)).startswith("WEAK_SIGNATURE The upload is signed with the MD5 ")
+    # a key gpg does not have, or another key's signature, is still the wrong signer
+    assert _code(_md5(9)).startswith("WRONG_SIGNER")
+    assert _code(_signed(2, by="B" * 40)).startswith("WRONG_SIGNER")
+    # SHA-2 counts, also beside a weak signature of the same key
+    for hashes in ((8,), (10,), (2, 8)):
+        opened = classify_open(_signed(*hashes), PINNED, exchange="A" * 40, hit_limit=False,
+                               limit=None)
+        assert opened.signer_fingerprint == PINNED
+    assert [(s.hash_algo, s.weak) for s in valid_signatures(_signed(1, 8))] == [(1, True),
+                                                                               (8, False)]
+
+
 # -- a real keyring ------------------------------------------------------------------------
 
 
@@ -226,6 +268,16 @@ def test_a_signed_document_verifies_with_the_home_and_with_the_key_file(
         verify_document(signed, keyring.home, "0" * 40)
     with pytest.raises(CheckFailed, match="not signed"):
         verify_document(b"-----BEGIN PGP MESSAGE-----\n\nnothing\n", keyring.home, fpr)
+
+
+def test_a_document_signed_with_a_weak_hash_is_refused(keyring: Keyring) -> None:
+    fpr = keyring.exchange_fingerprint()
+    for algo in ("SHA1", "MD5"):
+        weak = Gpg(keyring.home).run(["--allow-weak-digest-algos", "--digest-algo", algo,
+                                      "--armor", "--sign", "--local-user", fpr], input=b"{}")
+        assert weak.ok
+        with pytest.raises(CheckFailed, match=f"weak hash algorithm {algo}, which proves"):
+            verify_document(weak.stdout, keyring.home, fpr)
 
 
 def test_the_runner_reports_status_and_exit(keyring: Keyring) -> None:

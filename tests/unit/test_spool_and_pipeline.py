@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import os
 import sqlite3
+import stat
 from pathlib import Path
 
+import pytest
+
 from exchanged.batch.names import batch_id_looks_personal
-from exchanged.batch.spool import Spool
+from exchanged.batch.spool import NotAPlainFile, Spool
 from exchanged.errors import Unavailable, as_unavailable
 from exchanged.home import Home
 
@@ -47,6 +51,39 @@ def test_a_personal_number_in_a_file_name_is_masked(tmp_path: Path) -> None:
     meta = up.finish("2026-01-01T00:00:00Z")
     assert meta.name_personal and "3171014101900001" not in meta.name
     assert "3171014101900001" not in (s.batch_dir(meta.uid) / "meta.json").read_text()
+
+
+def test_the_copy_out_of_a_chroot_refuses_links(tmp_path: Path) -> None:
+    """OpenSSH mode: what the watcher found a plain file may be a link by the time the spool
+    takes it. The spool opens it without following links and checks the descriptor: a
+    symbolic link, a hard link or a FIFO is refused and left alone; a plain file is copied
+    (the exchange's own, 0600) and its name removed."""
+    chroots = tmp_path / "srv"
+    home = Home(tmp_path / "home", chroots)
+    for d in home.directories():
+        d.mkdir(parents=True, exist_ok=True)
+    s = Spool(home)
+    inbox = home.inbox("kemensos", "kpm-verification")
+    inbox.mkdir(parents=True)
+    secret = tmp_path / "register.key"
+    secret.write_bytes(b"secret")
+    (inbox / "sym.csv.gpg").symlink_to(secret)
+    os.link(secret, inbox / "hard.csv.gpg")
+    os.mkfifo(inbox / "fifo.csv.gpg")
+    for name in ("sym.csv.gpg", "hard.csv.gpg", "fifo.csv.gpg"):
+        with pytest.raises(NotAPlainFile):
+            s.adopt(inbox / name, "kemensos", "kpm-verification", name)
+        assert os.path.lexists(inbox / name), name
+    assert secret.read_bytes() == b"secret" and secret.stat().st_nlink == 2
+    assert not list(home.uploads.iterdir())
+    (inbox / "good.csv.gpg").write_bytes(b"sealed batch")
+    os.chmod(inbox / "good.csv.gpg", 0o660)
+    upload = s.adopt(inbox / "good.csv.gpg", "kemensos", "kpm-verification", "good.csv.gpg")
+    assert not (inbox / "good.csv.gpg").exists()
+    assert upload.path.read_bytes() == b"sealed batch" and upload.size == 12
+    assert stat.S_IMODE(upload.path.stat().st_mode) == 0o600
+    meta = upload.finish("2026-01-01T00:00:00Z")
+    assert meta.sha256 == hashlib.sha256(b"sealed batch").hexdigest()
 
 
 def sqlite_error(tmp_path: Path, readonly: bool = False, full: bool = False) -> sqlite3.Error:
