@@ -359,7 +359,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
                                      args.timeout)
             answer = root / "answer.csv"
             answer.write_bytes(bkn.open(timing.outcome).data)
-            if f"ROWS_LOADED,{register_rows}" not in answer.read_text():
+            if f'"ROWS_LOADED","{register_rows}"' not in answer.read_text():
                 raise SystemExit("the register did not load completely")
             timings, floors = [timing], [floor(daemon, sealed_register, answer, bkn.fingerprint)]
         else:

@@ -126,6 +126,17 @@ CATALOGUE: dict[str, tuple[str, str]] = {
                       "Batch memuat lebih dari batas alur ini sebanyak {limit} baris."),
     "NO_ROWS": ("The batch has a header but no data rows.",
                 "Batch memiliki baris judul tetapi tidak memuat data."),
+    "REPEATED_NIP": (
+        "A NIP appears on more than one line of the batch: {count} line(s) repeat the NIP of "
+        "an earlier line; the first: {lines} (each with, in brackets, the line where its NIP "
+        "first appears). A NIP may appear on one line only of a batch of flow {flow} "
+        "({clause}); nothing was compared. Send each employee once.",
+        "Satu NIP muncul pada lebih dari satu baris batch: {count} baris mengulang NIP dari "
+        "baris sebelumnya; yang pertama: {lines} (masing-masing dengan, dalam kurung, baris "
+        "tempat NIP-nya pertama muncul). Satu NIP hanya boleh muncul pada satu baris dalam "
+        "batch alur {flow} ({clause}); tidak ada yang dipadankan. Kirim setiap pegawai satu "
+        "kali.",
+    ),
     "STALE_REFERENCE": (
         "This {dataset} upload (signed {signed}, received {received}) is older than the one "
         "in force (signed {current_signed}, received {current_received}); an older snapshot "
@@ -239,6 +250,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "COLUMN_NOT_ALLOWED": ("column not in the agreement", "kolom tidak tercantum dalam perjanjian"),
     "TOO_MANY_ROWS": ("more rows than the limit", "baris melebihi batas"),
     "NO_ROWS": ("no data rows", "tanpa baris data"),
+    "REPEATED_NIP": ("a NIP on more than one line", "NIP muncul di lebih dari satu baris"),
     "STALE_REFERENCE": ("older than the data in force", "lebih lama daripada data yang berlaku"),
     "NO_ROOM_FOR_BATCH": ("too large for the exchange's disk", "terlalu besar untuk disk exchange"),
     "NO_VALID_ROWS": ("no valid row", "tidak ada baris yang sah"),

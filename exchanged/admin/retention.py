@@ -40,6 +40,8 @@ class Purge:
     agreement: str | None
     files: int = 0
     bytes: int = 0
+    #: rows removed from the exchange's own tables (the counted comparisons' keyed NIPs)
+    rows: int = 0
 
     def remove(self, path: Path) -> None:
         try:
@@ -88,7 +90,7 @@ def run_retention(home: Home, config: Config, ledger: Ledger, policy: PolicySet,
     purges += [p for p in (held, stray) if p.files]
     for p in purges:
         ledger.append("retention.purged", actor="exchange", artefact=p.artefact,
-                      agreement=p.agreement, files=p.files, bytes=p.bytes)
+                      agreement=p.agreement, files=p.files, bytes=p.bytes, rows=p.rows)
         log.info("retention: removed %d %s file(s) (%d bytes)", p.files, p.artefact, p.bytes)
     # every run leaves a trace, also when there was nothing to remove
     ledger.append("retention.checked", actor="exchange", purges=len(purges),
@@ -116,7 +118,10 @@ def _agreement_retention(home: Home, ledger: Ledger, agreement: Agreement, now: 
                     everything.remove(snapshot)
             with ledger.transaction() as txn:
                 State(ledger).remove_dataset(txn, dataset)
-        return [everything] if everything.files else []
+        with ledger.transaction() as txn:
+            # the keyed NIPs its bounded comparisons counted: nothing of it stays
+            everything.rows = State(ledger).forget_comparisons(txn, flows) if flows else 0
+        return [everything] if everything.files or everything.rows else []
     uploads = Purge("encrypted-uploads", agreement.id)
     before = format_ts(now - timedelta(days=r.encrypted_uploads_days))
     for uid, _, _, _ in _answered_before(ledger, flows, before):

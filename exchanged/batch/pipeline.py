@@ -427,9 +427,14 @@ class Pipeline:
         fuzzy = flow.dataset is not None and any(
             f.reference == flow.dataset and f.fuzzy is not None and f.fuzzy.enabled
             for a in policy.agreements for f in a.flows)
+        # a flow that bounds its comparisons learns of the count only through its budget
+        bound = flow.max_comparisons_per_nip
+        budget = (self.references.comparisons(batch.agency, flow.name, bound,
+                                              self._received_on(batch))
+                  if bound is not None else None)
         ctx = FlowContext(flow=flow, references=self.references, work=work,
                           new_snapshot_id=batch.uid,
-                          build_fuzzy_index=fuzzy)
+                          build_fuzzy_index=fuzzy, comparisons=budget)
         try:
             result = KINDS[flow.kind].run(reader, answer, ctx)
         except BrokenPipeError:
@@ -437,6 +442,8 @@ class Pipeline:
             raise SealFailed("gpg stopped reading the answer") from None
         if reader.rows_read == 0 and KINDS[flow.kind].needs_rows:
             raise Refused(reason("NO_ROWS"))
+        if budget is not None:  # counted with the answer's record, never before
+            result = result.with_comparisons(budget.taken())
         return result
 
     def _record_processed(self, batch: Batch, result: FlowResult, sealed: Sealed,
@@ -453,6 +460,9 @@ class Pipeline:
             extra: dict[str, Any] = {}
             if result.reference_snapshot:
                 extra["reference_snapshot"] = result.reference_snapshot
+            if result.comparisons is not None:  # counts only: the NIPs are keyed, and stay out
+                extra["comparisons"] = self.state.count_comparisons(
+                    txn, batch.agency, batch.flow, result.comparisons)
             txn.append("batch.processed", **batch.ids(), uid=batch.uid, rows=result.rows,
                        counts=counts, outcome_sha256=sealed.sha256, **extra)
             if update is not None:

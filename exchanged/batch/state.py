@@ -1,11 +1,16 @@
 """The exchange's working state, kept in ``ledger.db`` beside the ledger.
 
-Three tables, none of them part of the hash-chained ledger, all written in the
+Four tables, none of them part of the hash-chained ledger, all written in the
 same SQLite transaction as the ledger entry that records the change:
 
 - ``batches``: every received upload and the stage it has reached;
 - ``batch_ids``: which batch ids each agency has used per flow (replays);
-- ``datasets``: which reference snapshot is current for each dataset.
+- ``datasets``: which reference snapshot is current for each dataset;
+- ``comparisons``: how often each agency had each NIP compared, per flow and day,
+  for the flows that bound it (``max_comparisons_per_nip``): the NIP only as a
+  keyed value (AES under a key derived from ``keys/register.key``, with a tag of
+  its own, so that it matches no value of a snapshot either), counted with the
+  batch's ``batch.processed`` entry and kept only as long as the bound counts it.
 
 (The policy archive lives beside them too, but belongs to the ledger:
 :mod:`exchanged.ledger.archive`.)
@@ -14,12 +19,21 @@ same SQLite transaction as the ledger entry that records the change:
 from __future__ import annotations
 
 import json
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from datetime import date, timedelta
+from typing import Any, Final
 
+import numpy as np
+
+from exchanged.errors import RetryLater
+from exchanged.flows import Comparisons
+from exchanged.flows.model import ComparisonBound
 from exchanged.home import Home
 from exchanged.ledger import Ledger, Transaction
 from exchanged.matching.register import RegisterStore, Snapshot
+from exchanged.matching.register.keys import IdentifierCipher
 
 RECEIVED = "received"
 OPENED = "opened"
@@ -73,7 +87,19 @@ CREATE TABLE IF NOT EXISTS datasets (
     uid TEXT NOT NULL,
     signed_at INTEGER NOT NULL DEFAULT 0
 );
+CREATE TABLE IF NOT EXISTS comparisons (
+    agency TEXT NOT NULL,
+    flow TEXT NOT NULL,
+    nip_key TEXT NOT NULL,
+    day TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (agency, flow, nip_key, day)
+);
+CREATE INDEX IF NOT EXISTS comparisons_by_day ON comparisons(agency, flow, day);
 """
+
+#: the tag the comparisons' keyed NIPs are made with (a snapshot's are tagged "nip")
+COMPARISON_TAG: Final = "comparisons:nip"
 
 COLUMNS = (
     "uid, agency, flow, batch_id, name_ok, replay_of, stage, attempts, running, received_at, "
@@ -330,6 +356,12 @@ class State:
         )
         return None if row is None else str(row[0])
 
+    def forget_comparisons(self, txn: Transaction, flows: Sequence[str]) -> int:
+        """An agreement has ended: the keyed NIPs its flows counted go; returns how many rows."""
+        marks = ",".join("?" * len(flows))
+        cursor = txn.execute(f"DELETE FROM comparisons WHERE flow IN ({marks})", tuple(flows))
+        return int(cursor.rowcount)
+
     def remove_dataset(self, txn: Transaction, dataset: str) -> None:
         """No snapshot of ``dataset`` is current any more (its agreement has ended)."""
         txn.execute("DELETE FROM datasets WHERE name = ?", (dataset,))
@@ -350,6 +382,83 @@ class State:
             )
         ]
 
+    # -- comparisons counted against a bound ---------------------------------------------------
+
+    def comparisons_made(self, agency: str, flow: str, keys: Sequence[str], since: date,
+                         txn: Transaction | None = None) -> dict[str, int]:
+        """How often the agency had each keyed NIP compared in the flow since ``since``."""
+        sql = ("SELECT nip_key, SUM(count) FROM comparisons WHERE agency = ? AND flow = ? "
+               "AND nip_key IN (SELECT value FROM json_each(?)) AND day >= ? GROUP BY nip_key")
+        params = (agency, flow, json.dumps(list(keys)), since.isoformat())
+        rows = (txn.execute(sql, params) if txn is not None
+                else self.ledger.connection().execute(sql, params)).fetchall()
+        return {str(k): int(n) for k, n in rows}
+
+    def count_comparisons(self, txn: Transaction, agency: str, flow: str,
+                          taken: Comparisons) -> dict[str, int]:
+        """Count what a batch compared, in the transaction of its ``batch.processed`` entry;
+        returns the counts that entry records. Forgets what the bound no longer counts.
+
+        Another batch of the agency may have compared one of its NIPs since this one
+        asked (two workers): then this batch's answer would cross the bound, and it is
+        answered again later, against the count as it is then (:class:`RetryLater`)."""
+        since = taken.day - timedelta(days=taken.days - 1)
+        wanted = Counter(taken.keys)
+        made = self.comparisons_made(agency, flow, list(wanted), since, txn)
+        if any(made.get(key, 0) + n > taken.count for key, n in wanted.items()):
+            raise RetryLater("another batch compared a NIP of this batch meanwhile")
+        txn.conn.executemany(
+            "INSERT INTO comparisons (agency, flow, nip_key, day, count) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT(agency, flow, nip_key, day) DO UPDATE SET count = count + excluded.count",
+            [(agency, flow, key, taken.day.isoformat(), n) for key, n in wanted.items()])
+        txn.execute("DELETE FROM comparisons WHERE agency = ? AND flow = ? AND day < ?",
+                    (agency, flow, since.isoformat()))
+        return {"compared": len(taken.keys), "not_compared": taken.refused,
+                "bound": taken.count, "days": taken.days}
+
+
+class ComparisonBudget:
+    """One batch's side of its flow's ``max_comparisons_per_nip`` bound, as the flow sees it
+    (:class:`exchanged.flows.ComparisonBudget`): what the agency had compared within the
+    period, read beside the ledger, and what this batch takes, counted only when its answer
+    is recorded (:meth:`State.count_comparisons`). NIPs are keyed as soon as they arrive."""
+
+    def __init__(self, state: State, cipher: IdentifierCipher, agency: str, flow: str,
+                 bound: ComparisonBound, day: date) -> None:
+        self._state = state
+        self._cipher = cipher
+        self._agency = agency
+        self._flow = flow
+        self._bound = bound
+        self._day = day
+        self._since = day - timedelta(days=bound.days - 1)
+        self._taken: Counter[str] = Counter()
+        self._refused = 0
+
+    def _keys(self, identifiers: Sequence[str]) -> list[str]:
+        raw = np.ascontiguousarray(self._cipher.values(COMPARISON_TAG, identifiers)).tobytes()
+        return [raw[i * 16:(i + 1) * 16].hex() for i in range(len(identifiers))]
+
+    def take(self, identifiers: Sequence[str]) -> list[bool]:
+        if not identifiers:
+            return []
+        keys = self._keys(identifiers)
+        made = self._state.comparisons_made(self._agency, self._flow, keys, self._since)
+        granted = []
+        for key in keys:
+            ok = made.get(key, 0) + self._taken[key] < self._bound.count
+            if ok:
+                self._taken[key] += 1
+            else:
+                self._refused += 1
+            granted.append(ok)
+        return granted
+
+    def taken(self) -> Comparisons:
+        """What the batch took, for its answer's record."""
+        return Comparisons(day=self._day, count=self._bound.count, days=self._bound.days,
+                           keys=tuple(self._taken.elements()), refused=self._refused)
+
 
 class ReferenceData:
     """The reference datasets, as flows see them: stores, and the current snapshot of each."""
@@ -361,6 +470,13 @@ class ReferenceData:
 
     def store(self, dataset: str) -> RegisterStore:
         return RegisterStore(self.home.reference / dataset, self._secret)
+
+    def comparisons(self, agency: str, flow: str, bound: ComparisonBound, day: date
+                    ) -> ComparisonBudget:
+        """A batch's budget under a flow's comparison bound, its NIPs keyed with the
+        register key (the day: the batch's receipt, in the agreement's zone)."""
+        return ComparisonBudget(self.state, IdentifierCipher(self._secret), agency, flow,
+                                bound, day)
 
     def current(self, dataset: str) -> Snapshot | None:
         snapshot = self.state.current_snapshot(dataset)

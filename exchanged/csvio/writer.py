@@ -1,16 +1,31 @@
-"""Writing CSV: every cell a spreadsheet would run as a formula is neutralised.
+"""Writing CSV: every field quoted, and nothing a spreadsheet would run as a formula.
 
-Every cell that starts with ``= + - @``, a tab or a carriage return gets a
-leading apostrophe, in every CSV the exchange writes, row by row
-(:class:`CsvWriter`) or a column block at a time (:func:`csv_cells`).
+Two defences, in every CSV the exchange writes (answers, summaries, ``ledger
+query --format csv``), row by row (:class:`CsvWriter`) or a column block at a
+time (:func:`csv_cells`):
+
+* every field is quoted (``csv.QUOTE_ALL``), so that a spreadsheet that splits
+  on commas never takes a ``;`` or a ``,`` inside a value for the end of a cell;
+* every *part* of a value that a spreadsheet could open as a cell of its own
+  and that would start with ``= + - @``, a tab or a carriage return (after any
+  spaces or quotes) gets a leading apostrophe (:func:`neutralise`). A part is
+  the value's start and whatever follows a ``;``, a tab or a line break inside
+  it: Excel in an Indonesian (or any comma-decimal) locale opens a ``.csv`` by
+  splitting each line on ``;``, its list separator, whatever the quotes say
+  once the line's first field has ended, and a reader that ignores quotes
+  splits on line breaks and tabs. ``Kementerian Sosial;=2+3`` is written
+  ``"Kementerian Sosial;'=2+3"``: no way of splitting it yields a cell that
+  starts with ``=``. (A ``,`` inside a quoted value is left alone: a reader
+  that splits on commas honours the quote that every field now starts with.)
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterable, Sequence
-from typing import IO
+from typing import IO, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -20,19 +35,41 @@ import pyarrow.compute as pc
 from exchanged.csvio.blocks import string_view
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+#: inside a value, where a spreadsheet may begin a cell of its own: Excel's list separator
+#: in Indonesian (and every comma-decimal) locale, and what naive readers split on
+PART_SEPARATORS = (";", "\t", "\r", "\n")
+#: what may stand before a formula's first character and still let it run: spaces
+#: (trimmed by LibreOffice's "trim spaces") and quotes (a part ``"=1`` opens a quote that
+#: the next ``"`` closes, leaving ``=1``)
+_LEAD = ' "'
+#: a cell that starts otherwise and holds no separator is left as it is (nearly every cell)
+_SUSPECT_START = frozenset(FORMULA_START + tuple(_LEAD))
+
+# the start of the value, or of any part after a separator, followed by what would run:
+# an apostrophe goes there (a zero-width match: nothing of the value is lost)
+_RUNNABLE_PART_RE: Final = re.compile(
+    "(?:^|(?<=[" + re.escape("".join(PART_SEPARATORS)) + "]))"
+    "(?=[" + re.escape(_LEAD) + "]*[" + re.escape("".join(FORMULA_START)) + "])")
 
 
 def neutralise(cell: str) -> str:
-    """Make a cell safe to open in a spreadsheet.
+    """Make a cell safe to open in a spreadsheet, however the spreadsheet splits it.
 
     >>> neutralise("=HYPERLINK(\\"http://x\\")")
     '\\'=HYPERLINK("http://x")'
-    >>> neutralise("ASN")
-    'ASN'
+    >>> neutralise("ASN"), neutralise("jabatan;tmt_jabatan")
+    ('ASN', 'jabatan;tmt_jabatan')
+    >>> neutralise("Kementerian Sosial;=2+3"), neutralise(' "=1;x; -2')
+    ("Kementerian Sosial;'=2+3", '\\' "=1;x;\\' -2')
     """
-    if cell.startswith(FORMULA_START):
-        return "'" + cell
-    return cell
+    # nearly every cell (a NIP, a status, a name) is left as it is without the regular
+    # expression: letters and digits only, or no separator and nothing suspect first
+    if cell.isalnum() or not cell:
+        return cell
+    if (cell[0] not in _SUSPECT_START and ";" not in cell and "\t" not in cell
+            and "\n" not in cell and "\r" not in cell):
+        return cell
+    return _RUNNABLE_PART_RE.sub("'", cell)
 
 
 def _byte_table(chars: Sequence[str]) -> npt.NDArray[np.bool_]:
@@ -44,50 +81,86 @@ def _byte_table(chars: Sequence[str]) -> npt.NDArray[np.bool_]:
 
 
 _FORMULA_BYTES = _byte_table(FORMULA_START)
-_QUOTE_BYTES = _byte_table(',"\r\n')
+#: a value starting with one of these may need neutralising (a formula, or spaces or a
+#: quote before one)
+_SUSPECT_START_BYTES = _byte_table(FORMULA_START + tuple(_LEAD))
+_SEPARATORS = "".join(PART_SEPARATORS).encode("ascii")
+_QUOTE = b'"'
+
+
+def _rows_holding(values: pa.StringArray, chars: bytes) -> npt.NDArray[np.bool_] | None:
+    """Which values hold one of ``chars`` (ASCII, so never inside a UTF-8 sequence); None
+    if none does (nearly always)."""
+    offsets, data = string_view(values)
+    body = data[offsets[0]:offsets[-1]]
+    hit = body == chars[0]
+    for c in chars[1:]:
+        hit |= body == c
+    where = np.flatnonzero(hit)
+    if not len(where):
+        return None
+    found = np.zeros(len(values), dtype=np.bool_)
+    found[np.searchsorted(offsets, where + offsets[0], side="right") - 1] = True
+    return found
+
+
+def _neutralised(values: pa.StringArray) -> pa.StringArray:
+    """:func:`neutralise` over a column: numpy finds the few values it may change."""
+    offsets, data = string_view(values)
+    lengths = np.diff(offsets)
+    first = data[np.minimum(offsets[:-1], len(data) - 1)]
+    formula = (lengths > 0) & _FORMULA_BYTES[first]
+    # the rare values that need a closer look: a separator inside, or spaces or a quote
+    # before what could be a formula
+    odd = (lengths > 0) & ~formula & _SUSPECT_START_BYTES[first]
+    separated = _rows_holding(values, _SEPARATORS)
+    if separated is not None:
+        odd |= separated
+    simple = formula & ~odd
+    if simple.any():  # a formula character first and no separator: one apostrophe
+        values = pc.if_else(pa.array(simple), pc.binary_join_element_wise("'", values, ""),
+                            values)
+    if odd.any():
+        rows = np.flatnonzero(odd)
+        words = [neutralise(v) for v in values.take(pa.array(rows)).to_pylist()]
+        values = pc.replace_with_mask(values, pa.array(odd), pa.array(words, type=pa.string()))
+    return values
 
 
 def csv_cells(values: pa.StringArray) -> pa.StringArray:
-    """Cells as :class:`CsvWriter` writes them: neutralised, then quoted where csv would
-    (a comma, a quote, CR or LF inside)."""
-    if not len(values):
+    """The contents of cells as :class:`CsvWriter` writes them: neutralised, quotes doubled
+    (:func:`write_columns` puts every one between quotes)."""
+    offsets, _ = string_view(values)
+    if not len(values) or offsets[-1] == offsets[0]:
         return values
-    offsets, data = string_view(values)
-    if not len(data):
-        return values
-    lengths = np.diff(offsets)
-    formula = (lengths > 0) & _FORMULA_BYTES[data[np.minimum(offsets[:-1], len(data) - 1)]]
-    if formula.any():
-        values = pc.if_else(pa.array(formula), pc.binary_join_element_wise("'", values, ""),
-                            values)
-    special = np.flatnonzero(_QUOTE_BYTES[data[offsets[0]:offsets[-1]]])
-    if len(special):
-        quote = np.zeros(len(values), dtype=np.bool_)
-        quote[np.searchsorted(offsets, special + offsets[0], side="right") - 1] = True
-        quoted = pc.binary_join_element_wise('"', pc.replace_substring(values, '"', '""'), '"', "")
-        values = pc.if_else(pa.array(quote), quoted, values)
+    values = _neutralised(values)
+    if _rows_holding(values, _QUOTE) is not None:
+        values = pc.replace_substring(values, '"', '""')
     return values
 
 
 def write_columns(out: IO[bytes], cells: Sequence[pa.StringArray]) -> None:
-    """Rows of ready cells (see :func:`csv_cells`), comma-separated, CRLF-ended."""
-    lines = pc.binary_join_element_wise(
-        pc.binary_join_element_wise(*cells, ","), pa.scalar("\r\n"), "")
+    """Rows of cells (see :func:`csv_cells`), each quoted, comma-separated, CRLF-ended.
+
+    Quoting every field costs no pass of its own: the row is ``"`` + the cells joined by
+    ``","`` + ``"`` and CRLF."""
+    inner = pc.binary_join_element_wise(*cells, '","')
+    lines = pc.binary_join_element_wise(pa.scalar('"'), inner, pa.scalar('"\r\n'), "")
     offsets, data = string_view(lines)
     out.write(data[offsets[0]:offsets[-1]].data)
 
 
 class CsvWriter:
-    """Writes rows as RFC 4180 CSV (CRLF), UTF-8, every cell neutralised.
+    """Writes rows as RFC 4180 CSV (CRLF), UTF-8, every field quoted and neutralised.
 
     ``line_end``: "\\n" only where a command has always printed LF-ended CSV (the
-    ledger's, for the operator's shell); the cells are neutralised all the same.
+    ledger's, for the operator's shell); the cells are quoted and neutralised all the same.
     """
 
     def __init__(self, stream: IO[bytes], header: Sequence[str], *, header_row: bool = True,
                  line_end: str = "\r\n") -> None:
         self._text = io.TextIOWrapper(stream, encoding="utf-8", newline="", write_through=False)
-        self._writer = csv.writer(self._text, lineterminator=line_end)
+        self._writer = csv.writer(self._text, lineterminator=line_end, quoting=csv.QUOTE_ALL)
         if header_row:
             self._writer.writerow([neutralise(h) for h in header])
         self.rows = 0

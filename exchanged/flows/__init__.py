@@ -10,7 +10,14 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Final
 
-from exchanged.flows.base import DatasetUpdate, FlowContext, FlowResult, References
+from exchanged.flows.base import (
+    ComparisonBudget,
+    Comparisons,
+    DatasetUpdate,
+    FlowContext,
+    FlowResult,
+    References,
+)
 from exchanged.flows.kind import FlowKind, FlowProblem
 from exchanged.flows.nik_lookup import NIK_LOOKUP
 from exchanged.flows.nip_compare import NIP_COMPARE
@@ -23,6 +30,8 @@ KINDS: Final[Mapping[str, FlowKind]] = MappingProxyType(
 
 __all__ = [
     "KINDS",
+    "ComparisonBudget",
+    "Comparisons",
     "DatasetUpdate",
     "FlowContext",
     "FlowKind",

@@ -8,8 +8,8 @@ to; it knows nothing of SFTP, OpenPGP or the spool.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 from typing import Protocol
@@ -40,6 +40,23 @@ class DatasetUpdate:
 
 
 @dataclass(frozen=True)
+class Comparisons:
+    """What a batch took of its flow's comparison bound, to be counted when its answer is
+    recorded (in the same transaction), and never if it is not: the pipeline's to fill in
+    from the :class:`ComparisonBudget` it gave the flow. The identifiers are only keyed
+    values, never the numbers."""
+
+    #: the day the batch counts on (its receipt, in the agreement's zone), and the bound
+    day: date
+    count: int
+    days: int
+    #: one keyed value per row compared (a NIP appears once in a batch)
+    keys: tuple[str, ...]
+    #: rows not compared because their NIP's bound was spent
+    refused: int
+
+
+@dataclass(frozen=True)
 class FlowResult:
     """What a flow reports: row counts by status (for the ledger), and any dataset change."""
 
@@ -48,6 +65,22 @@ class FlowResult:
     dataset_update: DatasetUpdate | None = None
     #: the reference snapshot the answer was computed against
     reference_snapshot: str | None = None
+    #: what the batch took of its flow's comparison bound (set by the pipeline)
+    comparisons: Comparisons | None = None
+
+    def with_comparisons(self, comparisons: Comparisons) -> FlowResult:
+        return replace(self, comparisons=comparisons)
+
+
+class ComparisonBudget(Protocol):
+    """How often one more comparison of a NIP is allowed: the one thing a flow learns of its
+    ``max_comparisons_per_nip`` bound, given to it by the pipeline (which keeps the count
+    beside the ledger, keyed, and counts what the flow took when the answer is recorded)."""
+
+    def take(self, identifiers: Sequence[str]) -> list[bool]:
+        """For each identifier (valid, canonical), whether this batch may compare it once
+        more; each True is one comparison taken, counted only if the answer is recorded."""
+        ...
 
 
 class References(Protocol):
@@ -70,6 +103,8 @@ class FlowContext:
     #: pipeline asks for it only when a flow of the policy matching against the
     #: dataset has the fallback switched on (it costs a pass over names and dates)
     build_fuzzy_index: bool = False
+    #: what may still be compared, for a flow with a ``max_comparisons_per_nip`` bound
+    comparisons: ComparisonBudget | None = None
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,9 @@ class FlowKind(ABC):
     #: whether its flows may carry a fuzzy fallback (``fuzzy:``); asked while the
     #: flow is read, before the fallback itself is checked
     fuzzy_fallback: ClassVar[bool] = False
+    #: whether its flows may bound how often one NIP is compared
+    #: (``max_comparisons_per_nip``); read with the flow, before :meth:`check`
+    bounds_comparisons: ClassVar[bool] = False
 
     def check(self, flow: Flow) -> Iterator[FlowProblem]:
         """What a flow of this kind must declare beyond what every flow must.

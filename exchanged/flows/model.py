@@ -55,6 +55,24 @@ class Fuzzy:
 
 
 @dataclass(frozen=True)
+class ComparisonBound:
+    """How often one agency may have one NIP compared (``max_comparisons_per_nip``).
+
+    At most ``count`` rows of the agency's batches of the flow are compared with the
+    reference data for the same NIP within any ``days`` days (the day a batch was
+    received and the ``days - 1`` before it); a row over the bound is answered
+    ``status`` and not compared. Without a bound, a nip-compare flow is an oracle: an
+    agency that sends one NIP again and again, a value changed each time, learns the
+    reference data's values from SESUAI and BERBEDA alone (docs/security.md).
+    """
+
+    count: int
+    days: int
+    status: str
+    clause: str
+
+
+@dataclass(frozen=True)
 class Flow:
     """One kind of exchange under an agreement."""
 
@@ -84,6 +102,8 @@ class Flow:
     suspensions: tuple[tuple[date, date, str, str], ...] = ()
     #: nik-lookup flows: the fuzzy fallback for rows whose NIK is not found
     fuzzy: Fuzzy | None = None
+    #: nip-compare flows: how often one agency may have one NIP compared
+    max_comparisons_per_nip: ComparisonBound | None = None
 
     @property
     def required(self) -> tuple[str, ...]:

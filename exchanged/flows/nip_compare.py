@@ -16,7 +16,19 @@ column), ``nip``, ``status`` and ``berbeda``:
 * its ``invalid`` status when the NIP is not a structurally valid NIP, when
   another value breaks its column's type (an impossible ``tmt_jabatan``, an
   empty required field, text over its length), or when the row cannot be
-  read at all. The batch goes on.
+  read at all. The batch goes on;
+* the status of its ``max_comparisons_per_nip`` bound (``TIDAK_DIPERIKSA``),
+  not compared, when the agency has had the NIP compared as often as the bound
+  allows within its period: the flow asks the budget the pipeline gives it
+  (:class:`~exchanged.flows.base.ComparisonBudget`), and knows nothing else of
+  the count.
+
+A batch that carries one NIP on two lines is refused whole (``REPEATED_NIP``,
+naming the lines), and nothing of it is compared or counted: one NIP on 128
+lines, each with another ``tmt_jabatan``, would otherwise read SIASN's value
+off the answer in a single batch. Refusing the batch rather than answering
+the repeats as invalid says plainly that the batch is wrong (one employee has
+one position) and leaves no choice of which line gets compared.
 
 Values are compared as what they mean, not as typed: text without regard to
 case, accents, spaces and punctuation (``Ahli  Pertama`` is ``ahli-pertama``);
@@ -32,8 +44,12 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import date
 from typing import IO, Final
+
+import numpy as np
+import numpy.typing as npt
 
 from exchanged.csvio import CsvReader, CsvWriter, Record
 from exchanged.errors import Refused
@@ -56,6 +72,8 @@ CHUNK: Final = 5000
 DIFFERS_COLUMN: Final = "berbeda"
 #: how the fields that differ are joined in ``berbeda``
 SEPARATOR: Final = ";"
+#: how many repeated lines a REPEATED_NIP refusal names
+SHOWN_REPEATS: Final = 20
 
 _NOT_WORD_RE: Final = re.compile(r"[\W_]+")
 
@@ -109,34 +127,122 @@ def _chunks(reader: CsvReader, size: int) -> Iterator[list[Record]]:
         yield part
 
 
-def _checked(record: Record, nip_at: int, others: Sequence[tuple[Column, int]]
-             ) -> tuple[str, list[str]] | None:
-    """The row's NIP and its values (canonical), or None if the row is invalid."""
+@dataclass(frozen=True)
+class _Layout:
+    """Where a batch's columns are, and which compared fields it carries (policy order)."""
+
+    ref_at: int  # -1: the batch has no ref column
+    nip_at: int
+    others: tuple[tuple[Column, int], ...]
+    #: (name, column, index into a row's checked values)
+    compared: tuple[tuple[str, Column, int], ...]
+
+    @classmethod
+    def of(cls, header: Sequence[str], flow: Flow) -> _Layout:
+        others = tuple((column, i) for i, name in enumerate(header)
+                       if name != "nip" and (column := flow.column(name)) is not None)
+        position = {column.name: n for n, (column, _) in enumerate(others)}
+        compared = tuple((name, column, position[name]) for name in flow.compares
+                         if (column := flow.column(name)) is not None and name in position)
+        return cls(header.index("ref") if "ref" in header else -1, header.index("nip"),
+                   others, compared)
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        return tuple(name for name, _, _ in self.compared)
+
+    def ref(self, record: Record) -> list[str]:
+        """The answer's ref cell (none if the batch has no ref column)."""
+        if self.ref_at < 0:
+            return []
+        return [record.fields[self.ref_at].strip() if record.fields is not None else ""]
+
+
+@dataclass(frozen=True)
+class _Checked:
+    """A row's NIP (canonical; None if not structurally valid) and its values (canonical;
+    None if the row is invalid)."""
+
+    nip: str | None
+    values: tuple[str, ...] | None
+
+
+def _checked(record: Record, layout: _Layout) -> _Checked:
     if record.fields is None:
-        return None
+        return _Checked(None, None)
     try:
-        nip = nip_id.validate(record.fields[nip_at])
+        nip = nip_id.validate(record.fields[layout.nip_at])
     except ValidationError:
-        return None
+        return _Checked(None, None)
     values: list[str] = []
-    for column, i in others:
+    for column, i in layout.others:
         checked = check_value(column, record.fields[i])
         if isinstance(checked, ValueProblem):
-            return None
+            return _Checked(nip, None)
         values.append(checked)
-    return nip, values
+    return _Checked(nip, tuple(values))
+
+
+class _Repeats:
+    """The structurally valid NIPs of a batch and their lines, to find any NIP sent twice.
+
+    Kept as numbers (8 bytes each, and the line): a batch of a million rows costs 16 MB,
+    checked once at the end by sorting."""
+
+    def __init__(self) -> None:
+        self._nips: list[npt.NDArray[np.uint64]] = []
+        self._lines: list[npt.NDArray[np.int64]] = []
+
+    def add(self, part: Sequence[Record], checked: Sequence[_Checked]) -> None:
+        pairs = [(int(c.nip), r.line) for r, c in zip(part, checked, strict=True)
+                 if c.nip is not None]
+        self._nips.append(np.array([n for n, _ in pairs], dtype=np.uint64))
+        self._lines.append(np.array([line for _, line in pairs], dtype=np.int64))
+
+    def repeated(self) -> list[tuple[int, int]]:
+        """(line, line of the NIP's first appearance) of every line that repeats a NIP."""
+        if not self._nips:
+            return []
+        nips, lines = np.concatenate(self._nips), np.concatenate(self._lines)
+        order = np.argsort(nips, kind="stable")  # equal NIPs keep their order: first line first
+        ordered = nips[order]
+        same = np.zeros(len(ordered), dtype=np.bool_)
+        same[1:] = ordered[1:] == ordered[:-1]
+        if not same.any():
+            return []
+        first = np.maximum.accumulate(np.where(same, 0, np.arange(len(ordered))))
+        at = np.flatnonzero(same)
+        return sorted(zip(lines[order[at]].tolist(), lines[order[first[at]]].tolist(),
+                          strict=True))
+
+
+def refuse_repeats(flow: Flow, repeats: Sequence[tuple[int, int]]) -> Refused:
+    """The refusal of a batch that sends a NIP twice: its lines, never its NIPs."""
+    shown = ", ".join(f"{line} ({first})" for line, first in repeats[:SHOWN_REPEATS])
+    if len(repeats) > SHOWN_REPEATS:
+        shown += ", ..."
+    bound = flow.max_comparisons_per_nip
+    clause = bound.clause if bound is not None else flow.clause
+    return Refused(reason("REPEATED_NIP", count=len(repeats), lines=shown, flow=flow.name,
+                          clause=clause))
 
 
 class NipCompare(FlowKind):
     """Does each employee's data match the reference dataset's, field by field?"""
 
     name = "nip-compare"
+    bounds_comparisons = True
 
     def check(self, flow: Flow) -> Iterator[FlowProblem]:
         yield from matching_problems(self, flow, "nip",
                                      ("found", "not_found", "invalid", "differs"))
         if not flow.compares:
             yield FlowProblem((), "a nip-compare flow must list the columns it compares")
+        if flow.max_comparisons_per_nip is None:
+            # unbounded, the flow is an oracle of the register's values (docs/security.md)
+            yield FlowProblem((), "a nip-compare flow must bound how often one NIP is "
+                              "compared (max_comparisons_per_nip: {count, days, status, "
+                              "clause})")
 
     def run(self, reader: CsvReader, out: IO[bytes], ctx: FlowContext) -> FlowResult:
         return nip_compare(reader, out, ctx)
@@ -165,49 +271,60 @@ def nip_compare(reader: CsvReader, out: IO[bytes], ctx: FlowContext) -> FlowResu
 def _compare(reader: CsvReader, out: IO[bytes], ctx: FlowContext, snapshot: Snapshot
              ) -> FlowResult:
     flow = ctx.flow
-    header = reader.header
-    has_ref = "ref" in header
-    ref_at = header.index("ref") if has_ref else -1
-    nip_at = header.index("nip")
-    others = [(column, i) for i, name in enumerate(header)
-              if name != "nip" and (column := flow.column(name)) is not None]
-    position = {column.name: n for n, (column, _) in enumerate(others)}
-    # the compared fields the batch carries, in the policy's order
-    compared = [(name, column, position[name]) for name in flow.compares
-                if (column := flow.column(name)) is not None and name in position]
-    fields = tuple(name for name, _, _ in compared)
-    answer = flow.answer
-    counts = {answer.found: 0, answer.differs: 0, answer.not_found: 0, answer.invalid: 0}
-    writer = CsvWriter(out, (["ref"] if has_ref else []) + ["nip", "status", DIFFERS_COLUMN])
+    layout = _Layout.of(reader.header, flow)
+    answer, bound = flow.answer, flow.max_comparisons_per_nip
+    if bound is not None and ctx.comparisons is None:
+        # the pipeline gives every bounded flow its budget: never compare unbounded
+        raise RuntimeError("a bounded nip-compare flow was given no comparison budget")
+    statuses = [answer.found, answer.differs, answer.not_found, answer.invalid]
+    counts = dict.fromkeys(statuses + ([bound.status] if bound is not None else []), 0)
+    writer = CsvWriter(out, (["ref"] if layout.ref_at >= 0 else []) + ["nip", "status",
+                                                                        DIFFERS_COLUMN])
+    repeats = _Repeats()
     rows = 0
     try:
         for part in _chunks(reader, CHUNK):
             rows += len(part)
             if flow.max_rows is not None and rows > flow.max_rows:
                 raise too_many_rows(flow)
-            checked = [_checked(record, nip_at, others) for record in part]
-            found = snapshot.lookup("nip", {c[0] for c in checked if c is not None}, fields)
-            for record, row in zip(part, checked, strict=True):
-                ref = []
-                if has_ref:
-                    ref = [record.fields[ref_at].strip() if record.fields is not None else ""]
-                if row is None:
-                    raw = record.fields[nip_at].strip() if record.fields is not None else ""
-                    writer.write([*ref, raw, answer.invalid, ""])
-                    counts[answer.invalid] += 1
-                    continue
-                nip, values = row
-                kept = found.get(nip)
-                if kept is None:
-                    writer.write([*ref, nip, answer.not_found, ""])
-                    counts[answer.not_found] += 1
-                    continue
-                differ = [name for (name, column, at), register_value
-                          in zip(compared, kept, strict=True)
-                          if values[at] and not same_value(column, values[at], register_value)]
-                status = answer.differs if differ else answer.found
-                writer.write([*ref, nip, status, SEPARATOR.join(differ)])
+            checked = [_checked(record, layout) for record in part]
+            repeats.add(part, checked)
+            for cells, status in _answered(part, checked, layout, ctx, snapshot):
+                writer.write(cells)
                 counts[status] += 1
     finally:
         writer.close()
+    repeated = repeats.repeated()
+    if repeated:
+        # the answer written so far is discarded: nothing of this batch is disclosed
+        raise refuse_repeats(flow, repeated)
     return FlowResult(rows=rows, counts=counts, reference_snapshot=snapshot.snapshot_id)
+
+
+def _answered(part: Sequence[Record], checked: Sequence[_Checked], layout: _Layout,
+              ctx: FlowContext, snapshot: Snapshot) -> Iterator[tuple[list[str], str]]:
+    """The answer rows of one chunk, with their statuses: one lookup, one budget request."""
+    answer, bound = ctx.flow.answer, ctx.flow.max_comparisons_per_nip
+    comparable = [c.nip for c in checked if c.nip is not None and c.values is not None]
+    found = snapshot.lookup("nip", comparable, layout.fields)
+    wanted = [nip for nip in comparable if nip in found]
+    allowed = (dict(zip(wanted, ctx.comparisons.take(wanted), strict=True))
+               if ctx.comparisons is not None else {})
+    for record, row in zip(part, checked, strict=True):
+        ref = layout.ref(record)
+        if row.nip is None or row.values is None:
+            raw = record.fields[layout.nip_at].strip() if record.fields is not None else ""
+            yield [*ref, raw, answer.invalid, ""], answer.invalid
+            continue
+        kept = found.get(row.nip)
+        if kept is None:
+            yield [*ref, row.nip, answer.not_found, ""], answer.not_found
+        elif bound is not None and not allowed.get(row.nip, False):
+            yield [*ref, row.nip, bound.status, ""], bound.status
+        else:
+            values = row.values
+            differ = [name for (name, column, at), register_value
+                      in zip(layout.compared, kept, strict=True)
+                      if values[at] and not same_value(column, values[at], register_value)]
+            status = answer.differs if differ else answer.found
+            yield [*ref, row.nip, status, SEPARATOR.join(differ)], status

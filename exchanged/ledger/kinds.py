@@ -76,7 +76,8 @@ KINDS: Mapping[str, str] = {
     # retention and reminders
     "retention.purged": "retention removed what may no longer be kept: which artefact "
     "(encrypted uploads, outcomes, everything of an ended agreement, held uploads, stray "
-    "plaintext), of which agreement, how many files and bytes",
+    "plaintext), of which agreement, how many files and bytes, and how many rows of the "
+    "exchange's own tables (an ended agreement's counted comparisons)",
     "retention.checked": "a retention run finished (how many purges, files and bytes; also "
     "when nothing was due)",
     "reminder.renewal": "the notice to extend or end an agreement is due (Pasal 6 ayat (2)); "

@@ -89,6 +89,9 @@ class Decision:
     reasons: tuple[Reason, ...]
     policy_sha256: str
     disclosed: tuple[str, ...] = ()
+    #: the positions (from 1) of the request's columns that the flow does not list: the
+    #: ledger records these by position only (see :meth:`ledger_fields`)
+    unlisted: tuple[int, ...] = ()
 
     @property
     def deciding(self) -> tuple[RuleResult, ...]:
@@ -101,7 +104,14 @@ class Decision:
         return tuple(r.rule for r in self.deciding)
 
     def ledger_fields(self) -> dict[str, object]:
-        """What the ledger records of a decision: names, rule ids and codes, never values."""
+        """What the ledger records of a decision: names, rule ids and codes, never values.
+
+        A column the flow does not list is recorded by its position only, ``#3`` in
+        ``columns`` and 3 in ``unlisted_columns``: its name is the sender's text, which
+        may be anything (a batch sent without its header row names its columns with the
+        first row's values: a name, a NIK). The sender's rejection names it; the ledger
+        never does. ``#3`` cannot be a column's name, so replaying the decision from the
+        ledger (``policy explain --seq``) refuses the column again."""
         req = self.request
         out: dict[str, object] = {
             "decision": "allow" if self.allow else "deny",
@@ -115,7 +125,11 @@ class Decision:
             "disclosed": list(self.disclosed),
         }
         if req.columns is not None:
-            out["columns"] = list(req.columns)
+            unlisted = set(self.unlisted)
+            out["columns"] = [f"#{at}" if at in unlisted else name
+                              for at, name in enumerate(req.columns, start=1)]
+            if self.unlisted:
+                out["unlisted_columns"] = list(self.unlisted)
         if req.size is not None:
             out["size"] = req.size
         return out
@@ -271,7 +285,7 @@ def decide(policy: PolicySet, req: Request) -> Decision:
             allow=False, request=req, agreement=None, purpose=None, purpose_clause=None,
             evaluated=(RuleResult(DEFAULT_DENY, "forbid", "", True),),
             reasons=(reason("NO_POLICY", flow=req.flow, agency=req.agency),),
-            policy_sha256=policy.sha256,
+            policy_sha256=policy.sha256, unlisted=_unlisted(req, ()),
         )
     agreement, flow = found
     evaluated: list[RuleResult] = []
@@ -299,5 +313,12 @@ def decide(policy: PolicySet, req: Request) -> Decision:
         allow=allow, request=req, agreement=agreement.id, purpose=flow.purpose,
         purpose_clause=purpose.clause if purpose else None, evaluated=tuple(evaluated),
         reasons=tuple(reasons), policy_sha256=policy.sha256,
-        disclosed=flow.discloses if allow else (),
+        disclosed=flow.discloses if allow else (), unlisted=_unlisted(req, flow.allowed),
     )
+
+
+def _unlisted(req: Request, allowed: tuple[str, ...]) -> tuple[int, ...]:
+    """The positions (from 1) of the request's columns not among ``allowed``."""
+    if req.columns is None:
+        return ()
+    return tuple(at for at, name in enumerate(req.columns, start=1) if name not in allowed)

@@ -15,7 +15,15 @@ from dataclasses import replace
 from typing import Any
 
 from exchanged.flows import KINDS, FlowKind
-from exchanged.flows.model import COLUMN_TYPES, IDENTIFIER_TYPES, Answer, Column, Flow, Fuzzy
+from exchanged.flows.model import (
+    COLUMN_TYPES,
+    IDENTIFIER_TYPES,
+    Answer,
+    Column,
+    ComparisonBound,
+    Flow,
+    Fuzzy,
+)
 from exchanged.policy.model import Confidentiality
 from exchanged.policy.schema import Path_, Reader, Source
 
@@ -25,8 +33,11 @@ COLUMN_RE = re.compile(r"[a-z_][a-z0-9_]{0,63}")
 RESERVED_FLOW_NAMES = ("ledger", "notices")
 FLOW_KEYS = (
     "kind", "purpose", "clause", "sender", "recipients", "reference", "dataset", "columns",
-    "keeps", "answer", "discloses", "compares", "limits", "fuzzy",
+    "keeps", "answer", "discloses", "compares", "limits", "fuzzy", "max_comparisons_per_nip",
 )
+BOUND_KEYS = ("count", "days", "status", "clause")
+#: the longest period a comparison bound may count over (ten years)
+MAX_BOUND_DAYS = 3660
 FUZZY_KEYS = ("enabled", "min_score", "status", "clause")
 STATUS_RE = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
 COLUMN_KEYS = ("type", "required", "values", "max_length", "pattern")
@@ -60,6 +71,7 @@ def parse_flow(src: Source, path: Path_, name: str, raw: Any, party_ids: set[str
     limits = fr.optional_sub("limits", LIMITS_KEYS)
     reference = fr.text("reference", required=False) or None
     dataset = fr.text("dataset", required=False) or None
+    bound = parse_bound(src, path, fr, kind, answer)
     flow = Flow(
         name=name, kind=kind.name, purpose=purpose, clause=fr.text("clause"), sender=sender,
         recipients=recipients, columns=columns, columns_clause=cols_r.text("clause"),
@@ -69,6 +81,7 @@ def parse_flow(src: Source, path: Path_, name: str, raw: Any, party_ids: set[str
         max_bytes=limits.integer("max_bytes") if limits else None,
         max_rows=limits.integer("max_rows") if limits else None,
         limits_clause=limits.text("clause", required=False) if limits else "",
+        max_comparisons_per_nip=bound,
     )
     problem = next(iter(kind.check(flow)), None)
     if problem is not None:
@@ -219,6 +232,30 @@ def parse_fuzzy(src: Source, path: Path_, fr: Reader, kind: FlowKind,
         raise src.error(here, "a fuzzy fallback needs the flow to list the columns nama "
                         "(text) and tanggal_lahir (date)")
     return Fuzzy(enabled, float(raw), status, clause)
+
+
+def parse_bound(src: Source, path: Path_, fr: Reader, kind: FlowKind, answer: Answer
+                ) -> ComparisonBound | None:
+    """``max_comparisons_per_nip: {count, days, status, clause}``, if its kind has one
+    (whether the kind requires it is the kind's own check)."""
+    br = fr.optional_sub("max_comparisons_per_nip", BOUND_KEYS)
+    if br is None:
+        return None
+    here = path + ("max_comparisons_per_nip",)
+    if not kind.bounds_comparisons:
+        able = " or ".join(k.name for k in KINDS.values() if k.bounds_comparisons)
+        raise src.error(here, f"only a {able} flow compares, and can bound its comparisons")
+    count = br.integer("count", required=True)
+    days = br.integer("days", required=True)
+    assert count is not None and days is not None
+    if days > MAX_BOUND_DAYS:
+        raise src.error(here + ("days",), f"must be at most {MAX_BOUND_DAYS}")
+    status = br.text("status")
+    if not STATUS_RE.fullmatch(status):
+        raise src.error(here + ("status",), "must be upper-case letters, digits and _")
+    if status in {answer.found, answer.not_found, answer.invalid, answer.differs}:
+        raise src.error(here + ("status",), "must differ from the flow's other statuses")
+    return ComparisonBound(count, days, status, br.text("clause"))
 
 
 def check_flow_references(src: Source, flows: list[Flow]) -> None:

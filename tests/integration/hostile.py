@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 import socket
 import threading
 import time
@@ -146,6 +147,19 @@ def csv_cells(data: bytes) -> list[list[str]]:
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
+#: a CSV file in which every field is quoted (quotes inside doubled), each row CRLF- or LF-ended
+ALL_QUOTED_RE = re.compile(r'(?:"(?:[^"]|"")*"(?:,|\r?\n))*', re.DOTALL)
+
+
 def unsafe_cells(data: bytes) -> list[str]:
-    """Cells a spreadsheet would run as a formula."""
-    return [cell for row in csv_cells(data) for cell in row if cell.startswith(FORMULA_STARTS)]
+    """Cells a spreadsheet would run as a formula, however it splits the file: by CSV's
+    rules, or on every ';' (Excel in an Indonesian locale, once a line's first field has
+    ended), tab or line break whatever the quotes say; spaces and quotes before the formula
+    do not stop it. Also every field that is not quoted (reported as ``unquoted``)."""
+    text = data.decode("utf-8")
+    cells = [cell for row in csv_cells(data) for cell in row]
+    pieces = re.split("[;\t\r\n]", text)
+    unsafe = [c for c in cells + pieces if c.lstrip(' "').startswith(FORMULA_STARTS)]
+    if text and not ALL_QUOTED_RE.fullmatch(text):
+        unsafe.append("unquoted")
+    return unsafe

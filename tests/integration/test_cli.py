@@ -138,7 +138,7 @@ def test_ledger_query_formats(home: Path) -> None:
     assert [e["seq"] for e in entries] == list(range(1, len(entries) + 1))
     csv_out = exchanged("ledger", "query", "--home", str(home), "--format", "csv",
                         "--kind", "ledger.created").stdout
-    assert csv_out.splitlines()[0].startswith("seq,ts,kind")
+    assert csv_out.splitlines()[0].startswith('"seq","ts","kind"')
     assert len(csv_out.splitlines()) == 2
     none = exchanged("ledger", "query", "--home", str(home), "--since", "2999-01-01",
                      "--format", "json").stdout

@@ -102,7 +102,7 @@ def test_fetch_collects_what_is_waiting(exchange: Exchange, desks: dict[str, Age
                                         "--exchange-key", str(exchange.public_key)),
                   "--flow", "kpm-verification", "--output-dir", str(out), "--remove")
     assert "to-fetch.result.csv.gpg" in r.stdout
-    assert (out / "to-fetch.result.csv").read_text().startswith("nik,status")
+    assert (out / "to-fetch.result.csv").read_text().startswith('"nik","status"')
     assert "to-fetch.result.csv.gpg" not in kemensos.desk.listing(HOST, exchange.port,
                                                                   "/outbox/kpm-verification")
 

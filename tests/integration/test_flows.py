@@ -199,8 +199,8 @@ def test_loads_follow_the_order_they_were_received_and_old_ones_cannot_roll_back
     # the big older one first, the small newer one right after: both workers busy at once
     bkn.submit("asn-register", old_sealed)
     bkn.submit("asn-register", new_sealed)
-    assert "ROWS_LOADED,40000" in bkn.outcome("asn-register", "reg-old.result.csv.gpg").decode()
-    assert "ROWS_LOADED,500" in bkn.outcome("asn-register", "reg-new.result.csv.gpg").decode()
+    assert '"ROWS_LOADED","40000"' in bkn.outcome("asn-register", "reg-old.result.csv.gpg").decode()
+    assert '"ROWS_LOADED","500"' in bkn.outcome("asn-register", "reg-new.result.csv.gpg").decode()
     verify_kpm(kemensos, work, newer, "kpm-newest", 300)
     # the older upload sent again under a new name cannot become current again
     bkn.submit("asn-register", old_sealed, remote_name="reg-old-again.csv.gpg")

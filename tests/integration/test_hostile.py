@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import signal
 import subprocess
@@ -76,7 +77,7 @@ def hostile(tmp_path_factory: pytest.TempPathFactory, desks: dict[str, AgencyDes
     register = work / "register.csv"
     synth.write_register_csv(str(register), REGISTER)
     bkn.submit("asn-register", bkn.seal(register, "asn-h.csv.gpg"))
-    assert b"ROWS_LOADED,300" in bkn.outcome("asn-register", "asn-h.result.csv.gpg")
+    assert b'"ROWS_LOADED","300"' in bkn.outcome("asn-register", "asn-h.result.csv.gpg")
     kpm = work / "kpm.csv"
     kpm.write_text("nik,program\n" + "".join(f"{REGISTER.row(i).nik},PKH\n" for i in range(20)))
     kemensos.submit("kpm-register", kemensos.seal(kpm, "kpm-reg-h.csv.gpg"))
@@ -302,8 +303,37 @@ def test_a_repeated_header(kemensos: Agency, work: Path) -> None:
     assert statuses(answer(kemensos, work, "glued", glued)) == ["ASN", "TIDAK_VALID", "ASN"]
 
 
+def test_header_names_the_flow_does_not_list_reach_no_ledger_and_no_log(
+        hostile: Exchange, kemensos: Agency, work: Path) -> None:
+    """A batch sent without its header row names its columns with its first row (a name and a
+    sex), another names a column like a NIK: the rejection the agency decrypts names the
+    column (its own data, sealed to it); the ledger records the position, the log nothing."""
+    names = ["budi_santoso", "laki_laki", "nik_3171_0141_0190_0001"]
+    kemensos.submit(FLOW, sealed(kemensos, work, "no-header",
+                                 b"budi_santoso,laki_laki\nsiti_aminah,perempuan\n"))
+    kemensos.submit(FLOW, sealed(kemensos, work, "nik-column",
+                                 f"nik,{names[2]}\n{nik(0)},x\n".encode()))
+    for batch, codes, named in (("no-header", ["MISSING_COLUMN", "COLUMN_NOT_ALLOWED"], names[0]),
+                                ("nik-column", ["COLUMN_NOT_ALLOWED"], names[2])):
+        reasons = kemensos.rejection(FLOW, batch)["reasons"]
+        assert isinstance(reasons, list) and [r["code"] for r in reasons] == codes
+        assert f"Column {named} is not listed" in reasons[-1]["message"]
+    out = exchanged("ledger", "query", "--home", str(hostile.home), "--format", "json").stdout
+    assert not [name for name in names if name in out]
+    log = hostile.log.read_text(errors="replace")
+    assert not [name for name in names if name in log]
+    rejected = {e["batch"]: e["data"] for e in map(json.loads, out.splitlines())
+                if e["kind"] == "batch.rejected"}
+    assert rejected["no-header"]["columns"] == ["#1", "#2"]
+    assert rejected["no-header"]["unlisted_columns"] == [1, 2]
+    assert rejected["nik-column"]["columns"] == ["nik", "#2"]
+
+
 FORMULAS = ["=cmd|' /C calc'!A0", "+SUM(1+1)", "-2+3", "@SUM(A1)", "=HYPERLINK(\"http://x\")",
             "\t=1+1", "\r=1+1"]
+#: formulas behind a ';': Excel in an Indonesian locale splits a line there
+SEMICOLON_FORMULAS = ["Kementerian Sosial;=2+3", "Dinas Sosial;+SUM(1+1);Kab. Bogor",
+                      'Badan;"=1+1', "Kantor; -2+3", "x;@SUM(A1)"]
 
 
 def test_formulas_are_neutralised_in_a_verification_answer(kemensos: Agency, work: Path) -> None:
@@ -320,24 +350,32 @@ def test_formulas_are_neutralised_in_a_verification_answer(kemensos: Agency, wor
 
 def test_formulas_in_a_register_never_reach_another_agency(
         hostile: Exchange, bkn: Agency, kemensos: Agency, work: Path) -> None:
-    """BKN's register carries formulas in fields it keeps and discloses; Kemensos's answer
-    neutralises them, and so does BKN's own load summary."""
+    """BKN's register carries formulas in fields it keeps and discloses, some behind a ';'
+    (``Kementerian Sosial;=2+3``); Kemensos's answer quotes every field and neutralises every
+    part, and so does BKN's own load summary."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["nip", "nik", "nama", "tanggal_lahir", "jenis_asn", "instansi", "jabatan"])
     for i in range(REGISTER.rows):  # the whole register again, so later tests still find it
         p = REGISTER.row(i)
         formula = 200 <= i < 210
-        writer.writerow([p.nip, p.nik, p.nama, p.tanggal_lahir, p.jenis_asn,
-                         FORMULAS[i % 5] if formula else p.instansi, "=1+1" if formula else ""])
+        instansi = (FORMULAS[i % 5] if formula else SEMICOLON_FORMULAS[i - 210]
+                    if 210 <= i < 215 else p.instansi)
+        writer.writerow([p.nip, p.nik, p.nama, p.tanggal_lahir, p.jenis_asn, instansi,
+                         "=1+1" if formula else ""])
     writer.writerow(["x", "=1", "@a", "-1", "PNS", "+1", "=2"])
     summary = answer(bkn, work, "asn-formulas", out.getvalue().encode(), flow="asn-register")
     assert not unsafe_cells(summary), unsafe_cells(summary)
-    person = REGISTER.row(200)
-    result = answer(kemensos, work, "after-formulas", f"ref,nik\nF1,{person.nik}\n".encode())
-    assert statuses(result) == ["ASN"]
+    asked = "".join(f"F{i},{REGISTER.row(i).nik}\n" for i in (200, *range(210, 215)))
+    result = answer(kemensos, work, "after-formulas", f"ref,nik\n{asked}".encode())
+    assert statuses(result) == ["ASN"] * 6
     assert not unsafe_cells(result), unsafe_cells(result)
-    assert "'=cmd|' /C calc'!A0" in [c for row in csv_cells(result) for c in row]
+    cells = [c for row in csv_cells(result) for c in row]
+    assert "'=cmd|' /C calc'!A0" in cells
+    assert [row[-1] for row in csv_cells(result)[2:]] == [
+        "Kementerian Sosial;'=2+3", "Dinas Sosial;'+SUM(1+1);Kab. Bogor", "Badan;'\"=1+1",
+        "Kantor;' -2+3", "x;'@SUM(A1)"]
+    assert b'"Kementerian Sosial;\'=2+3"\r\n' in result
 
 
 def test_formulas_are_neutralised_in_a_status_answer(bkn: Agency, work: Path) -> None:

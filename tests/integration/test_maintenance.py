@@ -127,8 +127,13 @@ def test_everything_goes_after_the_agreement_ends(exchange: Exchange) -> None:
         policy = load_policies(home.policies)
         end = policy.agreements[0].last_day
         later = datetime.combine(end + timedelta(days=40), datetime.min.time(), tzinfo=UTC)
+        # a keyed NIP its bounded comparisons counted
+        ledger.write("INSERT INTO comparisons (agency, flow, nip_key, day, count) "
+                     "VALUES ('kemensos', 'jabfung-integration', 'ab', '2026-01-05', 1)")
         purges = run_retention(home, config, ledger, policy, later)
-        assert any(p.artefact == "agreement-ended" for p in purges)
+        ended = [p for p in purges if p.artefact == "agreement-ended"]
+        assert ended and ended[0].rows == 1
+        assert not ledger.connection().execute("SELECT 1 FROM comparisons").fetchall()
         assert not list((exchange.home / "spool" / "batches").iterdir())
         assert not list((exchange.home / "reference" / "asn-register").glob("*.db"))
         assert ledger.verify().ok

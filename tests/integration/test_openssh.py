@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import shutil
 import socket
@@ -128,14 +130,14 @@ def test_batches_through_sshd(openssh: tuple[Exchange, Sshd], desks: dict[str, A
     bkn.sftp(f'put "{sealed}" /inbox/asn-register/.ossh-reg.csv.gpg.part',
              "rename /inbox/asn-register/.ossh-reg.csv.gpg.part "
              "/inbox/asn-register/ossh-reg.csv.gpg")
-    assert "ROWS_LOADED,400" in bkn.outcome("asn-register", "ossh-reg.result.csv.gpg").decode()
+    assert '"ROWS_LOADED","400"' in bkn.outcome("asn-register", "ossh-reg.result.csv.gpg").decode()
     # a plain put: taken when the client closes the file
     batch, truth = work / "kpm.csv", work / "truth.csv"
     synth.write_kpm_csv(str(batch), synth.kpm_batch(register, 80, seed=3), truth_path=str(truth))
     kemensos.submit("kpm-verification", kemensos.seal(batch, "ossh-kpm.csv.gpg"))
     answer = kemensos.outcome("kpm-verification", "ossh-kpm.result.csv.gpg").decode()
     expected = [line.split(",")[2] for line in truth.read_text().splitlines()[1:]]
-    assert [line.split(",")[2] for line in answer.splitlines()[1:]] == expected
+    assert [row[2] for row in csv.reader(io.StringIO(answer))][1:] == expected
     kemensos.sftp("rm /outbox/kpm-verification/ossh-kpm.result.csv.gpg")
     assert ex.ledger("--batch", "ossh-kpm", "--kind", "batch.answered")
 

@@ -3,6 +3,8 @@ on a running exchange."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import signal
 import time
@@ -90,15 +92,16 @@ def test_kpm_register_and_kpm_status(exchange: Exchange, kemensos: Agency, bkn: 
     sealed = kemensos.seal(write_csv(work / "kpm.csv", "\n".join(lines) + "\n"), "kpm-snap.csv.gpg")
     kemensos.submit("kpm-register", sealed)
     summary = kemensos.outcome("kpm-register", "kpm-snap.result.csv.gpg").decode()
-    assert "ROWS_LOADED,150" in summary
+    assert '"ROWS_LOADED","150"' in summary
     query = ["ref,nik"] + [f"Q{i},{p.nik.strip()}" for i, p in enumerate(asked)]
     sealed = bkn.seal(write_csv(work / "q.csv", "\n".join(query) + "\n"), "asn-check.csv.gpg")
     bkn.submit("kpm-status", sealed)
-    answer = bkn.outcome("kpm-status", "asn-check.result.csv.gpg").decode().splitlines()
-    assert answer[0] == "ref,nik,status,program"
-    statuses = [row.split(",")[2] for row in answer[1:]]
+    answer = list(csv.reader(io.StringIO(
+        bkn.outcome("kpm-status", "asn-check.result.csv.gpg").decode())))
+    assert answer[0] == ["ref", "nik", "status", "program"]
+    statuses = [row[2] for row in answer[1:]]
     assert statuses == ["KPM"] * 50 + ["TIDAK_DITEMUKAN"] * 100
-    assert {row.split(",")[3] for row in answer[1:51]} == {"PKH", "BPNT"}
+    assert {row[3] for row in answer[1:51]} == {"PKH", "BPNT"}
 
 
 def test_functional_positions_need_a_register(exchange: Exchange, kemensos: Agency,

@@ -142,7 +142,7 @@ def test_ten_million_rows_with_one_malformed_in_the_middle(
     writer.close()
     *want, malformed = lines.getvalue().decode().splitlines()
     with answer.open(encoding="utf-8") as f:
-        assert f.readline().rstrip("\r\n") == "nik,status,jenis_asn,instansi"
+        assert f.readline().rstrip("\r\n") == '"nik","status","jenis_asn","instansi"'
         count = 0
         for i, line in enumerate(f):
             got = line.rstrip("\r\n")

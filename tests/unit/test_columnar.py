@@ -155,7 +155,8 @@ def test_stripped_is_str_strip() -> None:
 
 def test_vector_writer_writes_what_csv_writer_writes() -> None:
     rows = [["=1+1", "ASN", "a,b"], ["+62", "@SUM(A1)", 'q"q'], ["-5", "ok", "line\nbreak"],
-            ["\tx", "", "\rcr"], ["plain", "é", " space "]]
+            ["\tx", "", "\rcr"], ["plain", "é", " space "],
+            ["Kementerian Sosial;=2+3", ' "=1', "a;\t-b\n@c"], ["x;y", "-", '"q";"=r"']]
     expected = io.BytesIO()
     writer = CsvWriter(expected, ["a", "b", "c"], header_row=False)
     writer.write_many(rows)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import csv
 import io
+import random
+import re
 
 import pytest
 
-from exchanged.csvio import CsvReader, CsvWriter
+from exchanged.csvio import FORMULA_START, CsvReader, CsvWriter
 from exchanged.errors import Refused
 
 
@@ -65,8 +68,40 @@ def test_writer_neutralises_formulas() -> None:
     w.write(["-5", "ok"])
     w.close()
     assert out.getvalue().decode() == (
-        "ref,status\r\n'=1+1,ASN\r\n'+62,'@SUM(A1)\r\n'-5,ok\r\n"
+        '"ref","status"\r\n"\'=1+1","ASN"\r\n"\'+62","\'@SUM(A1)"\r\n"\'-5","ok"\r\n'
     )
+
+
+#: what the writer must survive: separators, quotes, spaces, formulas, text in between
+PIECES = ["=2+3", "+1", "-x", "@A1", "\t", "\r", "\n", ";", ",", '"', " ", "'", "a", "Dinas",
+          "é", "=", ";=", "; -", '"=1']
+
+
+def test_no_way_of_splitting_an_answer_starts_a_cell_with_a_formula() -> None:
+    """Indonesian Excel splits a line on ';' once its first field has ended, whatever the
+    quotes say; naive readers split on tabs and line breaks. Whatever a value holds, every
+    piece of the written file that any of them could open as a cell starts harmlessly (after
+    the spaces and quotes a spreadsheet may skip), and a CSV reader gets the value back
+    whole, an apostrophe before each runnable part its only change."""
+    rng = random.Random(11)
+    rows = [["".join(rng.choice(PIECES) for _ in range(rng.randint(0, 6))) for _ in range(3)]
+            for _ in range(3000)]
+    rows += [["Kementerian Sosial;=2+3", "x;=HYPERLINK(1);y", ' ;"=1']]
+    out = io.BytesIO()
+    writer = CsvWriter(out, ["a", "b", "c"])
+    writer.write_many(rows)
+    writer.close()
+    text = out.getvalue().decode()
+    for piece in re.split("[;\t\r\n]", text):
+        assert not piece.lstrip(' "').startswith(FORMULA_START), repr(piece)
+    back = list(csv.reader(io.StringIO(text, newline="")))[1:]
+    assert len(back) == len(rows)
+    for got, sent in zip(back, rows, strict=True):
+        assert [g.replace("'", "") for g in got] == [s.replace("'", "") for s in sent]
+    # every field quoted
+    assert text.startswith('"a","b","c"\r\n"')
+    assert text.endswith('\r\n"Kementerian Sosial;\'=2+3","x;\'=HYPERLINK(1);y"," ;\'""=1"\r\n')
+    assert back[-1] == ["Kementerian Sosial;'=2+3", "x;'=HYPERLINK(1);y", " ;'\"=1"]
 
 
 def test_a_missing_header_row_is_not_quoted_back() -> None:

@@ -21,6 +21,9 @@ AGREEMENT = "pks-kemensos-bkn-2023"
 SWITCH = ("    fuzzy: {enabled: true, min_score: 0.92, status: KEMUNGKINAN_ASN, "
           "clause: Pasal 3 ayat (1) huruf b}\n")
 COMPARES = "    compares: [jabatan, jenjang_jabatan, unit_kerja, tmt_jabatan]\n"
+BOUND = ("    max_comparisons_per_nip:\n"
+         "      clause: Pasal 3 ayat (1) huruf a dan d; Pasal 9 ayat (2); Pasal 12 ayat (3)\n"
+         "      count: 3\n      days: 30\n      status: TIDAK_DIPERIKSA\n")
 
 # (kind, flow of that kind in the shipped agreement, text, its replacement, the key of the
 # flow the error points at (None: the flow itself), the message as the loader words it)
@@ -57,6 +60,12 @@ CASES = [
      "a nip-compare flow must list the columns it compares"),
     ("nip-compare", "jabfung-integration", COMPARES, COMPARES + SWITCH, "fuzzy",
      "only a nik-lookup flow can have a fuzzy fallback"),
+    ("nip-compare", "jabfung-integration", BOUND, "", None,
+     "a nip-compare flow must bound how often one NIP is compared (max_comparisons_per_nip: "
+     "{count, days, status, clause})"),
+    ("nik-lookup", "kpm-status", "    reference: kpm-register\n",
+     "    reference: kpm-register\n" + BOUND, "max_comparisons_per_nip",
+     "only a nip-compare flow compares, and can bound its comparisons"),
 ]
 
 
@@ -100,6 +109,25 @@ def test_a_kind_refuses_what_its_flows_lack(policies: Path, kind: str, flow: str
     assert (info.value.file, info.value.line) == (f"{AGREEMENT}.yaml", line)
 
 
+@pytest.mark.parametrize(("old", "new", "key", "message"), [
+    ("count: 3\n", "count: 0\n", "count", "must be a whole number of at least 1"),
+    ("days: 30\n", "days: 4000\n", "days", "must be at most 3660"),
+    ("status: TIDAK_DIPERIKSA", "status: BERBEDA", "status",
+     "must differ from the flow's other statuses"),
+    ("status: TIDAK_DIPERIKSA", "status: tidak diperiksa", "status",
+     "must be upper-case letters, digits and _"),
+])
+def test_a_comparison_bound_is_checked(policies: Path, old: str, new: str, key: str,
+                                       message: str) -> None:
+    text = _edit(policies, BOUND, BOUND.replace(old, new))
+    with pytest.raises(PolicyError) as info:
+        load_policies(policies)
+    line = next(i for i, x in enumerate(text.splitlines(), 1) if x.startswith(f"      {key}:")
+                and i > _line(text, "jabfung-integration", "max_comparisons_per_nip"))
+    assert str(info.value) == (f"{AGREEMENT}.yaml:{line}: flows.jabfung-integration."
+                               f"max_comparisons_per_nip.{key}: {message}")
+
+
 def test_every_kind_in_the_registry_is_exercised() -> None:
     assert {case[0] for case in CASES} == set(KINDS)
 
@@ -125,6 +153,7 @@ def test_the_registry() -> None:
     assert [k.name for k in KINDS.values() if not k.needs_rows] == ["reference-load"]
     assert [k.name for k in KINDS.values() if k.builds_dataset] == ["reference-load"]
     assert [k.name for k in KINDS.values() if k.fuzzy_fallback] == ["nik-lookup"]
+    assert [k.name for k in KINDS.values() if k.bounds_comparisons] == ["nip-compare"]
 
 
 def test_the_shipped_flows_satisfy_their_kinds() -> None:
@@ -142,4 +171,6 @@ def test_a_kind_reports_its_problems_in_order() -> None:
         FlowProblem(("columns",), "a nip-compare flow must require column nip"),
         FlowProblem(("answer",), "needs the statuses found, not_found, invalid, differs"),
         FlowProblem((), "a nip-compare flow must list the columns it compares"),
+        FlowProblem((), "a nip-compare flow must bound how often one NIP is compared "
+                    "(max_comparisons_per_nip: {count, days, status, clause})"),
     ]

@@ -23,6 +23,7 @@ HEADER = "ref,nip,nama,jabatan,jenjang_jabatan,unit_kerja,tmt_jabatan\n"
 A = "199001012015031001"  # PNS, born 1990-01-01
 B = "198807172022211997"  # PPPK, born 1988-07-17
 C = "197505052000121002"  # PNS, born 1975-05-05, holds no position in the register
+D = "199203032019022001"  # PNS, born 1992-03-03, a woman
 NOBODY = "195501011980011001"  # valid, in nobody's register
 
 SIASN = {
@@ -31,6 +32,8 @@ SIASN = {
     B: {"jabatan": "Penyuluh Sosial", "jenjang_jabatan": "Terampil",
         "unit_kerja": "Balai Rehabilitasi Sosial", "tmt_jabatan": "2023-03-01"},
     C: {"jabatan": "", "jenjang_jabatan": "", "unit_kerja": "", "tmt_jabatan": ""},
+    D: {"jabatan": "Pekerja Sosial", "jenjang_jabatan": "Ahli Pertama",
+        "unit_kerja": "Dinas Sosial Kab. Bogor", "tmt_jabatan": "2020-01-01"},
 }
 
 
@@ -56,6 +59,25 @@ class FakeSnapshot:
         self.closed = True
 
 
+class Budget:
+    """The pipeline's budget as the flow sees it: ``left`` more comparisons of each NIP."""
+
+    def __init__(self, left: int = 3) -> None:
+        self.left = left
+        self.taken: dict[str, int] = {}
+        self.asked: list[list[str]] = []
+
+    def take(self, identifiers: Sequence[str]) -> list[bool]:
+        self.asked.append(list(identifiers))
+        granted = []
+        for nip in identifiers:
+            ok = self.taken.get(nip, 0) < self.left
+            if ok:
+                self.taken[nip] = self.taken.get(nip, 0) + 1
+            granted.append(ok)
+        return granted
+
+
 class FakeReferences:
     def __init__(self, snapshot: FakeSnapshot | None) -> None:
         self.snapshot = snapshot
@@ -75,11 +97,12 @@ def flow() -> Flow:
     return found[1]
 
 
-def run(flow: Flow, text: str, snapshot: FakeSnapshot | None, tmp_path: Path
-        ) -> tuple[list[dict[str, str]], Mapping[str, int]]:
+def run(flow: Flow, text: str, snapshot: FakeSnapshot | None, tmp_path: Path,
+        budget: Budget | None = None) -> tuple[list[dict[str, str]], Mapping[str, int]]:
     out = io.BytesIO()
     ctx = FlowContext(flow=flow, references=FakeReferences(snapshot),  # type: ignore[arg-type]
-                      work=tmp_path, new_snapshot_id="x")
+                      work=tmp_path, new_snapshot_id="x",
+                      comparisons=budget if budget is not None else Budget())
     result = nip_compare(CsvReader(io.BytesIO(text.encode())), out, ctx)
     rows = list(csv.DictReader(io.StringIO(out.getvalue().decode())))
     assert result.rows == len(rows)
@@ -95,7 +118,7 @@ def test_every_status(flow: Flow, tmp_path: Path) -> None:
     snapshot = FakeSnapshot(SIASN)
     rows, counts = run(flow, HEADER
                        + f"R1,{A},Budi,Pekerja Sosial,Ahli Pertama,Dinas Sosial Kab. Bogor,2020-01-01\n"  # noqa: E501 (a row as sent)
-                       + f"R2,{A},Budi,Pekerja Sosial,Ahli Muda,Dinas Sosial Kab. Bogor,2021-06-01\n"  # noqa: E501 (a row as sent)
+                       + f"R2,{D},Dewi,Pekerja Sosial,Ahli Muda,Dinas Sosial Kab. Bogor,2021-06-01\n"  # noqa: E501 (a row as sent)
                        + f"R3,{NOBODY},Ani,Pekerja Sosial,Ahli Muda,Dinas Sosial,2021-06-01\n"
                        + "R4,1990 0101 2015 03 1 001,Budi,Pekerja Sosial,Ahli Pertama,Dinsos,2020-01-01\n"  # noqa: E501 (a row as sent)
                        + f"R5,{B},Sri,Penyuluh Sosial,Terampil,Balai Rehabilitasi Sosial,2023-02-30\n"  # noqa: E501 (a row as sent)
@@ -109,9 +132,10 @@ def test_every_status(flow: Flow, tmp_path: Path) -> None:
         ("R5", "TIDAK_VALID", ""),  # an impossible start date
         ("R6", "BERBEDA", "jabatan;jenjang_jabatan;unit_kerja;tmt_jabatan"),
     ]
-    assert [r["nip"] for r in rows][:4] == [A, A, NOBODY, "1990 0101 2015 03 1 001"]
+    assert [r["nip"] for r in rows][:4] == [A, D, NOBODY, "1990 0101 2015 03 1 001"]
     assert list(rows[0]) == ["ref", "nip", "status", "berbeda"]
-    assert counts == {"SESUAI": 1, "BERBEDA": 2, "TIDAK_DITEMUKAN": 1, "TIDAK_VALID": 2}
+    assert counts == {"SESUAI": 1, "BERBEDA": 2, "TIDAK_DITEMUKAN": 1, "TIDAK_VALID": 2,
+                      "TIDAK_DIPERIKSA": 0}
     assert snapshot.closed
 
 
@@ -136,8 +160,8 @@ def test_without_ref_and_with_unreadable_rows(flow: Flow, tmp_path: Path) -> Non
     text = ("nip,nama,jabatan,jenjang_jabatan,unit_kerja,tmt_jabatan\n"
             f"{A},Budi,Pekerja Sosial,Ahli Pertama,Dinas Sosial Kab. Bogor,2020-01-01\n"
             f"{A},Budi,too,few\n"
-            f"{A},,Pekerja Sosial,Ahli Pertama,Dinas Sosial Kab. Bogor,2020-01-01\n"
-            f"{A},Budi,=HYPERLINK(1),Ahli Pertama,Dinas Sosial Kab. Bogor,2020-01-01\n")
+            f"{B},,Pekerja Sosial,Ahli Pertama,Dinas Sosial Kab. Bogor,2020-01-01\n"
+            f"{D},Dewi,=HYPERLINK(1),Ahli Pertama,Dinas Sosial Kab. Bogor,2020-01-01\n")
     rows, _ = run(flow, text, FakeSnapshot(SIASN), tmp_path)
     assert list(rows[0]) == ["nip", "status", "berbeda"]
     assert [r["status"] for r in rows] == ["SESUAI", "TIDAK_VALID", "TIDAK_VALID", "BERBEDA"]
@@ -149,9 +173,11 @@ def test_answers_in_order_across_chunks(flow: Flow, tmp_path: Path,
     # the module itself: its functions read CHUNK from it
     module = importlib.import_module("exchanged.flows.nip_compare")
     monkeypatch.setattr(module, "CHUNK", 3)
-    lines = [f"R{i},{A if i % 2 else NOBODY},X,Pekerja Sosial,Ahli Pertama,"
-             f"Dinas Sosial Kab. Bogor,2020-01-01\n" for i in range(10)]
-    snapshot = FakeSnapshot(SIASN)
+    # employees 1990-01-01 with serials 1..9 are in the register, those born 1955 are not
+    nips = [f"19900101201503100{i}" if i % 2 else f"19550101198001100{i + 1}" for i in range(10)]
+    lines = [f"R{i},{nip},X,Pekerja Sosial,Ahli Pertama,Dinas Sosial Kab. Bogor,2020-01-01\n"
+             for i, nip in enumerate(nips)]
+    snapshot = FakeSnapshot({nip: SIASN[A] for nip in nips if nip.startswith("1990")})
     rows, _ = run(flow, HEADER + "".join(lines), snapshot, tmp_path)
     assert [r["ref"] for r in rows] == [f"R{i}" for i in range(10)]
     assert [r["status"] for r in rows] == [
@@ -191,3 +217,54 @@ def test_values_compare_as_what_they_mean() -> None:
     assert not same_value(text, "Ahli Pertama", "")
     assert text_key("Kepala Seksi (Kasi)") == text_key("kepala seksi kasi")
     assert same_value(Column("n", "integer"), "007", "7")
+
+
+def test_one_nip_on_many_lines_refuses_the_batch(flow: Flow, tmp_path: Path) -> None:
+    """The oracle of issue 11: one NIP on 128 lines, each with another start date, would read
+    SIASN's date off the one SESUAI. The batch is refused, naming lines, never NIPs, and
+    takes nothing of the NIP's budget."""
+    lines = [f"R{d},{A},Budi,Pekerja Sosial,Ahli Pertama,Dinas Sosial Kab. Bogor,"
+             f"2020-{1 + d // 28:02d}-{1 + d % 28:02d}\n" for d in range(128)]
+    budget = Budget()
+    with pytest.raises(Refused) as refused:
+        run(flow, HEADER + f"R-,{B},Sri,x,y,z,2020-01-01\n" + "".join(lines), FakeSnapshot(SIASN),
+            tmp_path, budget)
+    reason = refused.value.reasons[0]
+    assert reason.code == "REPEATED_NIP"
+    # the header is line 1, B line 2, A first on line 3
+    assert ": 127 line(s) repeat the NIP of an earlier line; the first: 4 (3), 5 (3), 6 (3)," \
+        in reason.message
+    assert "23 (3), ..." in reason.message and "24 (3)" not in reason.message
+    assert A not in reason.message + reason.pesan and "Pasal 9 ayat (2)" in reason.message
+    assert reason.pesan.startswith("Satu NIP muncul pada lebih dari satu baris")
+    # an invalid NIP, or a row that cannot be read, repeats nothing
+    rows, _ = run(flow, HEADER + f"R1,{A},Budi,x,y,z,2020-01-01\nR2,{A}9,Budi,x,y,z,2020-01-01\n"
+                  f"R3,{A},short\n", FakeSnapshot(SIASN), tmp_path)
+    assert [r["status"] for r in rows] == ["BERBEDA", "TIDAK_VALID", "TIDAK_VALID"]
+    # padded or not, a NIP is the same NIP, also on a row invalid for another reason
+    with pytest.raises(Refused):
+        run(flow, HEADER + f"R1,{A},Budi,x,y,z,2020-01-01\nR2, {A} ,,x,y,z,2020-01-01\n",
+            FakeSnapshot(SIASN), tmp_path)
+
+
+def test_a_nip_whose_comparisons_are_spent_is_not_compared(flow: Flow, tmp_path: Path) -> None:
+    bound = flow.max_comparisons_per_nip
+    assert bound is not None and (bound.count, bound.days) == (3, 30)
+    assert bound.status == "TIDAK_DIPERIKSA" and "Pasal 9 ayat (2)" in bound.clause
+    budget = Budget(left=1)
+    budget.taken[A] = 1  # compared once already within the period
+    text = (HEADER + f"R1,{A},Budi,Pekerja Sosial,Ahli Pertama,Dinas Sosial Kab. Bogor,2020-01-01\n"
+            f"R2,{B},Sri,Penyuluh Sosial,Terampil,Balai Rehabilitasi Sosial,2023-03-01\n"
+            f"R3,{NOBODY},Ani,x,y,z,2020-01-01\nR4,{C}x,Eko,x,y,z,2020-01-01\n")
+    rows, counts = run(flow, text, FakeSnapshot(SIASN), tmp_path, budget)
+    assert [(r["status"], r["berbeda"]) for r in rows] == [
+        ("TIDAK_DIPERIKSA", ""), ("SESUAI", ""), ("TIDAK_DITEMUKAN", ""), ("TIDAK_VALID", "")]
+    assert counts == {"SESUAI": 1, "BERBEDA": 0, "TIDAK_DITEMUKAN": 1, "TIDAK_VALID": 1,
+                      "TIDAK_DIPERIKSA": 1}
+    # only NIPs the register holds, on valid rows, are asked for: nothing else is compared
+    assert budget.asked == [[A, B]]
+    # a bounded flow is never compared without its budget
+    ctx = FlowContext(flow=flow, references=FakeReferences(FakeSnapshot(SIASN)),  # type: ignore[arg-type]
+                      work=tmp_path, new_snapshot_id="x")
+    with pytest.raises(RuntimeError):
+        nip_compare(CsvReader(io.BytesIO(text.encode())), io.BytesIO(), ctx)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from datetime import date
 from pathlib import Path
@@ -92,6 +93,34 @@ def test_default_deny_and_forbid_beats_permit(policies: Path) -> None:
         "kpm-verification.sender", "kpm-verification.columns.listed"]
 
 
+def test_an_unlisted_column_reaches_the_ledger_by_position_only(policies: Path) -> None:
+    """A header row that is really a first data row (a name, a sex), or a column named like
+    a NIK: the sender's reasons name the columns, the ledger's fields only their positions,
+    and a decision rebuilt from those fields (policy explain --seq) refuses them again."""
+    policy = load_policies(policies)
+    for columns in (("budi_santoso", "laki_laki"), ("nik", "ref", "nik_3171_0141_0190_0001")):
+        d = decide(policy, Request("kemensos", "kpm-verification", IN_FORCE, columns))
+        unlisted = [c for c in columns if c not in ("nik", "ref")]
+        assert not d.allow
+        refusal = next(r for r in d.reasons if r.code == "COLUMN_NOT_ALLOWED")
+        assert f"Column {unlisted[0]} is not listed" in refusal.message  # the sender's own
+        fields = d.ledger_fields()
+        recorded = json.dumps(fields)
+        assert not [name for name in unlisted if name in recorded]
+        assert fields["columns"] == [f"#{at}" if c in unlisted else c
+                                     for at, c in enumerate(columns, 1)]
+        assert fields["unlisted_columns"] == [at for at, c in enumerate(columns, 1)
+                                              if c in unlisted]
+        again = decide(policy, Request("kemensos", "kpm-verification", IN_FORCE,
+                                       tuple(fields["columns"])))  # type: ignore[arg-type]
+        assert again.rule_ids == d.rule_ids and again.ledger_fields() == fields
+    unknown = decide(policy, Request("kemensos", "no-such-flow", IN_FORCE, ("siti", "nik")))
+    assert unknown.ledger_fields()["columns"] == ["#1", "#2"]
+    allowed = decide(policy, Request("kemensos", "kpm-verification", IN_FORCE, ("ref", "nik")))
+    assert allowed.ledger_fields()["columns"] == ["ref", "nik"]
+    assert "unlisted_columns" not in allowed.ledger_fields()
+
+
 def test_columns_required_listed_and_disclosure(policies: Path) -> None:
     policy = load_policies(policies)
     missing = decide(policy, Request("kemensos", "kpm-verification", IN_FORCE, ("ref",)))
@@ -159,12 +188,19 @@ addendum:
   amend_flows:
     kpm-verification:
       discloses: {{clause: Pasal 12 ayat (2), fields: [jenis_asn], never: [instansi]}}
+    jabfung-integration:
+      max_comparisons_per_nip: {{clause: Pasal 12 ayat (2), count: 1, days: 90,
+                                status: TIDAK_DIPERIKSA}}
 """)
     policy = load_policies(policies)
     d = decide(policy, Request("bkn", "kpm-status", date(2025, 6, 10)))
     assert [r.code for r in d.reasons] == ["FLOW_SUSPENDED"]
     found = policy.find_flow("kpm-verification")
     assert found is not None and found[1].discloses == ("jenis_asn",)
+    jabfung = policy.find_flow("jabfung-integration")
+    assert jabfung is not None and jabfung[1].max_comparisons_per_nip is not None
+    assert (jabfung[1].max_comparisons_per_nip.count, jabfung[1].max_comparisons_per_nip.days) \
+        == (1, 90)
     original = (SHIPPED / f"{AGREEMENT}.yaml").read_bytes()
     assert (policies / f"{AGREEMENT}.yaml").read_bytes() == original
 

@@ -200,20 +200,41 @@ def _row(ref: str, nip: str, nama: str, sent: Sequence[str], status: str, differ
     return JabfungRow(ref, nip, nama, sent[0], sent[1], sent[2], sent[3], status, differ)
 
 
+def _draw(register: SyntheticRegister, base: int, wants_position: bool, used: set[int]
+          ) -> tuple[int, FunctionalPosition]:
+    """A register person not drawn yet, holding a position or not as wanted: a few random
+    tries, then the first such person after ``base``."""
+    n = len(register)
+    tries = [(base + attempt * 7919) % n for attempt in range(64)]
+    for index in tries + [(base + step) % n for step in range(n)]:
+        if -1 - index in used:
+            continue
+        position = functional_position(register, index)
+        if (position is not NO_POSITION) == wants_position:
+            used.add(-1 - index)  # register rows as negative numbers, NIPs as positive
+            return index, position
+    raise ValueError("the register is too small to draw distinct employees from")
+
+
 def jabfung_batch(register: SyntheticRegister, rows: int, seed: int) -> Iterator[JabfungRow]:
     """Stream ``rows`` jabfung-integration rows with their expected answers.
 
     About half SESUAI, a quarter BERBEDA, and the rest TIDAK_DITEMUKAN and
-    TIDAK_VALID.
+    TIDAK_VALID. Each employee appears once (the exchange refuses a batch that
+    repeats a NIP), so a batch can have at most as many rows as the register
+    has people, and a few more from outside it.
 
     >>> rows = list(jabfung_batch(SyntheticRegister(500, seed=2), 400, seed=3))
     >>> sorted({r.expected_status for r in rows})
     ['BERBEDA', 'SESUAI', 'TIDAK_DITEMUKAN', 'TIDAK_VALID']
+    >>> len({r.nip.strip().replace(" ", "")[:17] for r in rows}) == len(rows)
+    True
     """
     if len(register) == 0:
         raise ValueError("an empty register has nobody to compare")
     k_case = stream_key(seed, _P_JF_CASE)
     k_person = stream_key(seed, _P_JF_PERSON)
+    used: set[int] = set()  # register rows and outside NIPs drawn so far
     for r in range(rows):
         ref = f"JF-{r + 1:07d}"
         x = mix64(k_case + r * GOLDEN)
@@ -222,19 +243,17 @@ def jabfung_batch(register: SyntheticRegister, rows: int, seed: int) -> Iterator
         base = mix64(k_person + r * GOLDEN)
         if 75 <= pick < 88:
             nip = _outside_nip(x)
+            while int(nip) in used:
+                x += 1
+                nip = _outside_nip(x)
+            used.add(int(nip))
             made = FunctionalPosition("Pekerja Sosial", "Ahli Muda", "Dinas Sosial Kota Contoh",
                                       "2019-01-01")
             yield _row(ref, nip, "Nama Contoh", made.fields(), TIDAK_DITEMUKAN, "")
             continue
         # a person who holds a position, but for "no position in SIASN" rows
         wants_position = not (70 <= pick < 75)
-        for attempt in range(64):
-            index = (base + attempt * 7919) % len(register)
-            position = functional_position(register, index)
-            if (position is not NO_POSITION) == wants_position:
-                break
-        else:
-            raise ValueError("the register is too small to draw positions from")
+        index, position = _draw(register, base, wants_position, used)
         person = register.row(index)
         fields = list(position.fields())
         if pick < 50:
