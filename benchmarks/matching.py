@@ -18,10 +18,12 @@ What it does, as an agency and an administrator would:
    disk, while sampling the resident memory of the daemon and its gpg children;
 5. downloads and checks the answer (row count; statuses against the
    generator's ground truth), then measures the **floor** on the same machine in
-   the same run: ``gpg`` decrypting the upload, then ``gpg`` signing and
-   encrypting an answer of the same size (the answer itself), as two separate
-   commands with exactly the options the daemon uses
-   (:class:`exchanged.crypto.gpg.Gpg`).
+   the same run: ``gpg`` decrypting the upload as the agency sealed it, then
+   ``gpg`` signing and encrypting an answer of the same size (the answer itself)
+   *without compression*, as two separate commands
+   (:class:`exchanged.crypto.gpg.Gpg`). The floor holds none of the exchange's
+   choices: how the daemon compresses answers (``--answer-compression``, its
+   ``answer_compression`` setting) is part of what is measured.
 
 The last line printed is one JSON object: ``flow``, ``rows``, ``register_rows``,
 ``seconds``, ``floor_seconds``, ``ratio``, ``peak_rss_mb``, ``rows_per_second``
@@ -66,6 +68,7 @@ class Timing:
     peak_rss_mb: float
     processing_rss_mb: float
     outcome: Path
+    outcome_mb: float
 
 
 @dataclass(frozen=True)
@@ -288,11 +291,15 @@ def submit_and_time(daemon: Daemon, desk: AgencyDesk, flow: str, sealed: Path, b
     if outcome.name.endswith(".rejected.json.gpg"):
         body = desk.open(outcome).data.decode()
         raise SystemExit(f"{batch} was rejected: {body}")
-    return Timing(seconds, memory.peak_mb, memory.processing_mb, outcome)
+    return Timing(seconds, memory.peak_mb, memory.processing_mb, outcome,
+                  outcome.stat().st_size / 1e6)
 
 
 def floor(daemon: Daemon, upload: Path, answer: Path, recipient: str) -> Floor:
-    """gpg alone: decrypt the upload, then sign and encrypt an answer of the same size."""
+    """gpg alone: decrypt the upload as the agency sealed it, then sign and encrypt an
+    answer of the same size *without compression* (``--compress-level 0``): the honest
+    floor, which holds none of the exchange's own choices (how it compresses is part of
+    what is measured)."""
     gpg = Gpg(daemon.home / "keys" / "gnupg")
 
     def timed(args: list[str], src: Path, dst: Path | None) -> float:
@@ -308,7 +315,7 @@ def floor(daemon: Daemon, upload: Path, answer: Path, recipient: str) -> Floor:
 
     decrypt = timed(decrypt_args(None), upload, None)
     out = answer.with_suffix(".floor.gpg")
-    seal = timed(seal_args(recipient, daemon.fingerprint, answer.name), answer, out)
+    seal = timed(seal_args(recipient, daemon.fingerprint, answer.name, 0), answer, out)
     out.unlink()
     return Floor(decrypt, seal)
 
@@ -347,6 +354,8 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         desk.create_keys()
     daemon = Daemon(root)
     daemon.init([kemensos, bkn])
+    with open(daemon.home / "config.yaml", "a", encoding="utf-8") as config:
+        config.write(f"answer_compression: {args.answer_compression}\n")
     register_rows = args.register_rows
     try:
         daemon.start()
@@ -408,6 +417,8 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         "rows_per_second": round(rows / seconds),
         "floor_decrypt_seconds": round(statistics.median(f.decrypt for f in floors), 3),
         "floor_seal_seconds": round(statistics.median(f.seal for f in floors), 3),
+        "answer_compression": args.answer_compression,
+        "answer_mb": round(statistics.median(t.outcome_mb for t in timings), 1),
         "runs": len(timings),
         "all_seconds": [round(t.seconds, 3) for t in timings],
         "load_average": os.getloadavg()[0],
@@ -430,6 +441,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-check", dest="check", action="store_false",
                         help="skip the row-by-row check against ground truth")
     parser.add_argument("--keep", action="store_true", help="keep the home and its log")
+    parser.add_argument("--answer-compression", default="fast",
+                        choices=("none", "fast", "default", "best"),
+                        help="the daemon's answer_compression setting (config.yaml)")
     args = parser.parse_args(argv)
     if args.rows < 1 or args.register_rows < 1 or args.repeat < 1:
         parser.error("--rows, --register-rows and --repeat must be positive")

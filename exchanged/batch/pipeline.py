@@ -147,7 +147,8 @@ class Pipeline:
         self.intake = Intake(self.spool, self.state, ledger, self.workers.timers,
                              enqueue=self.workers.put, now=self._now)
         self.sealer = Sealer(self.spool, self.state, ledger, openpgp, self.agencies,
-                             self.exchange_fpr, now=self._now)
+                             self.exchange_fpr, now=self._now,
+                             compress_level=config.compress_level)
         self.delivery = Delivery(home, self.spool, self.state, ledger, now=self._now)
         # one load per dataset at a time, in the order they were received
         self._dataset_locks: dict[str, threading.Lock] = {}

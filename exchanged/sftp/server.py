@@ -47,6 +47,7 @@ from exchanged.sftp.door import Door, GuardedDoor
 from exchanged.sftp.folders import DropFolders
 from exchanged.sftp.handles import ExchangeSFTPServer
 from exchanged.sftp.limits import Gate, Limits
+from exchanged.sftp.pipe import install as install_chunk_pipe
 from exchanged.sftp.session import Session
 
 log = logging.getLogger("exchanged.sftp")
@@ -54,8 +55,7 @@ log = logging.getLogger("exchanged.sftp")
 #: the only algorithms the server offers, by paramiko's kind, in no particular order (the
 #: client's preference decides among them)
 ALLOWED: Mapping[str, tuple[str, ...]] = MappingProxyType({
-    "ciphers": ("aes256-gcm@openssh.com", "aes128-gcm@openssh.com", "aes256-ctr", "aes192-ctr",
-                "aes128-ctr"),
+    "ciphers": ("aes256-gcm@openssh.com", "aes128-gcm@openssh.com"),
     "macs": ("hmac-sha2-512-etm@openssh.com", "hmac-sha2-256-etm@openssh.com", "hmac-sha2-512",
              "hmac-sha2-256"),
     "kex": ("mlkem768x25519-sha256", "curve25519-sha256", "curve25519-sha256@libssh.org",
@@ -69,6 +69,12 @@ ALLOWED: Mapping[str, tuple[str, ...]] = MappingProxyType({
                 "ecdsa-sha2-nistp521", "rsa-sha2-512", "rsa-sha2-256"),
     "compression": ("none",),
 })
+
+
+#: the largest SSH packet a client may send the exchange on a channel: an SFTP write of
+#: 32 KiB (OpenSSH's default) fits in one packet instead of two, halving paramiko's work
+#: for each (docs/performance.md); OpenSSH itself sends at most 256 KiB
+MAX_PACKET_BYTES = 256 * 1024
 
 
 def disabled_algorithms() -> dict[str, list[str]]:
@@ -172,6 +178,7 @@ class Connection(paramiko.ServerInterface):
     def check_channel_subsystem_request(self, channel: paramiko.Channel, name: str) -> bool:
         if name != "sftp" or self.session is None:
             return False
+        install_chunk_pipe(channel)  # before the client's first SFTP packet (see pipe.py)
         return bool(super().check_channel_subsystem_request(channel, name))
 
     def check_channel_exec_request(self, channel: paramiko.Channel, command: bytes) -> bool:
@@ -301,7 +308,8 @@ class SFTPServer:
     def _serve(self, client: socket.socket, address: str, remote: str) -> None:
         client.settimeout(None)
         try:
-            transport = paramiko.Transport(client, disabled_algorithms=self._disabled)
+            transport = paramiko.Transport(client, disabled_algorithms=self._disabled,
+                                           default_max_packet_size=MAX_PACKET_BYTES)
         except Exception:
             _close_quietly(client)
             self.gate.authenticated(address)

@@ -32,14 +32,17 @@ def guarded(tmp_path_factory: pytest.TempPathFactory, desks: dict[str, AgencyDes
     """An exchange with short retry waits (two tries, then the shunt) and a register."""
     ex = make_exchange(tmp_path_factory.mktemp("guarded"), desks)
     with open(ex.home / "config.yaml", "a", encoding="utf-8") as f:
-        f.write("retry_delays: [0.3, 0.3]\n")
+        f.write("retry_delays: [0.3, 0.3]\n"
+                "answer_compression: {default: fast, bkn: none}\n")
     ex.start()
     bkn = Agency(desks["bkn"], ex)
     work = tmp_path_factory.mktemp("guarded-setup")
     register = work / "register.csv"
     synth.write_register_csv(str(register), REGISTER)
     bkn.submit("asn-register", bkn.seal(register, "reg-g.csv.gpg"))
-    assert b"ROWS_LOADED,200" in bkn.outcome("asn-register", "reg-g.result.csv.gpg")
+    assert b'"ROWS_LOADED","200"' in bkn.outcome("asn-register", "reg-g.result.csv.gpg")
+    # BKN's answers are sealed uncompressed (its setting), everyone else's fast
+    assert "compressed packet" not in packets(bkn, "reg-g.result.csv.gpg")
     yield ex
     if ex.alive():
         ex.stop()
@@ -60,6 +63,19 @@ def kpm(agency: Agency, work: Path, batch: str, rows: int = 3) -> Path:
     plain = write_csv(work / f"{batch}.csv",
                       "nik\n" + "".join(f"{REGISTER.row(i).nik}\n" for i in range(rows)))
     return agency.seal(plain, f"{batch}.csv.gpg")
+
+
+def packets(agency: Agency, name: str) -> str:
+    """What ``gpg --list-packets`` says of an outcome the agency downloaded."""
+    local = agency.desk.dir / "downloads" / name
+    return agency.desk.gpg("--list-packets", str(local)).stdout.decode()
+
+
+def test_answers_are_sealed_with_each_agencys_compression(kemensos: Agency, tmp_path: Path
+                                                         ) -> None:
+    kemensos.submit(FLOW, kpm(kemensos, tmp_path, "zfast"))
+    kemensos.outcome(FLOW, "zfast.result.csv.gpg")
+    assert "compressed packet: algo=" in packets(kemensos, "zfast.result.csv.gpg")
 
 
 def outcomes(ex: Exchange, agency: str) -> list[str]:
@@ -179,7 +195,7 @@ def test_a_register_signed_in_the_future_is_refused_and_locks_nothing(
     honest = work / "honest.csv"
     synth.write_register_csv(str(honest), REGISTER)
     bkn.submit("asn-register", bkn.seal(honest, "honest.csv.gpg"))
-    assert b"ROWS_LOADED,200" in bkn.outcome("asn-register", "honest.result.csv.gpg")
+    assert b'"ROWS_LOADED","200"' in bkn.outcome("asn-register", "honest.result.csv.gpg")
     # a register signed before the one in force, sent after it, still cannot roll it back
     bkn.submit("asn-register", older_sealed)
     assert bkn.codes("asn-register", "older") == ["STALE_REFERENCE"]

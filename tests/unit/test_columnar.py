@@ -11,8 +11,17 @@ import pyarrow as pa
 import pytest
 
 from exchanged.csvio import CsvReader, CsvWriter, csv_cells, write_columns
-from exchanged.flows.base import ValueProblem, check_column, check_value, nik_ok, nip_ok, stripped
+from exchanged.flows.base import (
+    ValueProblem,
+    check_column,
+    check_value,
+    fixed_width,
+    nik_ok,
+    nip_ok,
+    stripped,
+)
 from exchanged.ids import nik, nip
+from exchanged.matching.register.keys import _numbers
 from exchanged.policy.model import Column
 
 PIECES = ["a", "b,c", '"x,y"', '"q""q"', "", " ", '"', 'ab"c', "\r\n", "\n", "\r", "\x00",
@@ -144,6 +153,26 @@ def test_identifier_checks_agree_with_the_id_modules() -> None:
             f"{rng.randint(0, 3)}{rng.randint(0, 2):03d}" for _ in range(20_000)]
     matrix = np.frombuffer("".join(nips).encode(), dtype=np.uint8).reshape(-1, 18)
     assert nip_ok(matrix).tolist() == [nip.is_valid(n) for n in nips]
+
+
+def test_fixed_width_takes_the_bytes_of_the_rows_asked() -> None:
+    rng = random.Random(3)
+    words = ["".join(rng.choice("0123456789x") for _ in range(rng.choice((15, 16, 16, 17))))
+             for _ in range(2_000)]
+    values = pa.array(words, type=pa.string()).slice(5)  # a slice: offsets not from 0
+    rows = np.array([i for i, w in enumerate(words[5:]) if len(w) == 16], dtype=np.int64)
+    got = fixed_width(values, rows, 16)
+    assert [bytes(r).decode() for r in got] == [words[5 + i] for i in rows.tolist()]
+    assert fixed_width(values, rows[:0], 16).shape == (0, 16)
+
+
+@pytest.mark.parametrize("width", range(1, 19))
+def test_numbers_read_digits_eight_at_a_time_as_int_does(width: int) -> None:
+    rng = np.random.default_rng(width)
+    digits = rng.integers(48, 58, size=(3_000, width), dtype=np.uint8)
+    digits[0] = 57  # the largest number of the width
+    digits[1] = 48
+    assert _numbers(digits).tolist() == [int(bytes(row)) for row in digits]
 
 
 def test_stripped_is_str_strip() -> None:

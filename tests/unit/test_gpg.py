@@ -174,6 +174,25 @@ def test_seal_and_open_round_trip(keyring: Keyring, tmp_path: Path) -> None:
     assert opened.signer_fingerprint == fpr and opened.plaintext_bytes == len(got)
 
 
+@pytest.mark.parametrize(("level", "compressed"), [(0, False), (1, True), (None, True)])
+def test_answers_are_sealed_at_the_compression_level_asked(
+        keyring: Keyring, tmp_path: Path, level: int | None, compressed: bool) -> None:
+    fpr = keyring.exchange_fingerprint()
+    plain = tmp_path / "a.csv"
+    plain.write_bytes(b'"nik","status"\r\n' * 20_000)
+    sealed = tmp_path / "a.csv.gpg"
+    sealing = keyring.sealing(sealed, recipient=fpr, signer=fpr, filename="a.csv",
+                              compress_level=level)
+    sealing.stream.write(plain.read_bytes())
+    sealing.finish()
+    packets = subprocess.run(
+        ["gpg", "--homedir", str(keyring.gpg.home), "--batch", "--list-packets", str(sealed)],
+        capture_output=True, text=True, check=True).stdout
+    assert ("compressed packet" in packets) is compressed
+    # uncompressed, the message is as large as the answer; compressed, far smaller
+    assert (sealed.stat().st_size < plain.stat().st_size // 4) is compressed
+
+
 def test_a_full_disk_while_sealing_is_unavailable(keyring: Keyring, tiny_disk: Path,
                                                   tmp_path: Path) -> None:
     """The exchange writes gpg's sealed output itself: a full disk is ENOSPC, where it

@@ -35,9 +35,7 @@ class IdentifierCipher:
         n, width = digits.shape
         if width > MAX_DIGITS:
             raise ValueError("identifiers have at most 18 digits")
-        number = np.zeros(n, dtype=np.uint64)
-        for i in range(width):
-            number = number * np.uint64(10) + (digits[:, i] - 48).astype(np.uint64)
+        number = _numbers(digits)
         plain = np.empty((n, 2), dtype=">u8")
         tag = hashlib.blake2b(f"{column}:{width}".encode(), digest_size=8).digest()
         plain[:, 0] = int.from_bytes(tag, "big")
@@ -59,3 +57,25 @@ class IdentifierCipher:
             matrix = np.frombuffer(joined, dtype=np.uint8).reshape(len(where), width)
             out[where] = self.digits(column, matrix)
         return out
+
+
+def _numbers(digits: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint64]:
+    """The numbers written by rows of ASCII digits (at most 18 a row), eight digits at a
+    time: each eight bytes read as one 64-bit word and turned into their value by three
+    multiplications (the "SWAR" parse of eight digits), four times faster than a digit at
+    a time (docs/performance.md)."""
+    n, width = digits.shape
+    words = -(-width // 8)
+    if width != 8 * words:  # leading zeros do not change a number
+        padded = np.full((n, 8 * words), 48, dtype=np.uint8)
+        padded[:, 8 * words - width:] = digits
+        digits = padded
+    w = np.ascontiguousarray(digits).view("<u8") - np.uint64(0x3030303030303030)
+    w = w * np.uint64(10) + (w >> np.uint64(8))
+    w = ((w & np.uint64(0x000000FF000000FF)) * np.uint64(100 + (1000000 << 32))
+         + ((w >> np.uint64(16)) & np.uint64(0x000000FF000000FF)) * np.uint64(1 + (10000 << 32))
+         ) >> np.uint64(32)
+    number = w[:, 0].copy()
+    for i in range(1, words):
+        number = number * np.uint64(10**8) + w[:, i]
+    return number
