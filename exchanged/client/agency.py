@@ -32,6 +32,7 @@ from typing import IO, Any
 
 import paramiko
 
+from exchanged.client.tokens import Tokenized, read_token_key, restore, tokenize
 from exchanged.crypto.keys import Keyring, create_gnupg_home
 from exchanged.crypto.packets import decrypted, valid_signatures
 from exchanged.crypto.streams import SealFailed
@@ -372,34 +373,60 @@ class Submitted:
     kind: str
     answer: Path | None
     reasons: list[dict[str, Any]]
+    #: with ``--tokenize``: what tokenizing did
+    tokenized: Tokenized | None = None
+
+
+def _unlink(path: Path) -> None:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
 
 
 def submit(client: Client, flow: str, csv_file: Path, *, batch_id: str | None,
-           output: Path | None, timeout: float, wait: bool = True) -> Submitted:
+           output: Path | None, timeout: float, wait: bool = True,
+           token_key: Path | None = None) -> Submitted:
+    """Seal, upload, wait, open; with ``token_key``, every NIK leaves as its keyed token and
+    the answer gets the NIKs back on this machine (:mod:`exchanged.client.tokens`)."""
     if not csv_file.is_file():
         raise UsageError(f"{csv_file} is not a file")
     batch_id = batch_id or default_batch_id(csv_file)
     if not BATCH_ID_RE.fullmatch(batch_id) or batch_id.startswith("."):
         raise UsageError(f"batch id {batch_id!r} must be 1-64 characters A-Z a-z 0-9 . _ -")
+    key = read_token_key(token_key) if token_key is not None else None
+    if key is not None and not wait:
+        raise UsageError("--tokenize waits for the answer, whose NIKs are put back on this "
+                         "machine: leave out --no-wait")
     sealed = csv_file.with_name(f".{batch_id}.csv.gpg")
+    tokens_file = csv_file.with_name(f".{batch_id}.tokens.csv")
+    tokenized: Tokenized | None = None
     try:
-        client.seal(csv_file, sealed)
+        if key is not None:
+            tokenized = tokenize(csv_file, tokens_file, key)
+        client.seal(tokens_file if key is not None else csv_file, sealed)
         client.upload(sealed, flow, batch_id)
     finally:
-        try:
-            sealed.unlink()
-        except FileNotFoundError:
-            pass
+        _unlink(sealed)
+        _unlink(tokens_file)
     if not wait:
         return Submitted(batch_id, "uploaded", None, [])
     outcome = client.wait(flow, batch_id, timeout)
     plain = client.open(outcome.data)
     if outcome.kind == "rejected":
         body = json.loads(plain)
-        return Submitted(batch_id, "rejected", None, list(body.get("reasons", [])))
+        return Submitted(batch_id, "rejected", None, list(body.get("reasons", [])), tokenized)
     target = output or csv_file.with_name(f"{batch_id}.result.csv")
-    atomic_write(target, plain, mode=0o600)
-    return Submitted(batch_id, "result", target, [])
+    if key is None:
+        atomic_write(target, plain, mode=0o600)
+        return Submitted(batch_id, "result", target, [])
+    restored = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        restore(plain, csv_file, restored, key)
+        os.replace(restored, target)
+    finally:
+        _unlink(restored)
+    return Submitted(batch_id, "result", target, [], tokenized)
 
 
 def fetch(client: Client, flow: str | None, output_dir: Path, *, remove: bool,
