@@ -21,7 +21,6 @@ batch.
 from __future__ import annotations
 
 import csv
-import io
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -150,11 +149,14 @@ def _records(path: Path) -> Iterator[tuple[int, list[str]]]:
                 yield start, record
 
 
-def restore(answer: bytes, source: Path, target: Path, key: bytes) -> None:
-    """Write the answer to a tokenized ``source`` to ``target`` (a new file, 0600) with the
-    NIKs of ``source`` in place of its tokens."""
-    text = io.TextIOWrapper(io.BytesIO(answer), encoding="utf-8", newline="")
-    rows = csv.reader(text)
+def restore(answer: Path, source: Path, target: Path, key: bytes) -> None:
+    """Write the answer (a file) to a tokenized ``source`` to ``target`` (a new file, 0600)
+    with the NIKs of ``source`` in place of its tokens."""
+    with open(answer, encoding="utf-8", newline="") as text:
+        _restore(csv.reader(text), source, target, key)
+
+
+def _restore(rows: Iterator[list[str]], source: Path, target: Path, key: bytes) -> None:
     header = next(rows, None)
     if header is None:
         raise TokenError("the exchange's answer is empty")

@@ -1,4 +1,4 @@
-"""Keyed tokens: the agencies' codec, the exchange's column check, the answer given its NIKs back."""
+"""Keyed tokens: the agencies' codec, the exchange's check, the answer given its NIKs back."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import io
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -15,10 +16,11 @@ import pyarrow as pa
 import pytest
 
 from exchanged.client.tokens import TokenError, read_token_key, restore, tokenize
-from exchanged.errors import Refused
+from exchanged.errors import PolicyError, Refused
 from exchanged.flows.model import Column, Flow, Tokens
 from exchanged.flows.tokens import refuse_tokens, token_column
 from exchanged.ids import token as tk
+from exchanged.policy import load_policies
 
 KEY = bytes(range(32))
 NIK = "3171014101900001"
@@ -79,7 +81,8 @@ def test_anything_but_a_token_refuses_a_token_batch(raw: str) -> None:
     with pytest.raises(Refused) as e:
         token_column(flow(), "nik", values, readable, lines)
     assert e.value.reasons[0].code in ("NIK_NOT_TOKENIZED", "TOKEN_KEY_MISMATCH")
-    assert "line 3" in e.value.reasons[0].message.lower() and raw.strip() not in e.value.reasons[0].message
+    message = e.value.reasons[0].message
+    assert "line 3" in message.lower() and raw.strip() not in message
     assert e.value.details["rules"] == ["kpm-verification.tokens"]
 
 
@@ -101,10 +104,12 @@ def test_a_plain_flow_refuses_tokens() -> None:
     refuse_tokens(flow(tokens=False), "nik", *column(NIK, "nt1", "x"))
 
 
-def _answer(rows: list[list[str]]) -> bytes:
+def _answer(folder: Path, rows: list[list[str]]) -> Path:
     out = io.StringIO()
     csv.writer(out, quoting=csv.QUOTE_ALL, lineterminator="\n").writerows(rows)
-    return out.getvalue().encode()
+    path = folder / f"answer-{len(list(folder.iterdir()))}.csv"
+    path.write_text(out.getvalue())
+    return path
 
 
 def test_tokenize_then_restore_gives_the_plain_answer(tmp_path: Path) -> None:
@@ -117,15 +122,15 @@ def test_tokenize_then_restore_gives_the_plain_answer(tmp_path: Path) -> None:
     lines = sent.read_text().splitlines()
     assert lines[2] == "r2," and lines[3] == "" and NIK not in sent.read_text()
     t1, t3 = lines[1].split(",")[1], lines[4].split(",")[1]
-    answer = _answer([["ref", "nik", "status"], ["r1", t1, "ASN"], ["r2", "", "TIDAK_VALID"],
-                      ["r3", t3, "TIDAK_DITEMUKAN"]])
+    answer = _answer(tmp_path, [["ref", "nik", "status"], ["r1", t1, "ASN"],
+                                ["r2", "", "TIDAK_VALID"], ["r3", t3, "TIDAK_DITEMUKAN"]])
     restore(answer, batch, tmp_path / "answer.csv", KEY)
     got = list(csv.reader((tmp_path / "answer.csv").open()))
     assert got[1:] == [["r1", NIK, "ASN"], ["r2", "31-71", "TIDAK_VALID"],
                        ["r3", "3171014101900002", "TIDAK_DITEMUKAN"]]
     # an answer that is not this batch's is refused, not merged
-    wrong = _answer([["ref", "nik", "status"], ["r1", t3, "ASN"], ["r2", "", "TIDAK_VALID"],
-                     ["r3", t1, "ASN"]])
+    wrong = _answer(tmp_path, [["ref", "nik", "status"], ["r1", t3, "ASN"],
+                               ["r2", "", "TIDAK_VALID"], ["r3", t1, "ASN"]])
     with pytest.raises(TokenError, match="not this batch's answer"):
         restore(wrong, batch, tmp_path / "wrong.csv", KEY)
 
@@ -133,10 +138,58 @@ def test_tokenize_then_restore_gives_the_plain_answer(tmp_path: Path) -> None:
 def test_a_register_summary_names_invalid_niks_as_the_plain_path(tmp_path: Path) -> None:
     batch = tmp_path / "reg.csv"
     batch.write_text("nip,nik\n1,3171014101900001\n2,12345\n3,\n")
-    answer = _answer([["record", "line", "code", "detail"], ["summary", "", "ROWS_READ", "3"],
-                      ["invalid", "3", "EMPTY_VALUE", "nik is empty"],
-                      ["invalid", "4", "EMPTY_VALUE", "nik is empty"]])
+    answer = _answer(tmp_path, [["record", "line", "code", "detail"],
+                                ["summary", "", "ROWS_READ", "3"],
+                                ["invalid", "3", "EMPTY_VALUE", "nik is empty"],
+                                ["invalid", "4", "EMPTY_VALUE", "nik is empty"]])
     restore(answer, batch, tmp_path / "a.csv", KEY)
     got = list(csv.reader((tmp_path / "a.csv").open()))
     assert got[2] == ["invalid", "3", "INVALID_NIK", "nik is not a structurally valid NIK"]
     assert got[3] == ["invalid", "4", "EMPTY_VALUE", "nik is empty"]
+
+
+SHIPPED = Path(__file__).resolve().parents[2] / "policies"
+AGREEMENT = "pks-kemensos-bkn-2023"
+
+
+def _addendum(policies: Path, flows: dict[str, str]) -> None:
+    body = "".join(f"    {name}:\n      tokens: {{key_fingerprint: '{fpr}', clause: Pasal 9}}\n"
+                   for name, fpr in flows.items())
+    (policies / f"{AGREEMENT}.addendum-001.yaml").write_text(
+        "format: exchanged/addendum-v1\naddendum:\n  agreement: " + AGREEMENT + "\n"
+        "  number: 1\n  reference: EXAMPLE ONLY\n  recorded: '2026-01-01'\n"
+        "  clause: Pasal 12 ayat (2)\n  example: true\n  amend_flows:\n" + body)
+
+
+@pytest.fixture
+def policies(tmp_path: Path) -> Path:
+    d = tmp_path / "policies"
+    d.mkdir()
+    shutil.copy(SHIPPED / f"{AGREEMENT}.yaml", d)
+    return d
+
+
+def test_an_addendum_puts_the_register_and_its_lookup_on_tokens(policies: Path) -> None:
+    fpr = tk.fingerprint(KEY)
+    _addendum(policies, {"asn-register": fpr, "kpm-verification": fpr})
+    policy = load_policies(policies)
+    for name in ("asn-register", "kpm-verification"):
+        found = policy.find_flow(name)
+        assert found is not None and found[1].tokens is not None
+        assert found[1].tokens.key_fingerprint == fpr
+    found = policy.find_flow("jabfung-integration")  # matches by NIP: unchanged
+    assert found is not None and found[1].tokens is None
+
+
+@pytest.mark.parametrize(("flows", "message"), [
+    ({"kpm-verification": tk.fingerprint(KEY)}, "loads dataset asn-register as NIKs"),
+    ({"asn-register": tk.fingerprint(KEY), "kpm-verification": tk.fingerprint(bytes(32))},
+     "both must match the same way"),
+    ({"asn-register": "ABC"}, "64 lower-case hex digits"),
+    ({"jabfung-integration": tk.fingerprint(KEY)}, "only a flow with a nik column"),
+])
+def test_a_lookup_and_its_register_must_agree(policies: Path, flows: dict[str, str],
+                                              message: str) -> None:
+    _addendum(policies, flows)
+    with pytest.raises(PolicyError, match=message):
+        load_policies(policies)
