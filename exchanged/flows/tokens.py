@@ -29,22 +29,22 @@ from exchanged.ids import token as tk
 from exchanged.reasons import reason
 
 Mask = npt.NDArray[np.bool_]
-#: where the base32 digest starts in a token
+#: where the base64url digest starts in a token
 _DIGEST_AT = len(tk.PREFIX) + tk.KEY_ID_HEX + 1
-#: the base32 characters decoded: 32 characters are 20 bytes, of which the first 16 are used
-_DECODED_CHARS = 32
+#: the base64url characters decoded: 24 characters are 18 bytes, of which the first 16 are used
+_DECODED_CHARS = 24
 
 
-def _b32_table() -> npt.NDArray[np.int16]:
+def _b64_table() -> npt.NDArray[np.int16]:
     table = np.full(256, -1, dtype=np.int16)
-    for value, ch in enumerate(tk.B32_ALPHABET):
+    for value, ch in enumerate(tk.B64URL_ALPHABET):
         table[ord(ch)] = value
     return table
 
 
-_B32 = _b32_table()
-_SHIFTS = np.arange(35, -1, -5, dtype=np.uint64)  # 8 characters of 5 bits: 40 bits
-_BYTE_SHIFTS = np.arange(32, -1, -8, dtype=np.uint64)  # 40 bits: 5 bytes, high first
+_B64 = _b64_table()
+_SHIFTS = np.arange(18, -1, -6, dtype=np.uint64)  # 4 characters of 6 bits: 24 bits
+_BYTE_SHIFTS = np.arange(16, -1, -8, dtype=np.uint64)  # 24 bits: 3 bytes, high first
 
 
 @dataclass(frozen=True)
@@ -75,10 +75,10 @@ def token_column(flow: Flow, column: str, values: pa.StringArray, readable: Mask
     m = fixed_width(values, candidates, tk.WIDTH)
     shaped = np.all(m[:, :len(tk.PREFIX)] == np.frombuffer(tk.PREFIX.encode(), np.uint8), axis=1)
     shaped &= m[:, _DIGEST_AT - 1] == ord(".")
-    chars = _B32[m[:, _DIGEST_AT:]]
+    chars = _B64[m[:, _DIGEST_AT:]]
     shaped &= np.all(chars >= 0, axis=1)
-    # 52 characters carry 260 bits: the last four are zero in the one right spelling
-    shaped &= (chars[:, -1] & 15) == 0
+    # 43 characters carry 258 bits: the last two are zero in the one right spelling
+    shaped &= (chars[:, -1] & 3) == 0
     others = readable & (lengths > 0)
     others[candidates[shaped]] = False
     if others.any():
@@ -93,8 +93,8 @@ def token_column(flow: Flow, column: str, values: pa.StringArray, readable: Mask
         raise _refusal(flow, "TOKEN_KEY_MISMATCH", line=int(lines[candidates[first]]),
                        column=column, flow=flow.name, addendum=tokens.reference,
                        expected=tokens.key_id, found=theirs)
-    groups = chars[:, :_DECODED_CHARS].astype(np.uint64).reshape(len(m), -1, 8)
-    words = np.bitwise_or.reduce(groups << _SHIFTS, axis=2)  # (n, 4) values of 40 bits
+    groups = chars[:, :_DECODED_CHARS].astype(np.uint64).reshape(len(m), -1, 4)
+    words = np.bitwise_or.reduce(groups << _SHIFTS, axis=2)  # (n, 6) values of 24 bits
     decoded = ((words[:, :, None] >> _BYTE_SHIFTS) & np.uint64(0xFF)).astype(np.uint8)
     return TokenColumn(candidates, decoded.reshape(len(m), -1)[:, :16])
 

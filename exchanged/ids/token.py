@@ -3,9 +3,9 @@
 Kemensos and BKN share a secret *token key* (32 random bytes) that the exchange
 never holds. Each replaces every structurally valid NIK, on its own machine, by
 
-    nt1.<key id>.<HMAC-SHA256(key, "nik:" + NIK), base32 without padding>
+    nt1.<key id>.<HMAC-SHA256(key, "nik:" + NIK), base64url without padding>
 
-65 ASCII characters: the prefix (and the letters) make it impossible to take
+56 ASCII characters: the prefix (and the letters) make it impossible to take
 for a NIK, and the key id (the first 8 hex digits of the key's fingerprint)
 lets the exchange refuse tokens made with another key than the one the
 addendum names, without knowing the key. The same NIK gives the same token
@@ -28,10 +28,10 @@ from typing import Final
 PREFIX: Final = "nt1."
 KEY_BYTES: Final = 32
 KEY_ID_HEX: Final = 8
-#: the encoded HMAC: 32 bytes in base32 without its four "=" of padding
-DIGEST_CHARS: Final = 52
+#: the encoded HMAC: 32 bytes in base64url (RFC 4648 section 5) without its "=" of padding
+DIGEST_CHARS: Final = 43
 WIDTH: Final = len(PREFIX) + KEY_ID_HEX + 1 + DIGEST_CHARS
-B32_ALPHABET: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+B64URL_ALPHABET: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 KEY_FILE_LABEL: Final = "exchanged-token-key-v1"
 _FINGERPRINT_LABEL: Final = b"exchanged token key fingerprint v1\x00"
 
@@ -101,7 +101,7 @@ class Tokenizer:
         """The token of a canonical NIK (16 ASCII digits, already validated)."""
         mac = self._mac.copy()
         mac.update(nik.encode("ascii"))
-        return self._head + base64.b32encode(mac.digest()).decode("ascii")[:DIGEST_CHARS]
+        return self._head + base64.urlsafe_b64encode(mac.digest()).decode("ascii")[:DIGEST_CHARS]
 
 
 def looks_like_token(value: str) -> bool:
