@@ -9,6 +9,7 @@ import hmac
 import io
 import os
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +19,10 @@ import pytest
 from exchanged.client.tokens import TokenError, read_token_key, restore, tokenize
 from exchanged.errors import PolicyError, Refused
 from exchanged.flows.model import Column, Flow, Tokens
+from exchanged.flows.nik_lookup import _index_to_search
 from exchanged.flows.tokens import refuse_tokens, token_column
 from exchanged.ids import token as tk
+from exchanged.matching.register import RegisterStore, Snapshot, token_key
 from exchanged.policy import load_policies
 
 KEY = bytes(range(32))
@@ -194,3 +197,31 @@ def test_a_lookup_and_its_register_must_agree(policies: Path, flows: dict[str, s
     _addendum(policies, flows)
     with pytest.raises(PolicyError, match=message):
         load_policies(policies)
+
+
+def _snapshot(tmp_path: Path, key: str, keyed: np.ndarray) -> Snapshot:
+    store = RegisterStore(tmp_path, b"s" * 32)
+    builder = store.new_snapshot("s", keys=(key,), unique=(key,), values=("instansi",))
+    builder.add_block(np.arange(2, 2 + len(keyed)), {key: (keyed, np.ones(len(keyed), bool))},
+                      {"instansi": pa.array(["X"] * len(keyed))})
+    builder.finish()
+    return store.open("s")
+
+
+def test_a_lookup_searches_only_a_register_loaded_the_same_way(tmp_path: Path) -> None:
+    key = token_key("nik", tk.fingerprint(KEY))
+    token = tk.Tokenizer(KEY).token(NIK)
+    values, readable, lines = column(token)
+    digests = token_column(flow(), "nik", values, readable, lines).digests
+    on_tokens = _snapshot(tmp_path / "t", key, RegisterStore(tmp_path / "t", b"s" * 32)
+                          .cipher.tokens(key, digests))
+    assert _index_to_search(flow(), on_tokens) == key
+    assert on_tokens.find(key, on_tokens.cipher.tokens(key, digests)).tolist() == [0]
+    for wrong in (flow(tokens=False), flow(key=bytes(32))):
+        with pytest.raises(Refused) as e:
+            _index_to_search(replace(wrong, reference="asn-register"), on_tokens)
+        assert e.value.reasons[0].code == "REFERENCE_NOT_TOKENIZED"
+    on_niks = _snapshot(tmp_path / "n", "nik",
+                        RegisterStore(tmp_path / "n", b"s" * 32).cipher.values("nik", [NIK]))
+    with pytest.raises(Refused, match="REFERENCE_NOT_TOKENIZED"):
+        _index_to_search(replace(flow(), reference="asn-register"), on_niks)
