@@ -59,21 +59,23 @@ if step == "tokenize":
     tokenize(Path(paths[0]), Path(paths[1]), key)
 else:
     restore(Path(paths[0]), Path(paths[1]), Path(paths[2]), key)
-print(time.perf_counter() - start)
+seconds = time.perf_counter() - start
+# this process's own high-water mark (exec gave it a fresh one: the parent's pages, which a
+# forked child's rusage may count, are not in it)
+with open("/proc/self/status") as f:
+    peak_kb = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+print(seconds, peak_kb)
 """
 
 
 def child(step: str, *paths: str) -> tuple[float, float]:
     """Run one agency-side step in a child process: (seconds, its own peak resident MB)."""
-    proc = subprocess.Popen([sys.executable, "-c", CHILD, step, *paths],
-                            stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    out = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
+    done = subprocess.run([sys.executable, "-c", CHILD, step, *paths], stdout=subprocess.PIPE,
+                          text=True, check=False)
+    if done.returncode != 0:
         raise SystemExit(f"the client's {step} failed")
-    return float(out.strip()), usage.ru_maxrss / 1024
+    seconds, peak_kb = done.stdout.split()
+    return float(seconds), int(peak_kb) / 1024
 
 
 def run_tokens(args: argparse.Namespace) -> dict[str, object]:
