@@ -194,6 +194,36 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "The reference data this flow matches against ({dataset}) has not been loaded yet.",
         "Data rujukan untuk pemadanan alur ini ({dataset}) belum dimuat.",
     ),
+    "NIK_NOT_TOKENIZED": (
+        "Line {line}: column {column} holds a value that is not a keyed token; flow {flow} "
+        "matches on keyed tokens ({addendum}) and takes no raw NIK. Tokenize the batch on "
+        "your own machine with 'exchanged submit --tokenize' and send it again under a new "
+        "batch id.",
+        "Baris {line}: kolom {column} memuat nilai yang bukan token berkunci; alur {flow} "
+        "memadankan token berkunci ({addendum}) dan tidak menerima NIK mentah. Ubah batch "
+        "menjadi token di komputer sendiri dengan 'exchanged submit --tokenize' lalu kirim "
+        "ulang dengan batch id baru.",
+    ),
+    "TOKEN_KEY_MISMATCH": (
+        "Line {line}: column {column} holds a token made with the token key {found}, but flow "
+        "{flow} matches tokens of the key {expected} named by {addendum}; check that your token "
+        "key's fingerprint is the addendum's.",
+        "Baris {line}: kolom {column} memuat token yang dibuat dengan kunci token {found}, "
+        "sedangkan alur {flow} memadankan token dengan kunci {expected} yang disebut {addendum}; "
+        "periksa bahwa sidik jari kunci token Anda sama dengan yang tercantum dalam adendum.",
+    ),
+    "TOKEN_IN_PLAIN_FLOW": (
+        "Line {line}: column {column} holds a keyed token, but flow {flow} matches NIKs, not "
+        "tokens; send the NIKs themselves (without --tokenize).",
+        "Baris {line}: kolom {column} memuat token berkunci, sedangkan alur {flow} memadankan "
+        "NIK, bukan token; kirim NIK-nya sendiri (tanpa --tokenize).",
+    ),
+    "REFERENCE_NOT_TOKENIZED": (
+        "The reference data this flow matches against ({dataset}) was loaded as {loaded}, but "
+        "the flow matches {wanted}; the dataset must be loaded again as the flow matches.",
+        "Data rujukan untuk pemadanan alur ini ({dataset}) dimuat sebagai {loaded}, sedangkan "
+        "alur ini memadankan {wanted}; data itu harus dimuat ulang dengan cara yang sama.",
+    ),
     "FLOW_NOT_AVAILABLE": (
         "Flow {flow} is in the agreement, but this exchange cannot process it yet.",
         "Alur {flow} ada dalam perjanjian, tetapi exchange ini belum dapat memprosesnya.",
@@ -263,6 +293,11 @@ LABELS: dict[str, tuple[str, str]] = {
     "DISCLOSURE_NOT_ALLOWED": ("field may not be disclosed", "data tidak boleh diungkapkan"),
     "NO_POLICY": ("no agreement for the flow", "tidak ada perjanjian untuk alur"),
     "NO_REFERENCE_DATA": ("reference data not loaded", "data rujukan belum dimuat"),
+    "NIK_NOT_TOKENIZED": ("a raw NIK on a token flow", "NIK mentah pada alur token"),
+    "TOKEN_KEY_MISMATCH": ("token of another key", "token dari kunci lain"),
+    "TOKEN_IN_PLAIN_FLOW": ("a token on a NIK flow", "token pada alur NIK"),
+    "REFERENCE_NOT_TOKENIZED": ("reference data loaded another way",
+                                "data rujukan dimuat dengan cara lain"),
     "FLOW_NOT_AVAILABLE": ("flow not available yet", "alur belum tersedia"),
     "EXCHANGE_ERROR": ("internal error of the exchange", "kesalahan internal exchange"),
 }

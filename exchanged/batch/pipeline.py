@@ -461,6 +461,9 @@ class Pipeline:
             extra: dict[str, Any] = {}
             if result.reference_snapshot:
                 extra["reference_snapshot"] = result.reference_snapshot
+            if result.token_key:  # matched or loaded keyed tokens: the key's fingerprint only
+                extra["matching"] = "tokens"
+                extra["token_key"] = result.token_key
             if result.comparisons is not None:  # counts only: the NIPs are keyed, and stay out
                 extra["comparisons"] = self.state.count_comparisons(
                     txn, batch.agency, batch.flow, result.comparisons)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from exchanged.cli.common import Leaf, Parser
+from exchanged.errors import UsageError
 
 
 def _client(args: argparse.Namespace) -> Any:
@@ -22,13 +23,20 @@ def _client(args: argparse.Namespace) -> Any:
 def cmd_submit(args: argparse.Namespace) -> int:
     from exchanged.client import submit
 
+    if args.tokenize != bool(args.token_key):
+        raise UsageError("--tokenize and --token-key FILE go together")
     client = _client(args)
     try:
         done = submit(client, args.flow, Path(args.file), batch_id=args.batch_id,
                       output=Path(args.output) if args.output else None,
-                      timeout=args.timeout, wait=not args.no_wait)
+                      timeout=args.timeout, wait=not args.no_wait,
+                      token_key=Path(args.token_key) if args.token_key else None)
     finally:
         client.close()
+    if done.tokenized is not None:
+        t = done.tokenized
+        print(f"tokenized {t.rows} row(s) with the token key {t.fingerprint}; "
+              f"{t.invalid} NIK(s) found invalid here were sent empty and answered here")
     if done.kind == "uploaded":
         print(f"uploaded batch {done.batch_id}; collect its outcome with 'exchanged fetch'")
         return 0
@@ -39,6 +47,24 @@ def cmd_submit(args: argparse.Namespace) -> int:
         return 1
     print(f"batch {done.batch_id} answered; the answer (checked: signed by the exchange) is "
           f"in {done.answer}")
+    return 0
+
+
+def cmd_token_key_new(args: argparse.Namespace) -> int:
+    from exchanged.client import new_token_key
+
+    fpr = new_token_key(Path(args.output))
+    print(f"new token key in {args.output} (keep it secret; give it to the other agency by "
+          "hand, never through the exchange)")
+    print(f"fingerprint {fpr}")
+    return 0
+
+
+def cmd_token_key_fingerprint(args: argparse.Namespace) -> int:
+    from exchanged.client import read_token_key
+    from exchanged.ids.token import fingerprint
+
+    print(fingerprint(read_token_key(Path(args.file))))
     return 0
 
 
@@ -80,6 +106,10 @@ def add_parsers(sub: argparse._SubParsersAction[Parser], leaf: Leaf) -> None:
     sp.add_argument("--output", metavar="FILE.csv", help="where to write the answer")
     sp.add_argument("--timeout", type=float, default=3600.0, metavar="SECONDS")
     sp.add_argument("--no-wait", action="store_true", help="upload and return at once")
+    sp.add_argument("--tokenize", action="store_true",
+                    help="send every NIK as its keyed token (a flow an addendum puts on tokens)")
+    sp.add_argument("--token-key", metavar="FILE",
+                    help="with --tokenize: the token key shared with the other agency")
     sp = sub.add_parser("fetch", parents=[connect],
                         help="an agency's client: collect, check and decrypt waiting outcomes")
     sp.set_defaults(handler=cmd_fetch)
@@ -87,3 +117,20 @@ def add_parsers(sub: argparse._SubParsersAction[Parser], leaf: Leaf) -> None:
     sp.add_argument("--output-dir", default=".", metavar="DIR")
     sp.add_argument("--remove", action="store_true",
                     help="remove each outcome from the exchange once it is safely written")
+    add_client_parsers(sub)
+
+
+def add_client_parsers(sub: argparse._SubParsersAction[Parser]) -> None:
+    """``exchanged client token-key new | fingerprint``: the agencies' shared token key."""
+    client = sub.add_parser("client", help="an agency's client: its token key")
+    client_sub = client.add_subparsers(dest="client_command", metavar="COMMAND",
+                                       parser_class=Parser)
+    token_key = client_sub.add_parser("token-key", help="the token key two agencies share")
+    key_sub = token_key.add_subparsers(dest="token_key_command", metavar="COMMAND",
+                                       parser_class=Parser)
+    sp = key_sub.add_parser("new", help="write a new token key and print its fingerprint")
+    sp.set_defaults(handler=cmd_token_key_new)
+    sp.add_argument("--output", required=True, metavar="FILE", help="a new file (0600)")
+    sp = key_sub.add_parser("fingerprint", help="print a token key's fingerprint")
+    sp.set_defaults(handler=cmd_token_key_fingerprint)
+    sp.add_argument("file", metavar="FILE")

@@ -1,4 +1,5 @@
-"""The agency's side: ``exchanged submit`` and ``exchanged fetch``."""
+"""The agency's side: ``exchanged submit`` (also ``--tokenize``), ``exchanged fetch`` and
+``exchanged client token-key``."""
 
 from exchanged.client.agency import (
     Client,
@@ -10,6 +11,8 @@ from exchanged.client.agency import (
     progress_stream,
     submit,
 )
+from exchanged.client.tokens import TokenError, Tokenized, new_token_key, read_token_key
 
 __all__ = ["Client", "ClientError", "Submitted", "default_batch_id", "default_state", "fetch",
-           "progress_stream", "submit"]
+           "progress_stream", "submit", "Tokenized", "TokenError", "new_token_key",
+           "read_token_key"]

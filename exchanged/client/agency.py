@@ -32,6 +32,8 @@ from typing import IO, Any
 
 import paramiko
 
+from exchanged.client.tokens import Tokenized, read_token_key, restore, tokenize
+from exchanged.crypto.gpg import Status
 from exchanged.crypto.keys import Keyring, create_gnupg_home
 from exchanged.crypto.packets import decrypted, valid_signatures
 from exchanged.crypto.streams import SealFailed
@@ -201,7 +203,25 @@ class Client:
 
     def open(self, data: bytes) -> bytes:
         result = self.keyring.gpg.run(["--decrypt"], input=data)
-        status = result.status
+        self._check_opened(result.status)
+        return result.stdout
+
+    def open_file(self, sealed: Path, plain: Path) -> None:
+        """:meth:`open` of an outcome on disk into ``plain`` (a new file, 0600), streamed:
+        memory does not grow with the answer. ``plain`` is removed if the outcome fails."""
+        fd = os.open(plain, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        try:
+            with open(sealed, "rb") as src, os.fdopen(fd, "wb") as dst:
+                proc, reader = self.keyring.gpg.spawn(["--decrypt"], stdin=src, stdout=dst)
+                proc.wait()
+                status = reader.status()
+            self._check_opened(status)
+        except BaseException:
+            plain.unlink(missing_ok=True)
+            raise
+
+    def _check_opened(self, status: Status) -> None:
+        """An outcome is trusted only if it decrypted and the exchange's pinned key signed it."""
         if not decrypted(status):
             problems = status.keywords("NO_SECKEY", "DECRYPTION_FAILED", "NODATA", "FAILURE")
             raise ClientError("gpg could not decrypt the outcome"
@@ -214,7 +234,6 @@ class Client:
         if status.has("BADSIG") or signers != {self.exchange_fpr.upper()}:
             raise KeyProblem(f"the outcome is NOT signed by the exchange's pinned key "
                              f"{self.exchange_fpr}: do not trust it")
-        return result.stdout
 
     # -- SFTP --------------------------------------------------------------------------------
 
@@ -262,7 +281,10 @@ class Client:
             raise ClientError(f"the upload to {final} failed: {e}") from None
         self._done()
 
-    def wait(self, flow: str, batch_id: str, timeout: float) -> Outcome:
+    def wait(self, flow: str, batch_id: str, timeout: float, into: Path | None = None
+             ) -> Outcome:
+        """The batch's outcome, once it is there: downloaded into memory, or ``into`` a file
+        (then ``data`` is empty)."""
         sftp = self.sftp()
         folder = f"/outbox/{flow}"
         names = {suffix: f"{batch_id}{suffix}" for suffix in OUTCOME_SUFFIXES}
@@ -277,6 +299,9 @@ class Client:
                 if name in present:
                     self._done()
                     kind = "result" if suffix.startswith(".result") else "rejected"
+                    if into is not None:
+                        self.download_to(f"{folder}/{name}", into)
+                        return Outcome(kind, name, b"")
                     return Outcome(kind, name, self.download(f"{folder}/{name}"))
             if time.monotonic() > deadline:
                 raise ClientError(f"no outcome for {batch_id} in {folder} after {timeout:.0f} s; "
@@ -300,6 +325,23 @@ class Client:
                         bar(got, size)
             self._done()
             return b"".join(chunks)
+        except OSError as e:
+            raise ClientError(f"cannot download {remote}: {e}") from None
+
+    def download_to(self, remote: str, local: Path) -> None:
+        """:meth:`download` into a new file, a chunk at a time."""
+        sftp = self.sftp()
+        try:
+            size = sftp.stat(remote).st_size or 0
+            fd = os.open(local, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            with sftp.open(remote, "rb") as f, os.fdopen(fd, "wb") as out:
+                f.prefetch(size)
+                bar = self._bar("download", size)
+                while chunk := f.read(1 << 20):
+                    out.write(chunk)
+                    if bar:
+                        bar(out.tell(), size)
+            self._done()
         except OSError as e:
             raise ClientError(f"cannot download {remote}: {e}") from None
 
@@ -372,26 +414,47 @@ class Submitted:
     kind: str
     answer: Path | None
     reasons: list[dict[str, Any]]
+    #: with ``--tokenize``: what tokenizing did
+    tokenized: Tokenized | None = None
+
+
+def _unlink(path: Path) -> None:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
 
 
 def submit(client: Client, flow: str, csv_file: Path, *, batch_id: str | None,
-           output: Path | None, timeout: float, wait: bool = True) -> Submitted:
+           output: Path | None, timeout: float, wait: bool = True,
+           token_key: Path | None = None) -> Submitted:
+    """Seal, upload, wait, open; with ``token_key``, every NIK leaves as its keyed token and
+    the answer gets the NIKs back on this machine (:mod:`exchanged.client.tokens`)."""
     if not csv_file.is_file():
         raise UsageError(f"{csv_file} is not a file")
     batch_id = batch_id or default_batch_id(csv_file)
     if not BATCH_ID_RE.fullmatch(batch_id) or batch_id.startswith("."):
         raise UsageError(f"batch id {batch_id!r} must be 1-64 characters A-Z a-z 0-9 . _ -")
+    key = read_token_key(token_key) if token_key is not None else None
+    if key is not None and not wait:
+        raise UsageError("--tokenize waits for the answer, whose NIKs are put back on this "
+                         "machine: leave out --no-wait")
     sealed = csv_file.with_name(f".{batch_id}.csv.gpg")
+    tokens_file = csv_file.with_name(f".{batch_id}.tokens.csv")
+    tokenized: Tokenized | None = None
     try:
-        client.seal(csv_file, sealed)
+        if key is not None:
+            tokenized = tokenize(csv_file, tokens_file, key)
+        client.seal(tokens_file if key is not None else csv_file, sealed)
         client.upload(sealed, flow, batch_id)
     finally:
-        try:
-            sealed.unlink()
-        except FileNotFoundError:
-            pass
+        _unlink(sealed)
+        _unlink(tokens_file)
     if not wait:
         return Submitted(batch_id, "uploaded", None, [])
+    if key is not None:
+        return _answer_with_niks(client, flow, csv_file, batch_id, output, timeout, key,
+                                 tokenized)
     outcome = client.wait(flow, batch_id, timeout)
     plain = client.open(outcome.data)
     if outcome.kind == "rejected":
@@ -400,6 +463,29 @@ def submit(client: Client, flow: str, csv_file: Path, *, batch_id: str | None,
     target = output or csv_file.with_name(f"{batch_id}.result.csv")
     atomic_write(target, plain, mode=0o600)
     return Submitted(batch_id, "result", target, [])
+
+
+def _answer_with_niks(client: Client, flow: str, csv_file: Path, batch_id: str,
+                      output: Path | None, timeout: float, key: bytes,
+                      tokenized: Tokenized | None) -> Submitted:
+    """A tokenized batch's outcome: downloaded, opened and given its NIKs back as streams,
+    through private files beside the answer that are removed whatever happens."""
+    target = output or csv_file.with_name(f"{batch_id}.result.csv")
+    stem = target.with_name(f".{target.name}.{secrets.token_hex(4)}")
+    sealed, plain, restored = (stem.with_suffix(s) for s in (".gpg", ".plain", ".tmp"))
+    try:
+        outcome = client.wait(flow, batch_id, timeout, into=sealed)
+        if outcome.kind == "rejected":
+            body = json.loads(client.open(sealed.read_bytes()))
+            return Submitted(batch_id, "rejected", None, list(body.get("reasons", [])),
+                             tokenized)
+        client.open_file(sealed, plain)
+        restore(plain, csv_file, restored, key)
+        os.replace(restored, target)
+    finally:
+        for leftover in (sealed, plain, restored):
+            _unlink(leftover)
+    return Submitted(batch_id, "result", target, [], tokenized)
 
 
 def fetch(client: Client, flow: str | None, output_dir: Path, *, remove: bool,

@@ -67,6 +67,8 @@ class FlowResult:
     reference_snapshot: str | None = None
     #: what the batch took of its flow's comparison bound (set by the pipeline)
     comparisons: Comparisons | None = None
+    #: the fingerprint of the agencies' token key, for a flow that matched or loaded tokens
+    token_key: str | None = None
 
     def with_comparisons(self, comparisons: Comparisons) -> FlowResult:
         return replace(self, comparisons=comparisons)

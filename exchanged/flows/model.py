@@ -73,6 +73,26 @@ class ComparisonBound:
 
 
 @dataclass(frozen=True)
+class Tokens:
+    """Matching on keyed tokens (``tokens:`` in the policy, usually set by an addendum).
+
+    The flow's ``nik`` column carries, instead of NIKs, keyed tokens the agencies
+    make on their own machines with a key the exchange never holds
+    (:mod:`exchanged.ids.token`); ``key_fingerprint`` names that key. A batch with
+    a raw NIK (anything but a token of that key, or an empty cell for a NIK the
+    agency found invalid) is refused; docs/security.md says what this hides.
+    """
+
+    key_fingerprint: str
+    reference: str
+    clause: str
+
+    @property
+    def key_id(self) -> str:
+        return self.key_fingerprint[:8]
+
+
+@dataclass(frozen=True)
 class Flow:
     """One kind of exchange under an agreement."""
 
@@ -104,6 +124,8 @@ class Flow:
     fuzzy: Fuzzy | None = None
     #: nip-compare flows: how often one agency may have one NIP compared
     max_comparisons_per_nip: ComparisonBound | None = None
+    #: the flow's nik column carries keyed tokens, not NIKs
+    tokens: Tokens | None = None
 
     @property
     def required(self) -> tuple[str, ...]:

@@ -37,9 +37,10 @@ from exchanged.flows.base import (
 )
 from exchanged.flows.kind import FlowKind, FlowProblem, matching_problems
 from exchanged.flows.model import Flow
+from exchanged.flows.tokens import refuse_tokens, token_column
 from exchanged.ids import nik as nik_id
 from exchanged.matching.fuzzy import FuzzyFallback, FuzzyIndexMissing, shown_score
-from exchanged.matching.register import LegacySnapshot, Snapshot
+from exchanged.matching.register import LegacySnapshot, Snapshot, token_key
 from exchanged.reasons import reason
 
 #: blocks parsed ahead of the one being checked (each some megabytes)
@@ -70,6 +71,7 @@ def nik_lookup(reader: CsvReader, out: IO[bytes], ctx: FlowContext) -> FlowResul
     snapshot = ctx.references.current(flow.reference)
     if snapshot is None:
         raise Refused(reason("NO_REFERENCE_DATA", dataset=flow.reference))
+    key = _index_to_search(flow, snapshot)
     disclosed = tuple(f for f in flow.discloses if f in snapshot.columns)
     fuzzy = flow.fuzzy if flow.fuzzy is not None and flow.fuzzy.enabled else None
     fallback: FuzzyFallback | None = None
@@ -114,8 +116,13 @@ def nik_lookup(reader: CsvReader, out: IO[bytes], ctx: FlowContext) -> FlowResul
                 problems = check_column(column, block.columns[i], readable).problems
                 if problems:
                     ok[list(problems)] = False
-            niks, status, found = _match(block.columns[nik_at], readable, ok, snapshot, disclosed,
-                                         dictionary_cells)
+            if flow.tokens is not None:
+                niks, status, found = _match_tokens(flow, block.columns[nik_at], block.lines,
+                                                    readable, ok, snapshot, disclosed, key)
+            else:
+                _refuse_tokens(flow, block.columns[nik_at], readable, block.lines)
+                niks, status, found = _match(block.columns[nik_at], readable, ok, snapshot,
+                                             disclosed, dictionary_cells)
             scores: list[str] | None = None
             if fallback is not None:
                 scores = _fallback(fallback, block.columns, names_at, status)
@@ -135,7 +142,58 @@ def nik_lookup(reader: CsvReader, out: IO[bytes], ctx: FlowContext) -> FlowResul
               flow.answer.invalid: int(tallies[INVALID])}
     if fuzzy is not None:
         counts[fuzzy.status] = int(tallies[POSSIBLE])
-    return FlowResult(rows=rows, counts=counts, reference_snapshot=snapshot.snapshot_id)
+    return FlowResult(rows=rows, counts=counts, reference_snapshot=snapshot.snapshot_id,
+                      token_key=flow.tokens.key_fingerprint if flow.tokens else None)
+
+
+def _index_to_search(flow: Flow, snapshot: Snapshot) -> str:
+    """The snapshot's index of NIKs (or of tokens of the addendum's key) the flow searches;
+    refuses the batch if the dataset was loaded the other way (or with another key)."""
+    want = token_key("nik", flow.tokens.key_fingerprint) if flow.tokens else "nik"
+    if want in snapshot.keys and not (flow.tokens and isinstance(snapshot, LegacySnapshot)):
+        return want
+    snapshot.close()
+    loaded = next((k for k in snapshot.keys if k.startswith("nik~token~")), "nik")
+
+    def shown(key: str) -> str:
+        return "NIK" if key == "nik" else f"token {key.rsplit('~', 1)[1][:8]}"
+
+    assert flow.reference is not None
+    raise Refused(reason("REFERENCE_NOT_TOKENIZED", dataset=flow.reference,
+                         loaded=shown(loaded), wanted=shown(want)))
+
+
+def _refuse_tokens(flow: Flow, values: pa.StringArray, readable: npt.NDArray[np.bool_],
+                   lines: npt.NDArray[np.int64]) -> None:
+    """A token on a flow of NIKs refuses the batch; only cells that are not 16 bytes long
+    (no valid NIK's length, nearly none of a real batch) are looked at."""
+    offsets, _ = string_view(values)
+    odd = np.flatnonzero(np.diff(offsets) != 16)
+    if len(odd):
+        take = pa.array(odd)
+        refuse_tokens(flow, "nik", values.take(take), readable[odd], lines[odd])
+
+
+def _match_tokens(flow: Flow, values: pa.StringArray, lines: npt.NDArray[np.int64],
+                  readable: npt.NDArray[np.bool_], ok: npt.NDArray[np.bool_], snapshot: Snapshot,
+                  disclosed: tuple[str, ...], key: str
+                  ) -> tuple[pa.StringArray, npt.NDArray[np.int64], list[pa.Array]]:
+    """:func:`_match` on a flow of tokens: the answer carries each row's token back, and an
+    empty cell (a NIK its sender found invalid) or a row failing another column is invalid."""
+    n = len(values)
+    tokens = token_column(flow, "nik", values, readable, lines)
+    at = np.full(n, -1, dtype=np.int64)
+    at[tokens.rows] = np.arange(len(tokens.rows))
+    valid = ok & (at >= 0)
+    status = np.where(valid, NOT_FOUND, INVALID).astype(np.int64)
+    rows = np.full(n, -1, dtype=np.int64)
+    where = np.flatnonzero(valid)
+    if len(where):
+        rows[where] = snapshot.find(key, snapshot.cipher.tokens(key, tokens.digests[at[where]]))
+    status[rows >= 0] = FOUND
+    # the disclosed fields as CSV cells (see _match)
+    return values, status, [csv_cells(snapshot.dictionary(f)).take(
+        pa.array(snapshot.codes(f, rows))) for f in disclosed]
 
 
 def _fallback(fallback: FuzzyFallback, columns: Sequence[pa.StringArray],

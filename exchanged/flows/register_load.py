@@ -37,8 +37,9 @@ from exchanged.flows.base import (
 )
 from exchanged.flows.kind import FlowKind, FlowProblem
 from exchanged.flows.model import IDENTIFIER_TYPES, Column, Flow
+from exchanged.flows.tokens import TokenColumn, refuse_tokens, token_column
 from exchanged.matching.fuzzy import FuzzyIndexBuilder, discard_index, index_path
-from exchanged.matching.register import IdentifierCipher, SnapshotBuilder, U64Pairs
+from exchanged.matching.register import IdentifierCipher, SnapshotBuilder, U64Pairs, token_key
 from exchanged.reasons import reason
 
 #: blocks parsed ahead of the one being checked (each some megabytes)
@@ -74,9 +75,13 @@ def register_load(reader: CsvReader, out: IO[bytes], ctx: FlowContext) -> FlowRe
     flow = ctx.flow
     assert flow.dataset is not None
     positions = [(flow.column(name), i) for i, name in enumerate(reader.header)]
-    keys = tuple(c.name for c in flow.columns if c.type in IDENTIFIER_TYPES)
-    unique = tuple(c.name for c in flow.columns if c.type in ("nik", "nip"))
-    keys_at = [reader.header.index(k) if k in reader.header else -1 for k in keys]
+    columns = tuple(c.name for c in flow.columns if c.type in IDENTIFIER_TYPES)
+    keys_at = [reader.header.index(k) if k in reader.header else -1 for k in columns]
+    # on tokens, the snapshot indexes the nik column under a name that names the token key
+    named = {c: token_key(c, flow.tokens.key_fingerprint) if flow.tokens and c == "nik" else c
+             for c in columns}
+    keys = tuple(named[c] for c in columns)
+    unique = tuple(named[c.name] for c in flow.columns if c.type in ("nik", "nip"))
     kept_at = [reader.header.index(n) if n in reader.header else -1 for n in flow.keeps]
     store = ctx.references.store(flow.dataset)
     builder = store.new_snapshot(ctx.new_snapshot_id, keys=keys, unique=unique, values=flow.keeps)
@@ -98,7 +103,7 @@ def register_load(reader: CsvReader, out: IO[bytes], ctx: FlowContext) -> FlowRe
                 rows += block.rows
                 if flow.max_rows is not None and rows > flow.max_rows:
                     raise too_many_rows(flow)
-                invalid += _load_block(block, positions, keys, keys_at, kept_at, flow.keeps,
+                invalid += _load_block(flow, block, positions, keys, keys_at, kept_at,
                                        builder, problems, store.cipher, fuzzy, names_at)
             report = builder.finish()
             if fuzzy is not None:
@@ -122,9 +127,10 @@ def register_load(reader: CsvReader, out: IO[bytes], ctx: FlowContext) -> FlowRe
     writer.write(["summary", "", "ROWS_INVALID", str(invalid)])
     writer.write(["summary", "", "SNAPSHOT", report.snapshot_id])
     writer.close()
+    column_of = {key: column for column, key in named.items()}
     duplicates = (
-        ["invalid", str(d.line), f"DUPLICATE_{d.column.upper()}",
-         f"the {d.column} repeats line {d.first_line}; the first occurrence is kept"]
+        ["invalid", str(d.line), f"DUPLICATE_{column_of[d.column].upper()}",
+         f"the {column_of[d.column]} repeats line {d.first_line}; the first occurrence is kept"]
         for d in report.duplicates
     )
     with open(problems_path, encoding="utf-8", newline="") as f:
@@ -140,22 +146,50 @@ def register_load(reader: CsvReader, out: IO[bytes], ctx: FlowContext) -> FlowRe
         rows=rows,
         counts={"loaded": report.rows_loaded, "invalid": invalid},
         dataset_update=DatasetUpdate(flow.dataset, report.snapshot_id, report.rows_loaded),
+        token_key=flow.tokens.key_fingerprint if flow.tokens else None,
     )
 
 
-def _load_block(block: Block, positions: Sequence[tuple[Column | None, int]],
+def _check(flow: Flow, column: Column, block: Block, i: int
+           ) -> tuple[CheckedColumn, TokenColumn | None]:
+    """One column of a block checked; a nik column refuses tokens on a flow of NIKs, and on
+    a flow of tokens holds only tokens (an empty cell: a NIK its sender found invalid)."""
+    readable = block.readable()
+    if column.type == "nik" and flow.tokens is not None:
+        values = block.columns[i]
+        tokens = token_column(flow, column.name, values, readable, block.lines)
+        problems = {}
+        if column.required:
+            empty = readable.copy()
+            empty[tokens.rows] = False
+            problems = {row: ValueProblem("EMPTY_VALUE", f"{column.name} is empty")
+                        for row in np.flatnonzero(empty).tolist()}
+        return CheckedColumn(values, problems), tokens
+    result = check_column(column, block.columns[i], readable)
+    if column.type == "nik" and result.problems:
+        rows = np.array(sorted(result.problems), dtype=np.int64)
+        refuse_tokens(flow, column.name, block.columns[i].take(pa.array(rows)),
+                      readable[rows], block.lines[rows])
+    return result, None
+
+
+def _load_block(flow: Flow, block: Block, positions: Sequence[tuple[Column | None, int]],
                 keys: Sequence[str], keys_at: Sequence[int], kept_at: Sequence[int],
-                keeps: Sequence[str], builder: SnapshotBuilder, problems: CsvWriter,
+                builder: SnapshotBuilder, problems: CsvWriter,
                 cipher: IdentifierCipher, fuzzy: FuzzyIndexBuilder | None = None,
                 names_at: tuple[int, int] = (-1, -1)) -> int:
     """Check one block's rows, report the refused ones, hand the others to the builder;
     returns how many were refused."""
     readable = block.readable()
+    keeps = flow.keeps
     checked: list[CheckedColumn] = []
+    tokens: dict[int, TokenColumn] = {}
     first_problem: dict[int, ValueProblem] = {}
     for column, i in positions:
         assert column is not None  # the policy admitted every column
-        result = check_column(column, block.columns[i], readable)
+        result, in_tokens = _check(flow, column, block, i)
+        if in_tokens is not None:
+            tokens[i] = in_tokens
         checked.append(result)
         for row, problem in result.problems.items():
             # the first column in the file's order that fails names the row's problem
@@ -180,6 +214,13 @@ def _load_block(block: Block, positions: Sequence[tuple[Column | None, int]],
             offsets, _ = string_view(canonical)
             lengths = np.diff(offsets)[rows]
             present = lengths > 0
+            if at in tokens:  # a column of tokens, decoded by its check
+                where = np.full(block.rows, -1, dtype=np.int64)
+                where[tokens[at].rows] = np.arange(len(tokens[at].rows))
+                mine = np.flatnonzero(present)
+                values[mine] = cipher.tokens(k, tokens[at].digests[where[rows[mine]]])
+                keyed[k] = (values, present)
+                continue
             for width in np.unique(lengths[present]).tolist():
                 mine = np.flatnonzero(lengths == width)
                 values[mine] = cipher.digits(k, fixed_width(canonical, rows[mine], int(width)))

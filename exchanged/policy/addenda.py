@@ -29,7 +29,7 @@ ADDENDUM_BODY_KEYS = (
 )
 SUSPEND_KEYS = ("flow", "from", "until")
 AMENDABLE_FLOW_KEYS = ("columns", "answer", "discloses", "compares", "limits", "purpose", "clause",
-                       "fuzzy", "max_comparisons_per_nip")
+                       "fuzzy", "max_comparisons_per_nip", "tokens")
 
 
 @dataclass(frozen=True)

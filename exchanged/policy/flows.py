@@ -23,6 +23,7 @@ from exchanged.flows.model import (
     ComparisonBound,
     Flow,
     Fuzzy,
+    Tokens,
 )
 from exchanged.policy.model import Confidentiality
 from exchanged.policy.schema import Path_, Reader, Source
@@ -34,7 +35,10 @@ RESERVED_FLOW_NAMES = ("ledger", "notices")
 FLOW_KEYS = (
     "kind", "purpose", "clause", "sender", "recipients", "reference", "dataset", "columns",
     "keeps", "answer", "discloses", "compares", "limits", "fuzzy", "max_comparisons_per_nip",
+    "tokens",
 )
+TOKENS_KEYS = ("key_fingerprint", "reference", "clause")
+FINGERPRINT_RE = re.compile(r"[0-9a-f]{64}")
 BOUND_KEYS = ("count", "days", "status", "clause")
 #: the longest period a comparison bound may count over (ten years)
 MAX_BOUND_DAYS = 3660
@@ -81,7 +85,7 @@ def parse_flow(src: Source, path: Path_, name: str, raw: Any, party_ids: set[str
         max_bytes=limits.integer("max_bytes") if limits else None,
         max_rows=limits.integer("max_rows") if limits else None,
         limits_clause=limits.text("clause", required=False) if limits else "",
-        max_comparisons_per_nip=bound,
+        max_comparisons_per_nip=bound, tokens=parse_tokens(src, path, fr, columns),
     )
     problem = next(iter(kind.check(flow)), None)
     if problem is not None:
@@ -234,6 +238,23 @@ def parse_fuzzy(src: Source, path: Path_, fr: Reader, kind: FlowKind,
     return Fuzzy(enabled, float(raw), status, clause)
 
 
+def parse_tokens(src: Source, path: Path_, fr: Reader, columns: tuple[Column, ...]
+                 ) -> Tokens | None:
+    """``tokens: {key_fingerprint, reference, clause}``: the flow's ``nik`` column carries
+    keyed tokens of the agencies' shared key, named by its fingerprint (docs/security.md)."""
+    tr = fr.optional_sub("tokens", TOKENS_KEYS)
+    if tr is None:
+        return None
+    here = path + ("tokens",)
+    fpr = tr.text("key_fingerprint")
+    if not FINGERPRINT_RE.fullmatch(fpr):
+        raise src.error(here + ("key_fingerprint",), "must be the token key's fingerprint: 64 "
+                        "lower-case hex digits, as 'exchanged client token-key' prints it")
+    if not any(c.name == "nik" and c.type == "nik" for c in columns):
+        raise src.error(here, "only a flow with a nik column (type nik) can match on tokens")
+    return Tokens(fpr, tr.text("reference", required=False) or "the policy", tr.text("clause"))
+
+
 def parse_bound(src: Source, path: Path_, fr: Reader, kind: FlowKind, answer: Answer
                 ) -> ComparisonBound | None:
     """``max_comparisons_per_nip: {count, days, status, clause}``, if its kind has one
@@ -270,6 +291,7 @@ def check_flow_references(src: Source, flows: list[Flow]) -> None:
         if loader is None:
             raise src.error(("flows", f.name, "reference"),
                             f"names dataset {f.reference}, which no flow of this agreement loads")
+        _check_same_tokens(src, f, loader)
         for i, field_name in enumerate(f.discloses):
             if field_name not in loader.keeps:
                 raise src.error(("flows", f.name, "discloses", "fields", i),
@@ -285,3 +307,20 @@ def check_flow_references(src: Source, flows: list[Flow]) -> None:
                 raise src.error(("flows", f.name, "fuzzy"),
                                 f"dataset {f.reference} has no nama (text) and tanggal_lahir "
                                 "(date) to match names against")
+
+
+def _check_same_tokens(src: Source, flow: Flow, loader: Flow) -> None:
+    """A flow that matches by NIK must see the NIKs as its dataset's loader does: both plain,
+    or both tokens of the same key (an addendum changes both at once)."""
+    if not any(c.name == "nik" and c.type == "nik" for c in flow.columns):
+        return  # it matches by something else (a NIP)
+    mine = flow.tokens.key_fingerprint if flow.tokens else None
+    theirs = loader.tokens.key_fingerprint if loader.tokens else None
+    if mine != theirs:
+        def said(fpr: str | None) -> str:
+            return "NIKs" if fpr is None else f"tokens of key {fpr}"
+
+        raise src.error(("flows", flow.name, "tokens"),
+                        f"flow {flow.name} matches {said(mine)}, but flow {loader.name} loads "
+                        f"dataset {flow.reference} as {said(theirs)}: both must match the same "
+                        "way (amend both in one addendum)")

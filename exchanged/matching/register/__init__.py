@@ -8,6 +8,7 @@ from exchanged.matching.register.keys import (
     Rows,
     U64Pairs,
     identifier_key,
+    token_key,
 )
 from exchanged.matching.register.layout import (
     ALIGN,
@@ -41,4 +42,5 @@ __all__ = [
     "SnapshotPlace",
     "U64Pairs",
     "identifier_key",
+    "token_key",
 ]

@@ -22,6 +22,13 @@ def identifier_key(secret: bytes, value: str) -> bytes:
     return hashlib.blake2b(value.encode("ascii"), key=secret, digest_size=KEY_BYTES).digest()
 
 
+def token_key(column: str, key_fingerprint: str) -> str:
+    """The name under which a snapshot indexes a column loaded as keyed tokens: it names the
+    agencies' token key, so that a lookup with tokens of another key (or with plain NIKs)
+    finds no index to search instead of finding nothing."""
+    return f"{column}~token~{key_fingerprint[:16]}"
+
+
 class IdentifierCipher:
     """Turns identifiers (ASCII digits) into keyed 16-byte values, many at a time."""
 
@@ -40,6 +47,18 @@ class IdentifierCipher:
         tag = hashlib.blake2b(f"{column}:{width}".encode(), digest_size=8).digest()
         plain[:, 0] = int.from_bytes(tag, "big")
         plain[:, 1] = number
+        encryptor = Cipher(algorithms.AES(self._key), modes.ECB()).encryptor()
+        sealed = encryptor.update(plain.tobytes()) + encryptor.finalize()
+        return np.frombuffer(sealed, dtype=np.uint64).reshape(n, 2)
+
+    def tokens(self, key: str, digests: npt.NDArray[np.uint8]) -> U64Pairs:
+        """Keyed values of keyed tokens, given as the first 16 bytes of each token's HMAC
+        (shape (n, 16)): the agencies' HMAC is keyed once more under the register key, so
+        that a snapshot holds nothing an agency could compare with its own tokens."""
+        n = len(digests)
+        tag = np.frombuffer(hashlib.blake2b(f"{key}:token".encode(), digest_size=16).digest(),
+                            dtype=np.uint8)
+        plain = np.ascontiguousarray(digests, dtype=np.uint8) ^ tag
         encryptor = Cipher(algorithms.AES(self._key), modes.ECB()).encryptor()
         sealed = encryptor.update(plain.tobytes()) + encryptor.finalize()
         return np.frombuffer(sealed, dtype=np.uint64).reshape(n, 2)
