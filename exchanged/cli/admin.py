@@ -25,6 +25,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 def cmd_agency_add(args: argparse.Namespace) -> int:
     from exchanged.admin.agencies import add_agency
+    from exchanged.sftp.openssh import SYSTEMD_DROPIN
 
     report = add_agency(
         home_of(args), args.id, name=args.name, ssh_key=Path(args.ssh_key),
@@ -41,6 +42,11 @@ def cmd_agency_add(args: argparse.Namespace) -> int:
     if report.sshd_config:
         print("OpenSSH mode: add to /etc/ssh/sshd_config, then reload sshd:")
         print(report.sshd_config.rstrip())
+    if report.systemd_dropin:
+        print(f"under systemd: the daemon needs {SYSTEMD_DROPIN} (shipped in systemd/), then "
+              "'systemctl daemon-reload' and 'systemctl restart exchanged' (it joins the "
+              "agency's group only when it starts):")
+        print(report.systemd_dropin.rstrip())
     return 0
 
 

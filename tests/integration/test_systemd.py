@@ -19,28 +19,95 @@ from tests.integration.support import Exchange, make_exchange
 
 ROOT = Path(__file__).resolve().parents[2]
 UNIT = ROOT / "systemd" / "exchanged.service"
+DROPIN = ROOT / "systemd" / "exchanged.service.d" / "openssh.conf"
 
 needs_systemd_analyze = pytest.mark.skipif(shutil.which("systemd-analyze") is None,
                                            reason="systemd-analyze is not installed")
 
 
-@needs_systemd_analyze
-def test_the_unit_verifies(tmp_path: Path) -> None:
-    # verify checks that ExecStart exists: point it at this checkout's command
-    unit = tmp_path / "exchanged.service"
+def unit_copy(folder: Path, openssh: bool) -> Path:
+    """The shipped unit (and in OpenSSH mode its drop-in, where systemd looks for it beside
+    the unit), its ExecStart pointed at this checkout's command: verify checks it exists."""
+    unit = folder / "exchanged.service"
     exe = Path(sys.executable).parent / "exchanged"
     unit.write_text(UNIT.read_text().replace("/usr/local/bin/exchanged", str(exe)))
-    r = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
+    if openssh:
+        (folder / "exchanged.service.d").mkdir()
+        shutil.copy(DROPIN, folder / "exchanged.service.d" / "openssh.conf")
+    return unit
 
 
 @needs_systemd_analyze
-def test_the_unit_is_hardened() -> None:
-    r = subprocess.run(["systemd-analyze", "security", "--offline=yes", str(UNIT)],
+@pytest.mark.parametrize("openssh", [False, True], ids=["embedded", "openssh"])
+def test_the_unit_verifies_and_is_hardened(tmp_path: Path, openssh: bool) -> None:
+    unit = unit_copy(tmp_path, openssh)
+    r = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "Unknown" not in r.stderr and "ignoring" not in r.stderr, r.stderr
+    r = subprocess.run(["systemd-analyze", "security", "--offline=yes", str(unit)],
                        capture_output=True, text=True)
     m = re.search(r"Overall exposure level for exchanged\.service: (\d+\.\d+)", r.stdout)
     assert m, r.stdout[-500:] + r.stderr
-    assert float(m.group(1)) <= 2.0
+    assert float(m.group(1)) <= 1.2
+
+
+def service_settings(*texts: str) -> dict[str, list[str]]:
+    """The [Service] settings of a unit and its drop-ins, as systemd merges them: a key
+    given again adds to a list setting (an empty value would reset it)."""
+    settings: dict[str, list[str]] = {}
+    for text in texts:
+        section = ""
+        for raw in text.splitlines():
+            line = raw.strip()
+            if not line or line.startswith(("#", ";")):
+                continue
+            if line.startswith("["):
+                section = line
+                continue
+            key, _, value = line.partition("=")
+            if section != "[Service]":
+                continue
+            if not value:
+                settings[key] = []
+            else:
+                settings.setdefault(key, []).extend(value.split())
+    return settings
+
+
+def writable_paths(settings: dict[str, list[str]]) -> list[Path]:
+    """What ProtectSystem=strict leaves writable: the state directories and ReadWritePaths."""
+    assert settings["ProtectSystem"] == ["strict"]
+    return ([Path("/var/lib") / d for d in settings.get("StateDirectory", [])]
+            + [Path(p.lstrip("-")) for p in settings.get("ReadWritePaths", [])])
+
+
+def covered(path: Path, writable: list[Path]) -> bool:
+    return any(path == w or w in path.parents for w in writable)
+
+
+def test_the_writable_paths_cover_the_configured_folders_in_both_modes() -> None:
+    from exchanged.home import DEFAULT_HOME
+    from exchanged.home.config import Config
+    from exchanged.sftp.openssh import systemd_dropin
+
+    unit = service_settings(UNIT.read_text())
+    home = Path(next(v.split("=", 1)[1] for v in unit["Environment"]
+                     if v.startswith("EXCHANGED_HOME=")))
+    assert home == Path(DEFAULT_HOME)
+    # embedded mode: everything the daemon writes is in its home
+    assert covered(home, writable_paths(unit))
+    # OpenSSH mode: the chroots are not, and the unit alone would make them read-only
+    config = Config()
+    assert not covered(Path(config.openssh_root), writable_paths(unit))
+    with_dropin = service_settings(UNIT.read_text(), DROPIN.read_text())
+    assert covered(home, writable_paths(with_dropin))
+    assert covered(Path(config.openssh_root), writable_paths(with_dropin))
+    # the shipped drop-in is the one 'agency add' prints for the default root, and the one
+    # it prints for another root covers that root
+    assert DROPIN.read_text() == systemd_dropin(config)
+    elsewhere = Config(openssh_root="/data/sftp-chroots")
+    assert covered(Path("/data/sftp-chroots/kemensos/inbox"), writable_paths(
+        service_settings(UNIT.read_text(), systemd_dropin(elsewhere))))
 
 
 def test_the_unit_has_what_the_issue_asks() -> None:
