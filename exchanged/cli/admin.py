@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from exchanged import __version__
 from exchanged.cli.common import Leaf, Parser, home_of
 from exchanged.errors import UsageError
 
@@ -150,10 +151,22 @@ def cmd_status(args: argparse.Namespace) -> int:
         intake = ("open" if d.get("intake_open", True) else
                   f"STOPPED since {stopped.get('since', '?')}: {why}; it resumes by itself "
                   "once the exchange can write")
-        print(f"daemon: running (pid {d.get('pid', '?')}, since {d.get('started', '?')}, "
-              f"SFTP on {d.get('sftp', '?')}, intake {intake})")
+        print(f"daemon: exchanged {d.get('version', '?')} running (pid {d.get('pid', '?')}, "
+              f"since {d.get('started', '?')}, SFTP on {d.get('sftp', '?')}, intake {intake})")
+        metrics = d.get("metrics") or {}
+        if metrics.get("error"):
+            print(f"metrics: NOT served: {metrics['error']}; the exchange runs on without them "
+                  "(free the port or change metrics_listen, then restart)")
+        elif metrics.get("serving"):
+            print(f"metrics: http://{metrics.get('listen')}/metrics")
     else:
-        print("daemon: not running")
+        print(f"daemon: not running (exchanged {__version__} installed)")
+    if st.policy_error:
+        running = (f"the daemon runs on the previous policy {st.policy_sha256[:12]}"
+                   if st.running and st.policy_sha256 else
+                   "the daemon runs on the previous policy" if st.running else
+                   "the daemon will not start with them")
+        print(f"policies: INVALID: {st.policy_error}; {running} (see 'exchanged policy check')")
     waiting = sum(st.queue.values())
     stages = ", ".join(f"{stage} {n}" for stage, n in sorted(st.queue.items()))
     print(f"queue: {waiting} batch(es) not yet answered" + (f" ({stages})" if stages else ""))

@@ -106,14 +106,16 @@ class ExchangeCollector(Collector):
 
 
 def serve_metrics(listen: Listen, ledger: Ledger, live: Callable[[], dict[str, float]]
-                  ) -> Any | None:
-    """Serve /metrics; a port that cannot be taken is logged, never fatal."""
+                  ) -> tuple[Any | None, str | None]:
+    """Serve /metrics: the server, or None and why not. A port that cannot be taken is
+    logged and shown by 'exchanged status', never fatal: the exchange serves on without."""
     registry = CollectorRegistry()
     registry.register(ExchangeCollector(ledger, live))
     try:
         server, _ = start_http_server(listen.port, addr=listen.host, registry=registry)
     except OSError as e:
-        log.error("metrics not served: cannot listen on %s (%s)", listen, e.strerror)
-        return None
+        why = f"cannot listen on {listen} ({e.strerror or type(e).__name__})"
+        log.error("metrics not served: %s", why, extra={"metrics_listen": str(listen)})
+        return None, why
     log.info("metrics on http://%s/metrics", listen)
-    return server
+    return server, None

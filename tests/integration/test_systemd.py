@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from exchanged.testing.agencydesk import AgencyDesk, stop_gpg_agent
-from tests.integration.support import Exchange, make_exchange
+from tests.integration.support import AGREEMENT, Exchange, exchanged, make_exchange
 
 ROOT = Path(__file__).resolve().parents[2]
 UNIT = ROOT / "systemd" / "exchanged.service"
@@ -119,6 +119,16 @@ def test_the_unit_has_what_the_issue_asks() -> None:
     assert "/var/lib/exchanged 0700" in (ROOT / "systemd" / "exchanged.tmpfiles").read_text()
 
 
+def status_until(ex: Exchange, text: str, timeout: float = 10) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        out = exchanged("status", "--home", str(ex.home)).stdout
+        if text in out or time.monotonic() > deadline:
+            assert text in out, out
+            return out
+        time.sleep(0.3)
+
+
 class NotifySocket:
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -140,7 +150,19 @@ class NotifySocket:
 
 
 def test_ready_watchdog_reload_stopping(tmp_path: Path, desks: dict[str, AgencyDesk]) -> None:
+    """Also what an administrator sees when things are amiss: an agreement not in force is
+    warned of at start and at each reload, a metrics port taken by someone else shows in
+    status (the exchange serves on), and status keeps working on an invalid policy."""
     ex: Exchange = make_exchange(tmp_path / "ex", desks)
+    exchanged("policy", "terminate", "--home", str(ex.home), AGREEMENT, "--on", "2026-01-01",
+              "--reference", "EXAMPLE ONLY - test termination")
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    config = ex.home / "config.yaml"
+    config.write_text("\n".join(line for line in config.read_text().splitlines()
+                                if not line.startswith("metrics_listen:"))
+                      + f"\nmetrics_listen: 127.0.0.1:{taken.getsockname()[1]}\n")
     notify = NotifySocket(tmp_path / "notify.sock")
     env = {**os.environ, "NOTIFY_SOCKET": str(notify.path), "WATCHDOG_USEC": "2000000"}
     logf = open(ex.log, "ab")
@@ -155,10 +177,25 @@ def test_ready_watchdog_reload_stopping(tmp_path: Path, desks: dict[str, AgencyD
             pass
         notify.messages.clear()
         notify.collect("WATCHDOG=1", timeout=5)
+        warning = f"agreement not in force, its batches are refused: {AGREEMENT}: terminated"
+        assert ex.log.read_text().count(warning) == 1
+        st = status_until(ex, "metrics: NOT served")
+        assert f"cannot listen on 127.0.0.1:{taken.getsockname()[1]}" in st
+        assert "running" in st and proc.poll() is None
         proc.send_signal(signal.SIGHUP)
         notify.collect("RELOADING=1")
         notify.messages.clear()
         notify.collect("READY=1")
+        assert ex.log.read_text().count(warning) == 2
+        # a broken policy file: the reload is refused, status says so and keeps working
+        (ex.home / "policies" / "zz-broken.yaml").write_text("agreement: [unclosed\n")
+        proc.send_signal(signal.SIGHUP)
+        notify.collect("RELOADING=1")
+        notify.messages.clear()
+        notify.collect("READY=1")
+        st = status_until(ex, "policies: INVALID")
+        assert "zz-broken.yaml" in st and "the daemon runs on the previous policy" in st, st
+        assert f"{AGREEMENT}: terminated on 2026-01-01" in st, st
         proc.send_signal(signal.SIGTERM)
         notify.collect("STOPPING=1")
         assert proc.wait(30) == 0
