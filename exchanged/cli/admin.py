@@ -151,7 +151,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         intake = ("open" if d.get("intake_open", True) else
                   f"STOPPED since {stopped.get('since', '?')}: {why}; it resumes by itself "
                   "once the exchange can write")
-        print(f"daemon: exchanged {d.get('version', '?')} running (pid {d.get('pid', '?')}, "
+        print(f"daemon: running (exchanged {d.get('version', '?')}, pid {d.get('pid', '?')}, "
               f"since {d.get('started', '?')}, SFTP on {d.get('sftp', '?')}, intake {intake})")
         metrics = d.get("metrics") or {}
         if metrics.get("error"):

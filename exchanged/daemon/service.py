@@ -16,6 +16,7 @@ import os
 import signal
 import threading
 import time as clock
+from datetime import timedelta
 from types import FrameType
 
 from exchanged import __version__
@@ -27,7 +28,7 @@ from exchanged.batch.state import upgrade as upgrade_state
 from exchanged.crypto.keys import Keyring
 from exchanged.daemon.frontdoor import EmbeddedFront, FrontDoor, FrontEnd, OpenSSHFront
 from exchanged.daemon.logs import configure_logging
-from exchanged.daemon.metrics import serve_metrics
+from exchanged.daemon.metrics import AgreementGauge, serve_metrics
 from exchanged.daemon.notify import Notifier
 from exchanged.daemon.scheduler import Scheduler
 from exchanged.errors import ConfigError, PolicyError
@@ -113,7 +114,8 @@ class Service:
                 metrics, why = serve_metrics(
                     Listen.parse(self.config.metrics_listen), ledger,
                     lambda: {"intake_open": 0.0 if pipeline.unavailable.is_set() else 1.0,
-                             "connections": float(front.connections())})
+                             "connections": float(front.connections())},
+                    lambda: self._agreement_gauges(holder.get()))
                 self._metrics = {"listen": self.config.metrics_listen,
                                  "serving": metrics is not None, "error": why}
             # READY=1 only now: the port listens, the ledger is open, recovery is done
@@ -166,6 +168,14 @@ class Service:
             if not s.in_force:
                 log.warning("agreement not in force, its batches are refused: %s", s.sentence,
                             extra={"agreement": s.id})
+
+    def _agreement_gauges(self, policy: PolicySet) -> list[AgreementGauge]:
+        day = today(self.config)
+        # its last day: the validity's end, or the day before a termination takes effect
+        end = {a.id: min(a.validity.end, a.terminated_on - timedelta(days=1))
+               if a.terminated_on else a.validity.end for a in policy.agreements}
+        return [AgreementGauge(s.id, s.in_force, (end[s.id] - day).days)
+                for s in agreement_status(policy, day)]
 
     def _write_status(self, started: str, sftp: str, pipeline: Pipeline,
                       scheduler: Scheduler, holder: PolicyHolder) -> None:

@@ -196,7 +196,7 @@ class Watcher:
             try:
                 if path.is_symlink():
                     log.warning("a symbolic link in the inbox %s/%s was left alone", agency,
-                                flow)
+                                flow, extra={"agency": agency, "flow": flow})
                     return
                 if not path.is_file():
                     return
@@ -205,7 +205,7 @@ class Watcher:
                 self.take(agency, flow, path, name)
             except Exception as e:  # an upload that cannot be taken stays for the next scan
                 log.error("an upload in %s/%s could not be taken (%s)", agency, flow,
-                          type(e).__name__)
+                          type(e).__name__, extra={"agency": agency, "flow": flow})
 
     def scan(self) -> None:
         """Take what arrived while the daemon was not watching."""
