@@ -72,6 +72,22 @@ def test_the_wheel_holds_every_product_module_and_the_shipped_policies(
     assert "exchanged/data/policies/pks-kemensos-bkn-2023.yaml" in names
     assert "exchanged/py.typed" in names
     assert "exchanged/reports/templates/letterhead.html.j2" in names
+    # the licence travels with the wheel, and its metadata names it
+    assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
+    (metadata,) = [n for n in names if n.endswith(".dist-info/METADATA")]
+    text = wheel.read(metadata).decode()
+    assert "License-Expression: Apache-2.0" in text
+    assert f"Version: {__version__}" in text
+
+
+def test_the_version_is_one_and_the_changelog_has_it() -> None:
+    license_text = (ROOT / "LICENSE").read_text()
+    assert "Apache License" in license_text and "Version 2.0, January 2004" in license_text
+    assert "END OF TERMS AND CONDITIONS" in license_text
+    assert f"## [{__version__}]" in (ROOT / "CHANGELOG.md").read_text()
+    r = subprocess.run([sys.executable, "-m", "exchanged", "--version"], capture_output=True,
+                       text=True, check=True)
+    assert r.stdout.strip() == f"exchanged {__version__}"
 
 
 # Offline installation (README, "Offline installation"): the wheelhouse scripts/wheelhouse
@@ -157,3 +173,28 @@ def test_the_slim_client_submits_without_arrow_or_numpy(
             "--state", tmp_path / "pins", "--quiet", "--output-dir", tmp_path / "out",
             cwd=tmp_path)
     assert r.returncode == 0
+
+
+def test_the_locks_pin_every_dependency_with_hashes() -> None:
+    """scripts/lock was run after pyproject.toml's dependencies last changed."""
+    import re
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+
+    def names(requirements: list[str]) -> set[str]:
+        return {re.split(r"[<>=!~; \[]", r, maxsplit=1)[0].lower().replace("_", "-")
+                for r in requirements}
+
+    def pinned(lock: str) -> dict[str, str]:
+        text = (ROOT / lock).read_text()
+        assert text.count("==") == len(re.findall(r"^\S+==\S+ \\\n\s+--hash=sha256:", text,
+                                                  re.M)), f"{lock}: a pin without a hash"
+        return dict(re.findall(r"^([a-z0-9._-]+)==(\S+)", text, re.M))
+
+    client, server = pinned("requirements-client.lock"), pinned("requirements.lock")
+    base, extra = names(project["dependencies"]), names(project["optional-dependencies"]["server"])
+    assert base <= set(client) and base | extra <= set(server)
+    # one version of each package in the wheelhouse, and no Arrow or numpy for agencies
+    assert all(server[name] == version for name, version in client.items())
+    assert not {"numpy", "pyarrow"} & set(client)
