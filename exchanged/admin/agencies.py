@@ -19,7 +19,13 @@ from exchanged.home.agencies import (
 )
 from exchanged.ledger import format_ts, open_ledger, utc_now
 from exchanged.policy import load_policies
-from exchanged.sftp.openssh import ensure_account, match_block, prepare_tree
+from exchanged.sftp.openssh import (
+    check_daemon_user,
+    ensure_account,
+    match_block,
+    prepare_tree,
+    systemd_dropin,
+)
 
 
 @dataclass(frozen=True)
@@ -30,6 +36,8 @@ class AgencyReport:
     ssh_fingerprint: str
     #: OpenSSH mode: the lines to add to sshd_config for this agency
     sshd_config: str | None = None
+    #: OpenSSH mode: the systemd drop-in that lets the daemon write into the chroots
+    systemd_dropin: str | None = None
 
 
 def _prepare_drop(home: Home, agency: Agency, inbox: tuple[str, ...],
@@ -88,6 +96,10 @@ def add_agency(
     agencies = Agencies(home)
     if agencies.get(agency_id) is not None:
         raise UsageError(f"agency {agency_id} is already registered")
+    config = load_config(home)
+    if config.front_door == "openssh":
+        # before anything is created: an agency the daemon cannot reach is no agency
+        check_daemon_user(config)
     if not name.strip():
         raise UsageError("--name must not be empty")
     key = _read_ssh_key(ssh_key, agencies, agency_id)
@@ -116,7 +128,8 @@ def add_agency(
         outbox=list(outbox),
     )
     ledger.close()
-    return AgencyReport(agency, inbox, outbox, ssh_fp, sshd_config)
+    return AgencyReport(agency, inbox, outbox, ssh_fp, sshd_config,
+                        systemd_dropin(config) if sshd_config else None)
 
 
 @dataclass(frozen=True)

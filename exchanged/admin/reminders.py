@@ -163,7 +163,7 @@ def deliver_notice(home: Home, signer: str, notice: Notice, now: datetime, parti
         try:
             deliver(home, party, NOTICES_FOLDER, name, signed)
         except PlantedLink as e:  # the notice stays in notices/; the entry says who got it
-            log.error("notice not delivered to %s: %s", party, e)
+            log.error("notice not delivered to %s: %s", party, e, extra={"agency": party})
             continue
         reached.append(party)
     return reached

@@ -64,12 +64,14 @@ class Delivery:
             txn.append("batch.answered", **batch.ids(), uid=batch.uid, outcome=batch.outcome_kind,
                        outcome_name=batch.outcome_name, outcome_sha256=batch.outcome_sha256)
         self.spool.forget(batch.uid)
-        log.info("batch %s answered: %s", batch.uid, batch.outcome_kind)
+        log.info("batch %s answered: %s", batch.uid, batch.outcome_kind,
+                 extra={**batch.ids(), "uid": batch.uid})
         return self.state.get(batch.uid) or batch
 
     def _refuse(self, batch: Batch, link: PlantedLink) -> NoReturn:
         why = str(link)
-        log.error("batch %s not delivered: %s; kept to deliver later", batch.uid, why)
+        log.error("batch %s not delivered: %s; kept to deliver later", batch.uid, why,
+                  extra={**batch.ids(), "uid": batch.uid})
         if batch.uid not in self._undeliverable:
             # recorded first: if it cannot be, the next try records it
             self.ledger.append("batch.undeliverable", **batch.ids(), uid=batch.uid, why=why)

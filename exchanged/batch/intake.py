@@ -86,7 +86,8 @@ class Intake:
             self.spool.unreceive(meta.uid)
             self.ledger.close()  # this thread's connection may be left unable to write
             log.error("upload %s could not be recorded (%s): refused", meta.uid,
-                      type(e).__name__)
+                      type(e).__name__,
+                      extra={"uid": meta.uid, "agency": meta.agency, "flow": meta.flow})
             self.cannot_write(_why(e))
             raise Unavailable("the upload could not be recorded") from None
         self._enqueue(meta.uid)
@@ -109,11 +110,12 @@ class Intake:
                 self._unrecorded.append((upload, size, why))
             log.error("upload %s from %s/%s could not be recorded as discarded (%s): kept "
                       "until it can be", upload.uid, upload.agency, upload.flow,
-                      type(e).__name__)
+                      type(e).__name__, extra=_upload_fields(upload))
             self.cannot_write(_why(e))
             return
         upload.discard()
-        log.info("upload %s from %s/%s discarded: %s", upload.uid, upload.agency, upload.flow, why)
+        log.info("upload %s from %s/%s discarded: %s", upload.uid, upload.agency, upload.flow, why,
+                 extra=_upload_fields(upload))
 
     def record_interrupted(self, agency: str | None, flow: str | None, uid: str, size: int,
                            why: str) -> None:
@@ -149,7 +151,8 @@ class Intake:
             txn.append("batch.received", agency=meta.agency, flow=meta.flow, batch=recorded_id,
                        actor=meta.agency, **fields)
         log.info("batch %s received from %s/%s (%d bytes)", meta.uid, meta.agency, meta.flow,
-                 meta.size)
+                 meta.size, extra={"uid": meta.uid, "agency": meta.agency, "flow": meta.flow,
+                                   "batch": recorded_id})
 
     # -- start-up ----------------------------------------------------------------------------
 
@@ -229,7 +232,7 @@ class Intake:
                 upload.discard()
                 pending.pop(0)
                 log.info("upload %s from %s/%s discarded: %s", upload.uid, upload.agency,
-                         upload.flow, why)
+                         upload.flow, why, extra=_upload_fields(upload))
         finally:
             if pending:
                 with self._guard:
@@ -275,3 +278,8 @@ class Stop:
 def _why(error: BaseException) -> str:
     problem = as_unavailable(error)
     return str(problem) if problem is not None else type(error).__name__
+
+
+def _upload_fields(upload: Upload) -> dict[str, str | None]:
+    """An upload's ids as fields of a log record (JSON logs keep them apart from the text)."""
+    return {"uid": upload.uid, "agency": upload.agency, "flow": upload.flow}

@@ -245,7 +245,7 @@ class Pipeline:
             problem = as_unavailable(e)
             if problem is not None:
                 raise problem from None
-            log.error("batch %s could not be advanced", uid, exc_info=True)
+            log.error("batch %s could not be advanced", uid, exc_info=True, extra={"uid": uid})
             self._retry_or_shunt(uid, f"unexpected error ({type(e).__name__})")
 
     def _retry_or_shunt(self, uid: str, why: str) -> None:
@@ -262,7 +262,8 @@ class Pipeline:
                 txn.append("batch.retrying", **batch.ids(), uid=uid, stage=batch.stage,
                            retry=batch.retries, why=why[:200])
         if batch.retries > len(delays):
-            log.error("batch %s shunted after %d tries: %s", uid, batch.retries, why)
+            log.error("batch %s shunted after %d tries: %s", uid, batch.retries, why,
+                      extra={**batch.ids(), "uid": uid})
             return
         raise RetryLater(why, delay=delays[batch.retries - 1])
 

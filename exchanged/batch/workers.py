@@ -123,7 +123,8 @@ class Workers:
             except RetryLater as e:
                 self._retry_later(uid, str(e), e.delay)
             except Exception:  # the last guard: a worker never dies
-                log.error("batch %s could not be advanced", uid, exc_info=True)
+                log.error("batch %s could not be advanced", uid, exc_info=True,
+                          extra={"uid": uid})
                 self._retry_later(uid, "unexpected error")
             finally:
                 self._release()
@@ -136,5 +137,6 @@ class Workers:
         self._retries[uid] = n + 1
         if delay is None:
             delay = RETRY_DELAYS[min(n, len(RETRY_DELAYS) - 1)]
-        log.warning("batch %s will be retried in %.0f s: %s", uid, delay, why)
+        log.warning("batch %s will be retried in %.0f s: %s", uid, delay, why,
+                    extra={"uid": uid})
         self.timers.after(delay, self._queue.put, uid)

@@ -14,6 +14,10 @@ from exchanged.errors import Error, Problem, UsageError
 
 __all__ = ["build_parser", "main"]
 
+#: what only 'exchanged[server]' installs (pyproject.toml): the daemon, matching, reports
+SERVER_PACKAGES = frozenset({"numpy", "pyarrow", "apscheduler", "watchdog", "prometheus_client",
+                             "jinja2", "weasyprint", "matplotlib"})
+
 
 def build_parser() -> Parser:
     """Every command, in the order ``exchanged --help`` lists them."""
@@ -61,6 +65,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         if verbose:
             raise
         print(f"exchanged: cannot go on now: {e}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as e:
+        if verbose:
+            raise
+        missing = (e.name or "").split(".")[0]
+        if missing not in SERVER_PACKAGES:
+            print(f"exchanged: unexpected error (ModuleNotFoundError: {missing}); run with -v "
+                  "for details", file=sys.stderr)
+            return 2
+        # the slim install (an agency's client) lacks what the daemon and the reports need
+        print(f"exchanged: this command needs the server's packages ({missing} is not "
+              "installed): install 'exchanged[server]'", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from exchanged import __version__
 from exchanged.cli.common import Leaf, Parser, home_of
 from exchanged.errors import UsageError
 
@@ -25,6 +26,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 def cmd_agency_add(args: argparse.Namespace) -> int:
     from exchanged.admin.agencies import add_agency
+    from exchanged.sftp.openssh import SYSTEMD_DROPIN
 
     report = add_agency(
         home_of(args), args.id, name=args.name, ssh_key=Path(args.ssh_key),
@@ -41,6 +43,11 @@ def cmd_agency_add(args: argparse.Namespace) -> int:
     if report.sshd_config:
         print("OpenSSH mode: add to /etc/ssh/sshd_config, then reload sshd:")
         print(report.sshd_config.rstrip())
+    if report.systemd_dropin:
+        print(f"under systemd: the daemon needs {SYSTEMD_DROPIN} (shipped in systemd/), then "
+              "'systemctl daemon-reload' and 'systemctl restart exchanged' (it joins the "
+              "agency's group only when it starts):")
+        print(report.systemd_dropin.rstrip())
     return 0
 
 
@@ -144,10 +151,22 @@ def cmd_status(args: argparse.Namespace) -> int:
         intake = ("open" if d.get("intake_open", True) else
                   f"STOPPED since {stopped.get('since', '?')}: {why}; it resumes by itself "
                   "once the exchange can write")
-        print(f"daemon: running (pid {d.get('pid', '?')}, since {d.get('started', '?')}, "
-              f"SFTP on {d.get('sftp', '?')}, intake {intake})")
+        print(f"daemon: running (exchanged {d.get('version', '?')}, pid {d.get('pid', '?')}, "
+              f"since {d.get('started', '?')}, SFTP on {d.get('sftp', '?')}, intake {intake})")
+        metrics = d.get("metrics") or {}
+        if metrics.get("error"):
+            print(f"metrics: NOT served: {metrics['error']}; the exchange runs on without them "
+                  "(free the port or change metrics_listen, then restart)")
+        elif metrics.get("serving"):
+            print(f"metrics: http://{metrics.get('listen')}/metrics")
     else:
-        print("daemon: not running")
+        print(f"daemon: not running (exchanged {__version__} installed)")
+    if st.policy_error:
+        running = (f"the daemon runs on the previous policy {st.policy_sha256[:12]}"
+                   if st.running and st.policy_sha256 else
+                   "the daemon runs on the previous policy" if st.running else
+                   "the daemon will not start with them")
+        print(f"policies: INVALID: {st.policy_error}; {running} (see 'exchanged policy check')")
     waiting = sum(st.queue.values())
     stages = ", ".join(f"{stage} {n}" for stage, n in sorted(st.queue.items()))
     print(f"queue: {waiting} batch(es) not yet answered" + (f" ({stages})" if stages else ""))

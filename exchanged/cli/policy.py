@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from exchanged.cli.common import Leaf, Parser, home_of, parse_day
 from exchanged.errors import CheckFailed, UsageError
 from exchanged.home import load_config
-from exchanged.policy import Decision
+
+if TYPE_CHECKING:  # the engine pulls in the flows (numpy, Arrow): only for policy commands
+    from exchanged.policy import Decision
 
 
 def _policies(args: argparse.Namespace) -> Path | None:

@@ -70,7 +70,7 @@ class FrontDoor:
             fields["user_sha256"] = _sha256(username)
         self._append("login.failed", actor="unknown", **fields)
         log.warning("login failed from %s (%s user, %d attempts)", remote,
-                    "known" if known else "unknown", attempts)
+                    "known" if known else "unknown", attempts, extra={"remote": remote})
 
     def login_succeeded(self, agency: str, remote: str) -> None:
         self._append("login.succeeded", agency=agency, actor=agency, remote=remote)

@@ -10,6 +10,12 @@ from typing import Any
 
 from exchanged.home import Config
 
+#: the identifiers a record may carry as fields (``extra=``), so that a log shipper can
+#: select by them instead of parsing the message: never personal data, only the exchange's
+#: own names for agencies, flows, batches (the agency's batch id and the exchange's uid),
+#: agreements and the remote address of a connection
+FIELDS = ("agency", "flow", "batch", "uid", "agreement", "remote", "metrics_listen")
+
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
@@ -19,6 +25,10 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        for name in FIELDS:
+            value = record.__dict__.get(name)
+            if value is not None:
+                entry[name] = str(value)
         if record.exc_info and record.exc_info[0] is not None:
             # the type only: a traceback's frames could quote values
             entry["error"] = record.exc_info[0].__name__

@@ -15,13 +15,21 @@ exchanged_login_failures_total         counter    connections that ended without
 exchanged_ledger_entries               gauge      entries in the ledger
 exchanged_intake_open                  gauge      1, or 0 while the exchange cannot write
 exchanged_sftp_connections             gauge      open SFTP connections
+exchanged_bans_total                   counter    addresses banned after repeated failed logins
+exchanged_batch_retries_total          counter    tries of a batch that had to wait (retrying)
+exchanged_batches_shunted              gauge      batches set aside after their last try
+exchanged_agreement_in_force           gauge      1 while an agreement is in force, by agreement
+exchanged_agreement_days_left          gauge      days to an agreement's last day, by agreement
 =====================================  =========  ===========================================
+
+The alert rules built on them are in ``docs/alerts.yml`` (docs/operations.md).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -48,10 +56,26 @@ def _seconds(received: str, answered: str) -> float:
     return max(0.0, (end - start).total_seconds())
 
 
+@dataclass(frozen=True)
+class AgreementGauge:
+    """What the metrics say of one agreement today."""
+
+    id: str
+    in_force: bool
+    #: days from today to its last day (negative once it has ended)
+    days_left: int
+
+
+def _no_agreements() -> list[AgreementGauge]:
+    return []
+
+
 class ExchangeCollector(Collector):
-    def __init__(self, ledger: Ledger, live: Callable[[], dict[str, float]]) -> None:
+    def __init__(self, ledger: Ledger, live: Callable[[], dict[str, float]],
+                 agreements: Callable[[], list[AgreementGauge]] = _no_agreements) -> None:
         self.ledger = ledger
         self.live = live
+        self.agreements = agreements
 
     def collect(self) -> Iterator[Any]:
         try:
@@ -94,6 +118,27 @@ class ExchangeCollector(Collector):
                                 ).fetchone()[0]
         yield CounterMetricFamily("exchanged_login_failures",
                                   "Connections that ended without a login", value=float(failures))
+        counted = dict(conn.execute(
+            "SELECT kind, COUNT(*) FROM ledger WHERE kind IN ('login.banned', 'batch.retrying') "
+            "GROUP BY kind").fetchall())
+        yield CounterMetricFamily("exchanged_bans", "Addresses banned after failed logins",
+                                  value=float(counted.get("login.banned", 0)))
+        yield CounterMetricFamily("exchanged_batch_retries",
+                                  "Tries of a batch that had to wait",
+                                  value=float(counted.get("batch.retrying", 0)))
+        shunted = conn.execute("SELECT COUNT(*) FROM batches WHERE shunted = 1").fetchone()[0]
+        yield GaugeMetricFamily("exchanged_batches_shunted",
+                                "Batches set aside after their last try", value=float(shunted))
+        in_force = GaugeMetricFamily("exchanged_agreement_in_force",
+                                     "1 while the agreement is in force", labels=["agreement"])
+        days_left = GaugeMetricFamily("exchanged_agreement_days_left",
+                                      "Days to the agreement's last day (negative once ended)",
+                                      labels=["agreement"])
+        for a in self.agreements():
+            in_force.add_metric([a.id], 1.0 if a.in_force else 0.0)
+            days_left.add_metric([a.id], float(a.days_left))
+        yield in_force
+        yield days_left
         entries = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM ledger").fetchone()[0]
         yield GaugeMetricFamily("exchanged_ledger_entries", "Entries in the ledger",
                                 value=float(entries))
@@ -105,15 +150,18 @@ class ExchangeCollector(Collector):
                                 value=live.get("connections", 0.0))
 
 
-def serve_metrics(listen: Listen, ledger: Ledger, live: Callable[[], dict[str, float]]
-                  ) -> Any | None:
-    """Serve /metrics; a port that cannot be taken is logged, never fatal."""
+def serve_metrics(listen: Listen, ledger: Ledger, live: Callable[[], dict[str, float]],
+                  agreements: Callable[[], list[AgreementGauge]] = _no_agreements
+                  ) -> tuple[Any | None, str | None]:
+    """Serve /metrics: the server, or None and why not. A port that cannot be taken is
+    logged and shown by 'exchanged status', never fatal: the exchange serves on without."""
     registry = CollectorRegistry()
-    registry.register(ExchangeCollector(ledger, live))
+    registry.register(ExchangeCollector(ledger, live, agreements))
     try:
         server, _ = start_http_server(listen.port, addr=listen.host, registry=registry)
     except OSError as e:
-        log.error("metrics not served: cannot listen on %s (%s)", listen, e.strerror)
-        return None
+        why = f"cannot listen on {listen} ({e.strerror or type(e).__name__})"
+        log.error("metrics not served: %s", why, extra={"metrics_listen": str(listen)})
+        return None, why
     log.info("metrics on http://%s/metrics", listen)
-    return server
+    return server, None

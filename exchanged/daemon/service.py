@@ -16,9 +16,11 @@ import os
 import signal
 import threading
 import time as clock
+from datetime import timedelta
 from types import FrameType
 
 from exchanged import __version__
+from exchanged.admin.agreements import agreement_status, today
 from exchanged.admin.reminders import NOTICES_FOLDER
 from exchanged.batch.pipeline import Pipeline, PolicyHolder
 from exchanged.batch.state import SCHEMA as STATE_SCHEMA
@@ -26,7 +28,7 @@ from exchanged.batch.state import upgrade as upgrade_state
 from exchanged.crypto.keys import Keyring
 from exchanged.daemon.frontdoor import EmbeddedFront, FrontDoor, FrontEnd, OpenSSHFront
 from exchanged.daemon.logs import configure_logging
-from exchanged.daemon.metrics import serve_metrics
+from exchanged.daemon.metrics import AgreementGauge, serve_metrics
 from exchanged.daemon.notify import Notifier
 from exchanged.daemon.scheduler import Scheduler
 from exchanged.errors import ConfigError, PolicyError
@@ -36,6 +38,7 @@ from exchanged.home.lock import take_lock
 from exchanged.ledger import Ledger, format_ts, open_ledger, utc_now
 from exchanged.ledger.archive import archive_policy_set
 from exchanged.ledger.checkpoints import LEDGER_FOLDER
+from exchanged.policy import PolicySet
 from exchanged.policy.loader import load_policy_files, read_policy_files
 from exchanged.sftp import SFTPServer, openssh
 from exchanged.sftp.limits import Limits
@@ -53,6 +56,9 @@ class Service:
         self.home = home.configured(self.config)
         self._stop = threading.Event()
         self._reload = threading.Event()
+        #: the metrics endpoint as 'exchanged status' shows it (off, serving, or why not)
+        self._metrics: dict[str, object] = {"listen": self.config.metrics_listen or None,
+                                            "serving": False, "error": None}
 
     def run(self) -> int:
         os.umask(0o077)
@@ -102,12 +108,16 @@ class Service:
             front.serve()
             self._install_signals()
             log.info("exchanged %s ready: %s, policy %s", __version__, where, policy.sha256[:12])
+            self._warn_agreements(policy)
             metrics = None
             if self.config.metrics_listen:
-                metrics = serve_metrics(Listen.parse(self.config.metrics_listen), ledger,
-                                        lambda: {"intake_open": 0.0 if pipeline.unavailable.is_set()
-                                                 else 1.0,
-                                                 "connections": float(front.connections())})
+                metrics, why = serve_metrics(
+                    Listen.parse(self.config.metrics_listen), ledger,
+                    lambda: {"intake_open": 0.0 if pipeline.unavailable.is_set() else 1.0,
+                             "connections": float(front.connections())},
+                    lambda: self._agreement_gauges(holder.get()))
+                self._metrics = {"listen": self.config.metrics_listen,
+                                 "serving": metrics is not None, "error": why}
             # READY=1 only now: the port listens, the ledger is open, recovery is done
             notifier = Notifier()
             notifier.ready(where)
@@ -121,12 +131,13 @@ class Service:
                             or pipeline.unavailable.is_set() != unavailable):
                         last_status = clock.monotonic()
                         pipeline.take_requeued()
-                        self._write_status(started, where, pipeline, scheduler)
+                        self._write_status(started, where, pipeline, scheduler, holder)
                     if self._reload.is_set():
                         self._reload.clear()
                         notifier.reloading()
                         self._reload_policies(ledger, holder)
                         notifier.ready(f"{where}; policies reloaded")
+                        last_status = 0.0  # status shows the policy now in force at once
                     if pipeline.unavailable.is_set() != unavailable:
                         unavailable = pipeline.unavailable.is_set()
                         notifier.status("intake stopped: the exchange cannot write"
@@ -150,11 +161,28 @@ class Service:
             openpgp.stop_agent()
         return 0
 
+    def _warn_agreements(self, policy: PolicySet) -> None:
+        """Every agreement not in force today, said at start and at each reload: its flows
+        are refused, which an administrator should learn before an agency calls."""
+        for s in agreement_status(policy, today(self.config)):
+            if not s.in_force:
+                log.warning("agreement not in force, its batches are refused: %s", s.sentence,
+                            extra={"agreement": s.id})
+
+    def _agreement_gauges(self, policy: PolicySet) -> list[AgreementGauge]:
+        day = today(self.config)
+        # its last day: the validity's end, or the day before a termination takes effect
+        end = {a.id: min(a.validity.end, a.terminated_on - timedelta(days=1))
+               if a.terminated_on else a.validity.end for a in policy.agreements}
+        return [AgreementGauge(s.id, s.in_force, (end[s.id] - day).days)
+                for s in agreement_status(policy, day)]
+
     def _write_status(self, started: str, sftp: str, pipeline: Pipeline,
-                      scheduler: Scheduler) -> None:
+                      scheduler: Scheduler, holder: PolicyHolder) -> None:
         """What 'exchanged status' shows of the running daemon."""
         status = {
             "pid": os.getpid(), "version": __version__, "started": started, "sftp": sftp,
+            "policy_sha256": holder.get().sha256, "metrics": self._metrics,
             "intake_open": not pipeline.unavailable.is_set(),
             "intake_stopped": pipeline.intake_stopped(),
             "queued": pipeline.queue_depth(), "workers_alive": pipeline.workers_alive(),
@@ -203,3 +231,4 @@ class Service:
             txn.append("policy.reloaded", actor="admin", policy_sha256=policy.sha256,
                        files=len(policy.files))
         log.info("policies reloaded: %s", policy.sha256[:12])
+        self._warn_agreements(policy)

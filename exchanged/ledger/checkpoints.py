@@ -62,7 +62,7 @@ def make_checkpoint(home: Home, ledger: Ledger, *, actor: str = "exchange") -> M
         try:
             deliver(home, agency, LEDGER_FOLDER, name, signed)
         except PlantedLink as e:  # the checkpoint stays in checkpoints/; the entry says who
-            log.error("checkpoint not delivered to %s: %s", agency, e)
+            log.error("checkpoint not delivered to %s: %s", agency, e, extra={"agency": agency})
             continue
         delivered.append(agency)
     seq = ledger.append("ledger.checkpoint", actor=actor, tree_size=head.tree_size,

@@ -88,7 +88,7 @@ KINDS: Mapping[str, str] = {
     # reports
     "report.generated": "a periodic report was made (berita acara or evaluasi: agreement, "
     "period, whether it had ended, the checkpoint's size, the formats written and each one's "
-    "SHA-256)",
+    "SHA-256, the version of exchanged that made it)",
     # reference data
     "dataset.replaced": "a reference snapshot (the ASN register) became current (rows, the one "
     "it replaced)",

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from exchanged import __version__
 from exchanged.errors import CheckFailed, UsageError
 from exchanged.home import Home, atomic_write, load_config
 from exchanged.ledger import Ledger, Query, format_ts, open_ledger, utc_now
@@ -93,7 +94,7 @@ def generate(home: Home, kind: str, *, agreement_id: str, period_text: str,
                    for fmt, data in outputs.items()}
         ledger.append("report.generated", actor="admin", report=kind, agreement=agreement.id,
                       period=period.label, ended=not ctx.open_period, formats=list(formats),
-                      tree_size=head.tree_size, **digests)
+                      tree_size=head.tree_size, version=__version__, **digests)
     finally:
         ledger.close()
     return Generated(document, outputs, head.tree_size)

@@ -15,6 +15,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import timedelta
 
+from exchanged import __version__
 from exchanged.ledger.treehead import TreeHead
 from exchanged.policy.model import Agreement
 from exchanged.reasons import label
@@ -66,8 +67,8 @@ def _parties(agreement: Agreement) -> Section:
 
 
 def _footer(head: TreeHead) -> tuple[str, ...]:
-    return (f"Dokumen ini dibuat oleh exchanged dari ledger {head.ledger_id}; tidak memuat "
-            "data pribadi.",)
+    return (f"Dokumen ini dibuat oleh exchanged {__version__} dari ledger {head.ledger_id}; "
+            "tidak memuat data pribadi.",)
 
 
 def _signatures(agreement: Agreement) -> tuple[Signature, ...]:

@@ -251,14 +251,14 @@ class DropFolders(paramiko.SFTPServerInterface):
             except Exception as e:
                 # the exchange cannot say how much is queued: take no more (fail closed)
                 log.error("the queue of %s cannot be counted (%s): upload refused", agency,
-                          type(e).__name__)
+                          type(e).__name__, extra={"agency": agency})
                 return None
         writing_bytes, writing_files = self.gate.writing(agency)
         files = held_files + queued_files + writing_files
         elsewhere = held_bytes + queued_bytes
         if files >= limits.quota_files or elsewhere + writing_bytes >= limits.quota_bytes:
             log.warning("%s: upload refused, its inbox is at its quota (%d files, %d bytes)",
-                        agency, files, elsewhere + writing_bytes)
+                        agency, files, elsewhere + writing_bytes, extra={"agency": agency})
             return None
         return elsewhere
 

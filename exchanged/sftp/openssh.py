@@ -81,8 +81,38 @@ def _run(*cmd: str) -> None:
         raise ConfigError(f"{cmd[0]} failed: {result.stderr.strip()[:200]}")
 
 
+#: where systemd looks for the unit's drop-ins; the shipped one is systemd/exchanged.service.d/
+SYSTEMD_DROPIN = "/etc/systemd/system/exchanged.service.d/openssh.conf"
+
+
+def systemd_dropin(config: Config) -> str:
+    """The drop-in the shipped unit needs in OpenSSH mode: its ``ProtectSystem=strict`` makes
+    everything but the home (``StateDirectory=``) read-only, and the daemon takes uploads from,
+    and delivers outcomes into, the chroots under ``openssh_root``."""
+    return (
+        "# OpenSSH mode: the daemon writes into the agencies' chroots, which\n"
+        "# ProtectSystem=strict would make read-only. Printed by 'exchanged agency add';\n"
+        "# install as /etc/systemd/system/exchanged.service.d/openssh.conf\n"
+        "[Service]\n"
+        f"ReadWritePaths={config.openssh_root}\n"
+    )
+
+
+def check_daemon_user(config: Config) -> None:
+    """The daemon's user must exist before an agency's group can let it in."""
+    try:
+        pwd.getpwnam(config.openssh_daemon_user)
+    except KeyError:
+        raise ConfigError(
+            f"the daemon's user {config.openssh_daemon_user} (openssh_daemon_user) does not "
+            "exist, so it could not read the agency's uploads: create it (systemd-sysusers "
+            "with systemd/exchanged.sysusers) or set openssh_daemon_user in config.yaml, "
+            "then add the agency again") from None
+
+
 def ensure_account(config: Config, agency: str) -> None:
     """The agency's system user and group (created when run as root and missing)."""
+    check_daemon_user(config)
     try:
         grp.getgrnam(agency)
     except KeyError:
@@ -100,11 +130,6 @@ def ensure_account(config: Config, agency: str) -> None:
         # no password, but not a locked account: sshd refuses locked accounts even for keys
         _run("usermod", "--password", "*", agency)
     daemon = config.openssh_daemon_user
-    try:
-        pwd.getpwnam(daemon)
-    except KeyError:
-        log.warning("the daemon's user %s does not exist: not added to group %s", daemon, agency)
-        return
     if daemon not in grp.getgrnam(agency).gr_mem and os.geteuid() == 0:
         _run("usermod", "--append", "--groups", agency, daemon)
 
@@ -171,7 +196,7 @@ class Watcher:
             try:
                 if path.is_symlink():
                     log.warning("a symbolic link in the inbox %s/%s was left alone", agency,
-                                flow)
+                                flow, extra={"agency": agency, "flow": flow})
                     return
                 if not path.is_file():
                     return
@@ -180,7 +205,7 @@ class Watcher:
                 self.take(agency, flow, path, name)
             except Exception as e:  # an upload that cannot be taken stays for the next scan
                 log.error("an upload in %s/%s could not be taken (%s)", agency, flow,
-                          type(e).__name__)
+                          type(e).__name__, extra={"agency": agency, "flow": flow})
 
     def scan(self) -> None:
         """Take what arrived while the daemon was not watching."""

@@ -152,17 +152,20 @@ class Connection(paramiko.ServerInterface):
                 self.door.login_succeeded(agency, self.remote)
             except Exception as e:
                 log.error("%s from %s: session refused, the login cannot be recorded (%s)",
-                          agency, self.remote, type(e).__name__)
+                          agency, self.remote, type(e).__name__,
+                          extra={"agency": agency, "remote": self.remote})
                 return OPEN_FAILED_RESOURCE_SHORTAGE
             self.login_recorded = True
         if self.channels >= self.limits.max_channels_per_connection:
             log.warning("%s from %s: channel refused, %d already opened on this connection",
-                        agency, self.remote, self.channels)
+                        agency, self.remote, self.channels,
+                        extra={"agency": agency, "remote": self.remote})
             return OPEN_FAILED_RESOURCE_SHORTAGE
         if not self.holds_session:
             if not self.gate.claim_session(agency):
                 log.warning("%s from %s: session refused, the agency already has %d sessions",
-                            agency, self.remote, self.limits.max_sessions_per_agency)
+                            agency, self.remote, self.limits.max_sessions_per_agency,
+                            extra={"agency": agency, "remote": self.remote})
                 return OPEN_FAILED_RESOURCE_SHORTAGE
             self.holds_session = True
         self.channels += 1
@@ -362,7 +365,8 @@ class SFTPServer:
             if authenticated and session is not None \
                     and session.idle_for() > self.limits.idle_seconds:
                 log.info("%s from %s: closed after %.0f s without a request", session.agency,
-                         session.remote, self.limits.idle_seconds)
+                         session.remote, self.limits.idle_seconds,
+                         extra={"agency": session.agency, "remote": session.remote})
                 return
 
     def _failed(self, address: str, attempts: int) -> None:
@@ -370,7 +374,7 @@ class SFTPServer:
         if ban is None:
             return
         log.warning("address %s banned for %d s after repeated failed logins (ban %d)",
-                    ban.address, ban.seconds, ban.count)
+                    ban.address, ban.seconds, ban.count, extra={"remote": ban.address})
         self._record_ban(ban)
         self._close_unauthenticated(ban)
 

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+import re
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from exchanged.testing import synth
 from exchanged.testing.agencydesk import AgencyDesk, stop_gpg_agent
 from tests.integration.support import Agency, Exchange, exchanged, free_port, make_exchange
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -65,13 +69,57 @@ def test_metrics_status_and_logs(observed: tuple[Exchange, int], desks: dict[str
 
     lines = [line for line in ex.log.read_text().splitlines() if line.startswith("{")]
     assert lines, "no JSON log lines"
-    for line in lines:
-        entry = json.loads(line)
+    entries = [json.loads(line) for line in lines]
+    for entry in entries:
         assert {"ts", "level", "logger", "message"} <= set(entry)
+    # the batch's identifiers are fields of the record, not only words of its message
+    received = [e for e in entries if e.get("batch") == "obs-kpm"]
+    assert received, "no log record carries the batch id as a field"
+    uids = {e["uid"] for e in received}
+    assert len(uids) == 1
+    for e in received:
+        assert e["agency"] == "kemensos" and e["flow"] == "kpm-verification"
+    assert any("received" in e["message"] for e in received)
+    assert any("answered" in e["message"] for e in received)
+    assert data["daemon"]["metrics"]["serving"] is True
     log = ex.log.read_text()
     for i in range(0, 300, 7):
         person = register.row(i)
         assert person.nik not in log and person.nip not in log and person.nama not in log
+
+
+def exported_metric_names(exposition: str) -> set[str]:
+    """Every series name a scrape may hold, from its # TYPE lines (also of families that
+    have no sample yet)."""
+    suffixes = {"counter": ("_total",), "gauge": ("",), "histogram": ("_bucket", "_count", "_sum")}
+    names = set()
+    for line in exposition.splitlines():
+        if line.startswith("# TYPE "):
+            _, _, name, kind = line.split()
+            # a counter's TYPE line names it with or without _total, by client version
+            base = name.removesuffix("_total") if kind == "counter" else name
+            names |= {base + suffix for suffix in suffixes.get(kind, ("",))}
+    return names
+
+
+def test_the_alert_rules_name_only_metrics_the_daemon_exports(
+        observed: tuple[Exchange, int]) -> None:
+    ex, port = observed
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    exported = exported_metric_names(text)
+    assert 'exchanged_agreement_in_force{agreement="pks-kemensos-bkn-2023"} 1.0' in text
+    assert "exchanged_bans_total 0.0" in text and "exchanged_batches_shunted 0.0" in text
+    rules = yaml.safe_load((ROOT / "docs" / "alerts.yml").read_text())["groups"][0]["rules"]
+    alerts = {rule["alert"]: rule for rule in rules}
+    # what the issue asks alerts for: intake stopped, bans, retries, an agreement's end
+    assert {"ExchangedIntakeStopped", "ExchangedAddressBanned", "ExchangedBatchRetrying",
+            "ExchangedAgreementEndingSoon", "ExchangedAgreementNotInForce"} <= set(alerts)
+    operations = (ROOT / "docs" / "operations.md").read_text()
+    for name, rule in alerts.items():
+        named = set(re.findall(r"\bexchanged_[a-z_]+", rule["expr"]))
+        assert named and named <= exported, (name, named - exported)
+        assert rule["labels"]["severity"] in ("warning", "critical")
+        assert rule["annotations"]["summary"] and f"`{name}`" in operations
 
 
 def test_status_of_a_stopped_daemon(observed: tuple[Exchange, int]) -> None:

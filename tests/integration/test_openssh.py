@@ -68,8 +68,9 @@ def openssh(tmp_path_factory: pytest.TempPathFactory, desks: dict[str, AgencyDes
     ex = Exchange(work)
     ex.init()
     config = ex.home / "config.yaml"
+    # the daemon runs as root here, so root is the user added to each agency's group
     config.write_text(config.read_text() + f"front_door: openssh\nopenssh_root: {chroots}\n"
-                      'metrics_listen: ""\n')
+                      'openssh_daemon_user: root\nmetrics_listen: ""\n')
     blocks = []
     try:
         for agency, name in (("kemensos", "Kementerian Sosial"), ("bkn", "BKN")):
@@ -77,7 +78,8 @@ def openssh(tmp_path_factory: pytest.TempPathFactory, desks: dict[str, AgencyDes
             public = desk.export_public(desk.dir / f"{agency}-ossh.asc")
             out = exchanged("agency", "add", "--home", str(ex.home), agency, "--name", name,
                             "--ssh-key", str(desk.ssh_public), "--gpg-key", str(public)).stdout
-            blocks.append(out.split("then reload sshd:\n", 1)[1])
+            blocks.append(out.split("then reload sshd:\n", 1)[1].split("under systemd:")[0])
+            assert f"ReadWritePaths={chroots}" in out
             desk.import_key(ex.public_key, certify=True)
         exchanged("policy", "extend", "--home", str(ex.home), "pks-kemensos-bkn-2023",
                   "--until", "2099-12-31", "--reference", "EXAMPLE ONLY", "--example")
@@ -220,3 +222,29 @@ def chroot_of(sshd: Sshd, agency: str) -> Path:
     """The agency's chroot, as its Match block names it."""
     return Path(next(line.split()[1] for line in sshd.config.read_text().splitlines()
                      if line.strip().startswith("ChrootDirectory") and agency in line))
+
+
+def test_agency_add_refuses_when_the_daemons_user_is_missing(
+        tmp_path: Path, desks: dict[str, AgencyDesk]) -> None:
+    ex = Exchange(tmp_path)
+    ex.init()
+    chroots = Path("/srv") / f"exchanged-test-{uuid.uuid4().hex[:8]}"
+    missing = f"nosuch{uuid.uuid4().hex[:8]}"
+    config = ex.home / "config.yaml"
+    config.write_text(config.read_text() + f"front_door: openssh\nopenssh_root: {chroots}\n"
+                      f"openssh_daemon_user: {missing}\n")
+    desk = desks["kemensos"]
+    public = desk.export_public(desk.dir / "kemensos-missing.asc")
+    try:
+        r = exchanged("agency", "add", "--home", str(ex.home), "kemensos-x", "--name", "K",
+                      "--ssh-key", str(desk.ssh_public), "--gpg-key", str(public), check=False)
+        assert r.returncode == 2, r
+        assert r.stdout == "" and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert f"the daemon's user {missing}" in r.stderr
+        # nothing was made: no system user, no chroot, no registered agency
+        assert subprocess.run(["id", "kemensos-x"], capture_output=True).returncode != 0
+        assert not chroots.exists()
+        assert "kemensos-x" not in exchanged("agency", "list", "--home", str(ex.home)).stdout
+    finally:
+        shutil.rmtree(chroots, ignore_errors=True)
+        stop_gpg_agent(ex.home / "keys" / "gnupg")
