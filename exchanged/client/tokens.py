@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from exchanged.csvio import CsvWriter
+from exchanged.csvrow import CsvWriter
 from exchanged.errors import Error, UsageError
 from exchanged.ids import nik as nik_id
 from exchanged.ids import token as tk
