@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 
 from exchanged.errors import ConfigError
+from exchanged.home.frontsettings import (
+    AgencySettings,
+    Network,
+    agency_settings,
+    networks,
+    proxy_protocol,
+)
+from exchanged.home.hooksettings import HookSettings, hooks
 from exchanged.home.paths import Home
 
 LISTEN_RE = re.compile(r"(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-]+):(?P<port>\d{1,5})")
@@ -74,6 +83,15 @@ class Config:
     #: delivered now) is tried again; after the last, the batch is shunted for an
     #: administrator ('exchanged batch requeue'), so that no retry goes on for ever
     retry_delays: tuple[float, ...] = (10.0, 60.0, 300.0, 900.0, 900.0)
+    #: each agency's own front-door settings (quotas, a rolling period's quotas, the
+    #: networks its logins may come from): exchanged.home.frontsettings
+    agency_settings: Mapping[str, AgencySettings] = field(default_factory=dict)
+    #: the PROXY protocol (v1 and v2) from the trusted proxies behind a load balancer
+    proxy_protocol: bool = False
+    proxy_trusted: tuple[Network, ...] = ()
+    #: event hooks (exchanged.home.hooksettings) and the waits before each retry of one
+    hooks: tuple[HookSettings, ...] = ()
+    hook_retry_delays: tuple[float, ...] = (5.0, 30.0, 120.0, 600.0)
 
     @property
     def zone(self) -> ZoneInfo:
@@ -99,6 +117,19 @@ CONFIG_KEYS = {
     "sftp_quota_bytes": int,
     "sftp_quota_files": int,
     "retry_delays": list,
+    "agency_settings": dict,
+    "proxy_protocol": bool,
+    "proxy_trusted": list,
+    "hooks": list,
+    "hook_retry_delays": list,
+}
+
+#: settings with a structure of their own, each read by its parser
+PARSERS: Mapping[str, Callable[[Path, str, object], object]] = {
+    "agency_settings": agency_settings,
+    "proxy_protocol": proxy_protocol,
+    "proxy_trusted": networks,
+    "hooks": hooks,
 }
 
 
@@ -128,6 +159,10 @@ def _typed_values(path: Path, raw: dict[Any, Any]) -> dict[str, Any]:
         if kind is None:
             known = ", ".join(sorted(CONFIG_KEYS))
             raise ConfigError(f"{path}: unknown setting {key!r} (known: {known})")
+        parser = PARSERS.get(str(key))
+        if parser is not None:
+            values[str(key)] = parser(path, str(key), value)
+            continue
         if kind is list:
             values[str(key)] = _seconds_list(path, str(key), value)
             continue
@@ -172,6 +207,8 @@ def _problem(config: Config) -> str | None:
         (config.sftp_quota_bytes >= 1 and config.sftp_quota_files >= 1,
          "sftp_quota_bytes and sftp_quota_files must be at least 1"),
         (config.log_format in ("text", "json"), "log_format must be text or json"),
+        (not config.proxy_protocol or bool(config.proxy_trusted),
+         "proxy_protocol needs proxy_trusted: the addresses of the load balancers"),
         (config.log_level in ("debug", "info", "warning", "error"),
          "log_level must be debug, info, warning or error"),
     )
