@@ -1,0 +1,138 @@
+"""Settings of the hooks and of each agency's front door, PROXY headers, a command hook's
+timeout (real sockets and a real child process; no fakes)."""
+
+from __future__ import annotations
+
+import re
+import socket
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from exchanged.daemon.hooks import run_command
+from exchanged.errors import ConfigError
+from exchanged.home import Home, load_config
+from exchanged.home.frontsettings import AgencySettings
+from exchanged.home.hooksettings import HookSettings
+from exchanged.sftp.proxy import V2_SIGNATURE, ProxyError, read_header, sends_header
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "config.example.yaml"
+
+
+def home_with(tmp_path: Path, text: str) -> Home:
+    (tmp_path / "config.yaml").write_text(text)
+    return Home(tmp_path)
+
+
+def test_the_example_loads_with_every_commented_block_on(tmp_path: Path) -> None:
+    text = EXAMPLE.read_text()
+    # the commented blocks of the example, switched on: "# key:" and "#   more"
+    text = re.sub(r"^# (?=[a-z_]+:|  )", "", text, flags=re.M)
+    config = load_config(home_with(tmp_path, text))
+    assert [h.name for h in config.hooks] == ["ops", "ticket"]
+    assert config.hooks[1].command[0] == "/usr/local/bin/exchanged-ticket"
+    assert config.hooks[1].env["TICKET_PROJECT"] == "PDK"
+    assert config.hook_retry_delays == (5.0, 30.0, 120.0, 600.0)
+    kemensos = config.agency_settings["kemensos"]
+    assert kemensos.period_files == 500 and kemensos.allows("10.20.3.4")
+    assert not kemensos.allows("10.21.0.1") and not kemensos.allows("2001:db8::1")
+    assert config.proxy_protocol and config.proxy_trusted
+
+
+@pytest.mark.parametrize(("text", "says"), [
+    ("hooks: [{name: a, events: [ban]}]", "either url or command"),
+    ("hooks: [{name: a, events: [ban], url: 'ftp://x/'}]", "http:// or https://"),
+    ("hooks: [{name: a, events: [nope], url: 'http://x/'}]", "events must list"),
+    ("hooks: [{name: a, events: [ban], command: 'rm -rf /'}]", "no shell"),
+    ("hooks: [{name: a, events: [ban], command: [sh, -c, x]}]", "absolute program"),
+    ("hooks: [{name: a, events: [ban], url: 'http://x/'},"
+     " {name: a, events: [ban], url: 'http://y/'}]", "a name of its own"),
+    ("hooks: [{name: a, events: [ban], url: 'http://x/', timeout_seconds: 0}]", "1 to 300"),
+    ("agency_settings: {kemensos: {allow_from: ['10.0.0.1/8']}}", "host bits"),
+    ("agency_settings: {kemensos: {quota_bytes: 0}}", "from 1"),
+    ("agency_settings: {kemensos: {speed: 1}}", "unknown setting 'speed'"),
+    ("proxy_protocol: true", "proxy_trusted"),
+    ("proxy_protocol: 1", "true or false"),
+])
+def test_bad_settings_are_refused_in_one_sentence(tmp_path: Path, text: str, says: str
+                                                 ) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(home_with(tmp_path, text + "\n"))
+    assert says in str(caught.value)
+
+
+def test_an_agency_without_allow_from_logs_in_from_anywhere() -> None:
+    assert AgencySettings().allows("203.0.113.1") and AgencySettings().allows("::1")
+
+
+def pair_with(data: bytes) -> socket.socket:
+    ours, theirs = socket.socketpair()
+    theirs.sendall(data)
+    theirs.close()
+    return ours
+
+
+def v2(family: int, body: bytes, command: int = 1) -> bytes:
+    return V2_SIGNATURE + bytes([0x20 | command, family]) + len(body).to_bytes(2, "big") + body
+
+
+def test_proxy_headers_v1_and_v2() -> None:
+    peer = "10.0.0.5"
+    assert read_header(pair_with(b"PROXY TCP4 198.51.100.7 10.0.0.7 40001 2222\r\nSSH-"),
+                       peer, 2) == ("198.51.100.7", 40001)
+    assert read_header(pair_with(b"PROXY TCP6 2001:db8::7 2001:db8::1 5 2222\r\n"),
+                       peer, 2) == ("2001:db8::7", 5)
+    assert read_header(pair_with(b"PROXY UNKNOWN\r\n"), peer, 2) == (peer, 0)
+    body4 = bytes([192, 0, 2, 9, 10, 0, 0, 7]) + (40002).to_bytes(2, "big") + b"\x08\xae"
+    assert read_header(pair_with(v2(0x11, body4)), peer, 2) == ("192.0.2.9", 40002)
+    body6 = bytes(15) + b"\x01" + bytes(16) + (7).to_bytes(2, "big") + b"\x08\xae"
+    assert read_header(pair_with(v2(0x21, body6)), peer, 2) == ("::1", 7)
+    # LOCAL: the proxy's own health check
+    assert read_header(pair_with(v2(0x00, b"", command=0)), peer, 2) == (peer, 0)
+
+
+@pytest.mark.parametrize("data", [
+    b"SSH-2.0-OpenSSH_9.6\r\n",
+    b"PROXY TCP4 198.51.100.7 10.0.0.7 40001\r\n",
+    b"PROXY TCP4 2001:db8::7 10.0.0.7 1 2\r\n",
+    b"PROXY TCP4 " + b"1" * 200 + b"\r\n",
+    V2_SIGNATURE + b"\x31\x11\x00\x00",
+    V2_SIGNATURE + b"\x21\x31\x00\x00",
+    b"PROXY TCP4 198.51",  # cut off
+])
+def test_bad_proxy_headers_are_refused(data: bytes) -> None:
+    with pytest.raises(ProxyError):
+        read_header(pair_with(data), "10.0.0.5", 2)
+
+
+def test_a_header_from_elsewhere_is_seen_without_being_taken() -> None:
+    ours, theirs = socket.socketpair()
+    theirs.sendall(b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r\n")
+    assert sends_header(ours)
+    assert ours.recv(6) == b"PROXY "
+    ours, theirs = socket.socketpair()
+    theirs.sendall(b"SSH-2.0-OpenSSH_9.6\r\n")
+    assert not sends_header(ours)
+    assert ours.recv(4) == b"SSH-"
+
+
+def test_a_command_hook_that_hangs_is_killed_at_its_timeout(tmp_path: Path) -> None:
+    hook = HookSettings("slow", ("ban",), command=(sys.executable, "-c",
+                                                   "import time; time.sleep(30)"),
+                        timeout_seconds=1)
+    started = time.monotonic()
+    outcome = run_command(hook, b"{}", {})
+    assert not outcome.ok and outcome.status == "timeout after 1 s"
+    assert time.monotonic() - started < 10
+
+
+def test_a_command_hook_s_exit_status_decides(tmp_path: Path) -> None:
+    ok = HookSettings("ok", ("ban",), command=(sys.executable, "-c",
+                                               "import sys; sys.stdin.read()"))
+    assert run_command(ok, b"{}", {}).status == "exit 0"
+    bad = HookSettings("bad", ("ban",), command=(sys.executable, "-c", "raise SystemExit(3)"))
+    assert run_command(bad, b"{}", {}).status == "exit 3"
+    missing = HookSettings("missing", ("ban",), command=("/nonexistent/hook",))
+    assert not run_command(missing, b"{}", {}).ok
