@@ -247,7 +247,9 @@ class SFTPServer:
         self._sock: socket.socket | None = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
-        self._transports: set[paramiko.Transport] = set()
+        #: the open connections, each with its client's address (behind a trusted proxy:
+        #: the one its header named, not the socket's peer)
+        self._transports: dict[paramiko.Transport, str] = {}
         self._lock = threading.Lock()
         self.address: tuple[str, int] | None = None
         if self.guarded is None:
@@ -314,6 +316,10 @@ class SFTPServer:
             address = str(addr[0])
             if self.proxy.trusts(address):
                 # the real client is known only from the header: admitted in its own thread
+                # (the total is bounded here, before a thread is spent on it)
+                if self.gate.connections >= self.limits.max_connections:
+                    _close_quietly(client)
+                    continue
                 threading.Thread(target=self._serve_proxied, args=(client, address),
                                  name=f"sftp-proxy-{addr[0]}", daemon=True).start()
                 continue
@@ -376,7 +382,7 @@ class SFTPServer:
         conn = Connection(self.door, remote, self.gate, self.guarded, address)
         transport.set_subsystem_handler("sftp", ExchangeSFTPServer, DropFolders)
         with self._lock:
-            self._transports.add(transport)
+            self._transports[transport] = address
         waiting = True
         authenticated = False
         try:
@@ -393,7 +399,7 @@ class SFTPServer:
             if waiting:
                 self.gate.authenticated(address)
             with self._lock:
-                self._transports.discard(transport)
+                self._transports.pop(transport, None)
             transport.close()
             conn.release()
             self.gate.closed()
@@ -434,13 +440,9 @@ class SFTPServer:
     def _close_unauthenticated(self, ban: Ban) -> None:
         """Connections from a banned address that are still trying to log in end now."""
         with self._lock:
-            transports = list(self._transports)
-        for t in transports:
-            try:
-                peer = t.getpeername()
-            except OSError:
-                continue
-            if not t.is_authenticated() and address_key(str(peer[0])) == ban.address:
+            transports = list(self._transports.items())
+        for t, address in transports:
+            if not t.is_authenticated() and address_key(address) == ban.address:
                 t.close()
 
     def _await_login(self, transport: paramiko.Transport) -> bool:
