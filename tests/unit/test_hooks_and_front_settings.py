@@ -3,19 +3,23 @@ timeout (real sockets and a real child process; no fakes)."""
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from exchanged.daemon.hooks import run_command
+from exchanged.daemon.hooks import HookWorker, Outcome, run_command
 from exchanged.errors import ConfigError
 from exchanged.home import Home, load_config
 from exchanged.home.frontsettings import AgencySettings
 from exchanged.home.hooksettings import HookSettings
+from exchanged.ledger import Ledger, Query
 from exchanged.sftp.proxy import V2_SIGNATURE, ProxyError, read_header, sends_header
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "config.example.yaml"
@@ -136,3 +140,90 @@ def test_a_command_hook_s_exit_status_decides(tmp_path: Path) -> None:
     assert run_command(bad, b"{}", {}).status == "exit 3"
     missing = HookSettings("missing", ("ban",), command=("/nonexistent/hook",))
     assert not run_command(missing, b"{}", {}).ok
+
+
+# -- a hook's worker over a real ledger (the delivery is the test's own receiver) ------------
+
+def hook_ledger(tmp_path: Path) -> Ledger:
+    ledger = Ledger(tmp_path / "ledger.db")
+    ledger.create(exchange_name="test")
+    return ledger
+
+
+def answered(ledger: Ledger, batch: str, outcome: str = "result") -> int:
+    with ledger.transaction() as txn:
+        if outcome == "result":
+            txn.append("batch.processed", agency="bkn", flow="asn-register", batch=batch,
+                       uid=f"u-{batch}", rows=3, counts={"loaded": 3})
+        else:
+            txn.append("batch.rejected", agency="bkn", flow="asn-register", batch=batch,
+                       uid=f"u-{batch}", codes=["NOT_OPENPGP"])
+        return txn.append("batch.answered", agency="bkn", flow="asn-register", batch=batch,
+                          uid=f"u-{batch}", outcome=outcome)
+
+
+class Receiver:
+    def __init__(self, fail: int = 0) -> None:
+        self.got: list[dict[str, object]] = []
+        self.fail = fail
+
+    def __call__(self, hook: HookSettings, body: bytes, event: str, event_id: str,
+                 env: dict[str, str]) -> Outcome:
+        if self.fail:
+            self.fail -= 1
+            return Outcome(False, "HTTP 503")
+        self.got.append(json.loads(body))
+        return Outcome(True, "HTTP 204")
+
+
+def run_until(worker: HookWorker, stop: threading.Event, done: Callable[[], bool]) -> None:
+    worker.start()
+    deadline = time.monotonic() + 10
+    while not done() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stop.set()
+    worker.join(5)
+    assert done()
+
+
+def test_a_hook_delivers_in_order_and_resumes_after_its_last_delivery(tmp_path: Path) -> None:
+    ledger = hook_ledger(tmp_path)
+    answered(ledger, "before")  # before the hook existed: not delivered
+    hook = HookSettings("ops", ("batch.answered", "batch.rejected"), url="http://x/")
+    stop, receiver = threading.Event(), Receiver(fail=1)
+    worker = HookWorker(hook, ledger, (0.1,), "test", stop, deliver=receiver)
+    worker.prepare()
+    first = answered(ledger, "one")
+    answered(ledger, "two", "rejected")
+    run_until(worker, stop, lambda: len(receiver.got) == 2)
+    assert [(d["event"], d["batch"]) for d in receiver.got] == [
+        ("batch.answered", "one"), ("batch.rejected", "two")]
+    assert receiver.got[0]["counts"] == {"loaded": 3} and receiver.got[0]["uid"] == "u-one"
+    assert receiver.got[1]["reasons"] == ["NOT_OPENPGP"]
+    delivered = list(ledger.query(Query(kind="hook.delivered")))
+    assert [e.data["event_seq"] for e in delivered] == [first, first + 2]
+    assert delivered[0].data["attempts"] == 2  # the first try got a 503
+    # a restart: the new worker resumes after 'two', and delivers only what came since
+    answered(ledger, "three")
+    stop, again = threading.Event(), Receiver()
+    worker = HookWorker(hook, ledger, (0.1,), "test", stop, deliver=again)
+    worker.prepare()
+    run_until(worker, stop, lambda: len(again.got) == 1)
+    time.sleep(0.2)
+    assert [d["batch"] for d in again.got] == ["three"]
+
+
+def test_a_hook_that_never_gets_through_is_recorded_failed_and_goes_on(tmp_path: Path) -> None:
+    ledger = hook_ledger(tmp_path)
+    hook = HookSettings("down", ("batch.answered",), url="http://x/")
+    stop, receiver = threading.Event(), Receiver(fail=3)
+    worker = HookWorker(hook, ledger, (0.05, 0.05), "test", stop, deliver=receiver)
+    worker.prepare()
+    lost = answered(ledger, "lost")
+    answered(ledger, "next")
+    run_until(worker, stop, lambda: len(receiver.got) == 1)
+    failed = list(ledger.query(Query(kind="hook.failed")))
+    assert [(e.data["event_seq"], e.data["attempts"], e.data["status"]) for e in failed] == [
+        (lost, 3, "HTTP 503")]
+    assert receiver.got[0]["batch"] == "next"
+    assert ledger.verify().ok
