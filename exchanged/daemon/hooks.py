@@ -39,7 +39,7 @@ from exchanged.ledger.store import ENTRY_COLUMNS
 log = logging.getLogger("exchanged.hooks")
 
 #: how often a hook looks for new events
-POLL_SECONDS = 1.0
+POLL_SECONDS = 0.5
 #: entries read at once
 BATCH = 100
 #: the wait before a hook's ledger entry is tried again (the ledger cannot be written)
