@@ -34,6 +34,11 @@ class ProxyError(Exception):
     """The header is missing, malformed, or from an address that may not send one."""
 
 
+class NoHeader(ProxyError):
+    """The proxy's connection ended before saying anything: its health check (not worth a
+    warning every few seconds)."""
+
+
 @dataclass(frozen=True)
 class ProxySettings:
     enabled: bool = False
@@ -55,6 +60,8 @@ def _recv_exactly(sock: socket.socket, n: int, deadline: float) -> bytes:
         except (TimeoutError, OSError):
             raise ProxyError("the PROXY header did not come in time") from None
         if not chunk:
+            if not out and n >= 12:
+                raise NoHeader("the proxy's connection ended without a word")
             raise ProxyError("the connection ended inside the PROXY header")
         out += chunk
     return out

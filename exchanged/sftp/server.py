@@ -49,7 +49,13 @@ from exchanged.sftp.door import AgencyDoor, Door, GuardedDoor
 from exchanged.sftp.folders import DropFolders
 from exchanged.sftp.handles import ExchangeSFTPServer
 from exchanged.sftp.limits import Gate, Limits
-from exchanged.sftp.proxy import ProxyError, ProxySettings, read_header, sends_header
+from exchanged.sftp.proxy import (
+    NoHeader,
+    ProxyError,
+    ProxySettings,
+    read_header,
+    sends_header,
+)
 from exchanged.sftp.session import Session
 
 log = logging.getLogger("exchanged.sftp")
@@ -339,7 +345,8 @@ class SFTPServer:
         try:
             address, port = read_header(client, proxy, self.limits.login_grace_seconds)
         except ProxyError as e:
-            log.warning("a connection from the proxy %s refused: %s", proxy, e)
+            log.log(logging.DEBUG if isinstance(e, NoHeader) else logging.WARNING,
+                    "a connection from the proxy %s refused: %s", proxy, e)
             _close_quietly(client)
             return
         if self.defender.banned_for(address) > 0 or not self.gate.admit(address):

@@ -20,7 +20,13 @@ from exchanged.home import Home, load_config
 from exchanged.home.frontsettings import AgencySettings
 from exchanged.home.hooksettings import HookSettings
 from exchanged.ledger import Ledger, Query
-from exchanged.sftp.proxy import V2_SIGNATURE, ProxyError, read_header, sends_header
+from exchanged.sftp.proxy import (
+    V2_SIGNATURE,
+    NoHeader,
+    ProxyError,
+    read_header,
+    sends_header,
+)
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "config.example.yaml"
 
@@ -109,6 +115,11 @@ def test_proxy_headers_v1_and_v2() -> None:
 def test_bad_proxy_headers_are_refused(data: bytes) -> None:
     with pytest.raises(ProxyError):
         read_header(pair_with(data), "10.0.0.5", 2)
+
+
+def test_a_proxy_s_health_check_is_told_apart() -> None:
+    with pytest.raises(NoHeader):
+        read_header(pair_with(b""), "10.0.0.5", 2)
 
 
 def test_a_header_from_elsewhere_is_seen_without_being_taken() -> None:
