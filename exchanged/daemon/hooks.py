@@ -24,6 +24,7 @@ import os
 import signal
 import subprocess
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -81,9 +82,10 @@ def post(hook: HookSettings, body: bytes, event: str, event_id: str) -> Outcome:
     return Outcome(200 <= code < 300, f"HTTP {code}")
 
 
-def run_command(hook: HookSettings, body: bytes, env: dict[str, str]) -> Outcome:
+def run_command(hook: HookSettings, body: bytes, env: dict[str, str],
+                stop: threading.Event | None = None) -> Outcome:
     """Run the hook's command (no shell) with the document on its standard input; its own
-    process group, killed whole at the timeout."""
+    process group, killed whole at the timeout (or when the daemon stops)."""
     full = {"PATH": COMMAND_PATH, "LANG": "C.UTF-8", **hook.env, **env}
     try:
         proc = subprocess.Popen(list(hook.command), stdin=subprocess.PIPE,
@@ -91,15 +93,29 @@ def run_command(hook: HookSettings, body: bytes, env: dict[str, str]) -> Outcome
                                 env=full, cwd="/", start_new_session=True)
     except OSError as e:
         return Outcome(False, f"cannot run it ({type(e).__name__})")
-    try:
-        proc.communicate(body, timeout=hook.timeout_seconds)
-    except subprocess.TimeoutExpired:
+    deadline = time.monotonic() + hook.timeout_seconds
+    status = ""
+    feed: bytes | None = body
+    while True:
+        try:
+            # looked at twice a second: a stopping daemon does not wait for a slow hook (the
+            # input is given once; communicate keeps feeding it on the later calls)
+            proc.communicate(feed, timeout=max(0.01, min(0.5, deadline - time.monotonic())))
+            break
+        except subprocess.TimeoutExpired:
+            feed = None
+            if stop is not None and stop.is_set():
+                status = "stopped with the daemon"
+            elif time.monotonic() >= deadline:
+                status = f"timeout after {hook.timeout_seconds:g} s"
+            else:
+                continue
         try:
             os.killpg(proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
         proc.wait()
-        return Outcome(False, f"timeout after {hook.timeout_seconds:g} s")
+        return Outcome(False, status)
     return Outcome(proc.returncode == 0, f"exit {proc.returncode}")
 
 
@@ -115,12 +131,18 @@ class HookWorker:
         self.delays = delays
         self.exchange = exchange
         self._stop = stop
-        self._deliver = deliver or _deliver
+        self._deliver = deliver or self._default_deliver
         self._thread: threading.Thread | None = None
         #: the last entry delivered (or passed over), and the last one looked at
         self.cursor = 0
         self._scanned = 0
         self._ledger_id = ""
+
+    def _default_deliver(self, hook: HookSettings, body: bytes, event: str, event_id: str,
+                         env: dict[str, str]) -> Outcome:
+        if hook.url:
+            return post(hook, body, event, event_id)
+        return run_command(hook, body, env, self._stop)
 
     def prepare(self) -> None:
         """Where this hook resumes: after its newest delivery, else after the ledger's head
@@ -194,6 +216,8 @@ class HookWorker:
             outcome = self._deliver(self.hook, body, event, doc["id"], env)
             if outcome.ok:
                 break
+            if self._stop.is_set():
+                return  # not recorded: delivered again after the restart
             log.warning("hook %s: %s (event %d) not delivered, try %d: %s", self.hook.name,
                         event, entry.seq, attempts, outcome.status)
         self._record(entry, event, attempts, outcome)
@@ -221,13 +245,6 @@ class HookWorker:
         else:
             log.error("hook %s: %s (event %d) failed after %d tries: %s", self.hook.name,
                       event, entry.seq, attempts, outcome.status)
-
-
-def _deliver(hook: HookSettings, body: bytes, event: str, event_id: str,
-             env: dict[str, str]) -> Outcome:
-    if hook.url:
-        return post(hook, body, event, event_id)
-    return run_command(hook, body, env)
 
 
 class Hooks:

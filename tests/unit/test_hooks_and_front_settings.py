@@ -238,3 +238,14 @@ def test_a_hook_that_never_gets_through_is_recorded_failed_and_goes_on(tmp_path:
         (lost, 3, "HTTP 503")]
     assert receiver.got[0]["batch"] == "next"
     assert ledger.verify().ok
+
+
+def test_a_command_hook_ends_when_the_daemon_stops() -> None:
+    hook = HookSettings("slow", ("ban",), command=(sys.executable, "-c",
+                                                   "import time; time.sleep(30)"),
+                        timeout_seconds=60)
+    stop = threading.Event()
+    threading.Timer(0.5, stop.set).start()
+    started = time.monotonic()
+    outcome = run_command(hook, b"{}", {}, stop)
+    assert outcome.status == "stopped with the daemon" and time.monotonic() - started < 5
