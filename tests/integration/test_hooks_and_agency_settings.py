@@ -35,9 +35,12 @@ from typing import Any
 import pytest
 
 from exchanged.home import Home, load_config
+from exchanged.home.frontsettings import AgencySettings
+from exchanged.sftp.limits import Limits
 from exchanged.sftp.proxy import V2_SIGNATURE
 from exchanged.testing import synth
 from exchanged.testing.agencydesk import AgencyDesk, stop_gpg_agent
+from tests.integration.frontdoor import FLOW, front_door
 from tests.integration.support import (
     AGREEMENT,
     HOST,
@@ -422,3 +425,24 @@ def test_intake_stopped_and_resumed_reach_the_hooks(setup: Setup) -> None:
     assert resumed["since"] == stopped["since"]
     assert resumed["ledger_seq"] > stopped["ledger_seq"]
     ex.verify()
+
+
+# -- the front door alone (in-process, real sftp): a quota of bytes per period ----------------
+
+def test_a_period_quota_of_bytes_fails_at_the_write_that_passes_it(tmp_path: Path) -> None:
+    limits = Limits(agencies={"alpha": AgencySettings(period_bytes=100_000, period_hours=1)})
+    with front_door(tmp_path, limits, sent=(60_000, 1)) as door:
+        big = tmp_path / "big.csv.gpg"
+        big.write_bytes(os.urandom(50_000))
+        assert door.sftp("alpha", f'put "{big}" /inbox/{FLOW}/big.csv.gpg').returncode != 0
+        [(name, size, why)] = door.door.discarded
+        assert name == "big.csv.gpg" and size <= 40_000 and "period" in why
+        small = tmp_path / "small.csv.gpg"
+        small.write_bytes(os.urandom(30_000))
+        assert door.sftp("alpha", f'put "{small}" /inbox/{FLOW}/small.csv.gpg').returncode == 0
+        # beta has no period quota
+        assert door.sftp("beta", f'put "{big}" /inbox/{FLOW}/big.csv.gpg').returncode == 0
+        # what alpha sent cannot be counted: nothing more is taken from it (fail closed)
+        door.door.sent = None
+        assert door.sftp("alpha", f'put "{small}" /inbox/{FLOW}/again.csv.gpg').returncode != 0
+        assert door.sftp("beta", f'put "{small}" /inbox/{FLOW}/again.csv.gpg').returncode == 0
