@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -20,7 +21,7 @@ from exchanged.batch.spool import Upload
 from exchanged.errors import ConfigError, as_unavailable
 from exchanged.home import Config, Home
 from exchanged.home.agencies import Agencies
-from exchanged.ledger import Ledger
+from exchanged.ledger import Ledger, format_ts, utc_now
 from exchanged.ledger.checkpoints import LEDGER_FOLDER
 from exchanged.sftp import SFTPServer, openssh
 
@@ -30,7 +31,8 @@ log = logging.getLogger("exchanged")
 class FrontDoor:
     """What the SFTP server may ask of the exchange (implements
     :class:`exchanged.sftp.door.GuardedDoor`: a Door that also counts an agency's queue
-    for its quota and records bans)."""
+    for its quota and records bans; and :class:`exchanged.sftp.door.AgencyDoor`: what an
+    agency sent within its period, refused logins on record)."""
 
     def __init__(self, home: Home, config: Config, ledger: Ledger, pipeline: Pipeline,
                  policy: PolicyHolder) -> None:
@@ -82,6 +84,20 @@ class FrontDoor:
 
     def unanswered(self, agency: str) -> tuple[int, int]:
         return self.pipeline.state.unanswered(agency)
+
+    def received_since(self, agency: str, seconds: float) -> tuple[int, int]:
+        """What the agency handed over in the last ``seconds``, from the ledger (kept for
+        ever, unlike the batches' rows): its ``batch.received`` entries."""
+        since = format_ts(utc_now() - timedelta(seconds=seconds))
+        row = self.ledger.connection().execute(
+            "SELECT COALESCE(SUM(json_extract(data, '$.bytes')), 0), COUNT(*) FROM ledger "
+            "WHERE agency = ? AND ts >= ? AND kind = 'batch.received'",
+            (agency, since)).fetchone()
+        return int(row[0]), int(row[1])
+
+    def login_refused(self, agency: str | None, remote: str, why: str) -> None:
+        self._append("login.refused", agency=agency, actor=agency or "unknown", remote=remote,
+                     why=why)
 
     def inbox_flows(self, agency: str) -> tuple[str, ...]:
         return self.policy.get().inbox_flows(agency)

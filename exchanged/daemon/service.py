@@ -27,6 +27,7 @@ from exchanged.batch.state import SCHEMA as STATE_SCHEMA
 from exchanged.batch.state import upgrade as upgrade_state
 from exchanged.crypto.keys import Keyring
 from exchanged.daemon.frontdoor import EmbeddedFront, FrontDoor, FrontEnd, OpenSSHFront
+from exchanged.daemon.hooks import Hooks
 from exchanged.daemon.logs import configure_logging
 from exchanged.daemon.metrics import AgreementGauge, serve_metrics
 from exchanged.daemon.notify import Notifier
@@ -42,6 +43,7 @@ from exchanged.policy import PolicySet
 from exchanged.policy.loader import load_policy_files, read_policy_files
 from exchanged.sftp import SFTPServer, openssh
 from exchanged.sftp.limits import Limits
+from exchanged.sftp.proxy import ProxySettings
 
 log = logging.getLogger("exchanged")
 
@@ -89,9 +91,11 @@ class Service:
                 front = OpenSSHFront(self.home, pipeline, holder)
             else:
                 limits = Limits(quota_bytes=self.config.sftp_quota_bytes,
-                                quota_files=self.config.sftp_quota_files)
+                                quota_files=self.config.sftp_quota_files,
+                                agencies=self.config.agency_settings)
+                proxy = ProxySettings(self.config.proxy_protocol, self.config.proxy_trusted)
                 front = EmbeddedFront(SFTPServer(door, self.home.ssh_host_key,
-                                                 self.config.listen, limits))
+                                                 self.config.listen, limits, proxy=proxy))
             try:
                 where = front.bind()
             except OSError as e:
@@ -101,8 +105,13 @@ class Service:
                 archive_policy_set(txn, files, format_ts(utc_now()))
                 txn.append("exchange.started", actor="admin", version=__version__,
                            policy_sha256=policy.sha256, pid=os.getpid())
+            # the hooks resume where they stopped; a new one starts with this run's events
+            hooks = Hooks(self.config.hooks, ledger, self.config.hook_retry_delays,
+                          self.config.name)
+            hooks.prepare()
             pipeline.recover()
             pipeline.start()
+            hooks.start()
             scheduler = Scheduler(self.home, self.config, ledger, holder.get)
             scheduler.start()
             front.serve()
@@ -151,6 +160,7 @@ class Service:
                     metrics.shutdown()
                 scheduler.stop()
                 pipeline.stop()
+                hooks.stop()
                 try:
                     self.home.daemon_file.unlink()
                 except FileNotFoundError:

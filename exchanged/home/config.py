@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 
 from exchanged.errors import ConfigError
+from exchanged.home.frontsettings import (
+    AgencySettings,
+    Network,
+    agency_settings,
+    networks,
+    proxy_protocol,
+)
+from exchanged.home.hooksettings import HookSettings, hooks
 from exchanged.home.paths import Home
 
 LISTEN_RE = re.compile(r"(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-]+):(?P<port>\d{1,5})")
@@ -79,6 +88,15 @@ class Config:
     #: level (6) spends 3x the time of level 1 for answers about 4 % smaller
     #: (docs/performance.md), and sealing is most of an answer's time
     answer_compression: tuple[tuple[str, str], ...] = (("default", "fast"),)
+    #: each agency's own front-door settings (quotas, a rolling period's quotas, the
+    #: networks its logins may come from): exchanged.home.frontsettings
+    agency_settings: Mapping[str, AgencySettings] = field(default_factory=dict)
+    #: the PROXY protocol (v1 and v2) from the trusted proxies behind a load balancer
+    proxy_protocol: bool = False
+    proxy_trusted: tuple[Network, ...] = ()
+    #: event hooks (exchanged.home.hooksettings) and the waits before each retry of one
+    hooks: tuple[HookSettings, ...] = ()
+    hook_retry_delays: tuple[float, ...] = (5.0, 30.0, 120.0, 600.0)
 
     @property
     def zone(self) -> ZoneInfo:
@@ -114,6 +132,20 @@ CONFIG_KEYS = {
     "sftp_quota_files": int,
     "retry_delays": list,
     "answer_compression": dict,
+    "agency_settings": dict,
+    "proxy_protocol": bool,
+    "proxy_trusted": list,
+    "hooks": list,
+    "hook_retry_delays": list,
+}
+
+#: settings with a structure of their own, each read by its parser
+PARSERS: Mapping[str, Callable[[Path, str, object], object]] = {
+    "agency_settings": agency_settings,
+    "proxy_protocol": proxy_protocol,
+    "proxy_trusted": networks,
+    "hooks": hooks,
+    "answer_compression": lambda path, _key, value: _compression(path, value),
 }
 
 
@@ -143,11 +175,12 @@ def _typed_values(path: Path, raw: dict[Any, Any]) -> dict[str, Any]:
         if kind is None:
             known = ", ".join(sorted(CONFIG_KEYS))
             raise ConfigError(f"{path}: unknown setting {key!r} (known: {known})")
+        parser = PARSERS.get(str(key))
+        if parser is not None:
+            values[str(key)] = parser(path, str(key), value)
+            continue
         if kind is list:
             values[str(key)] = _seconds_list(path, str(key), value)
-            continue
-        if kind is dict:
-            values[str(key)] = _compression(path, value)
             continue
         if not isinstance(value, kind) or isinstance(value, bool):
             noun = "a whole number" if kind is int else "text"
@@ -202,6 +235,8 @@ def _problem(config: Config) -> str | None:
         (config.sftp_quota_bytes >= 1 and config.sftp_quota_files >= 1,
          "sftp_quota_bytes and sftp_quota_files must be at least 1"),
         (config.log_format in ("text", "json"), "log_format must be text or json"),
+        (not config.proxy_protocol or bool(config.proxy_trusted),
+         "proxy_protocol needs proxy_trusted: the addresses of the load balancers"),
         (config.log_level in ("debug", "info", "warning", "error"),
          "log_level must be debug, info, warning or error"),
     )

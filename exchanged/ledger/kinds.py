@@ -46,6 +46,9 @@ KINDS: Mapping[str, str] = {
     "the agency if the user name is one, else only a hash of the name)",
     "login.banned": "an address (an IPv6 /64) was banned after repeated failed logins (the "
     "address, its score, the ban's length in seconds, the how-manieth ban of it)",
+    "login.refused": "an agency's login was refused before its key was accepted: from a "
+    "network outside its allow_from (the address), or a PROXY header from an address that is "
+    "no trusted proxy (no agency then); the connection also scores for the defender",
     "upload.interrupted": "an upload that did not complete (dropped connection, over its limit, "
     "daemon stopped) was discarded, never processed; recorded before its file is removed",
     # a batch's life
@@ -85,6 +88,11 @@ KINDS: Mapping[str, str] = {
     "reminder.minutes": "a half-year ended without a berita acara (Pasal 3 ayat (2) huruf d)",
     "reminder.evaluation": "a half-year ended without a monitoring and evaluation (Pasal 7)",
     "reminder.key_expiry": "an OpenPGP key (the exchange's or an agency's) expires soon",
+    # event hooks
+    "hook.delivered": "an event hook was told of an event (hook, url or command, the event, "
+    "the entry that raised it, tries, the answer: 'HTTP 204', 'exit 0')",
+    "hook.failed": "an event hook could not be told of an event after its last try (the same "
+    "fields; the hook went on to the next event)",
     # reports
     "report.generated": "a periodic report was made (berita acara or evaluasi: agreement, "
     "period, whether it had ended, the checkpoint's size, the formats written and each one's "

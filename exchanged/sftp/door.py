@@ -80,3 +80,19 @@ class GuardedDoor(Door[U], Protocol[U]):
     def address_banned(self, address: str, score: int, seconds: int, count: int) -> None:
         """Record that ``address`` (an IPv4 address or an IPv6 /64) is banned for ``seconds``
         after repeated failed logins; ``count`` says the how-manieth ban of it this is."""
+
+
+@runtime_checkable
+class AgencyDoor(Protocol):
+    """What the front door needs of the exchange for the agencies' own settings: what an
+    agency sent within a period (its period quotas), and where a refused login goes on
+    record. Without it, a period quota refuses every upload (fail closed) and a refused
+    login is only logged."""
+
+    def received_since(self, agency: str, seconds: float) -> tuple[int, int]:
+        """Bytes and number of the batches ``agency`` handed over in the last ``seconds``."""
+
+    def login_refused(self, agency: str | None, remote: str, why: str) -> None:
+        """Record a login refused before its key was accepted (``why``: ``network``, the
+        agency's allow_from does not hold the address; ``proxy-header``, a PROXY header from
+        an address that is no trusted proxy)."""

@@ -23,7 +23,9 @@ client renames them to their final name, as WinSCP and many scripts do.
 Each agency's inbox has a quota of bytes and files (see
 :mod:`exchanged.sftp.limits`): a write that would take it over the byte
 quota fails at that write, and an upload is not even opened when the agency
-already has its quota of files.
+already has its quota of files. An agency's own settings may also bound what it
+sends within a rolling period (``period_bytes``, ``period_files``): counted by
+the Door from the batches received, with the uploads being written.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ from paramiko.sftp import (
 )
 
 from exchanged.errors import Unavailable
-from exchanged.sftp.door import Door, GuardedDoor, Upload
+from exchanged.sftp.door import AgencyDoor, Door, GuardedDoor, Upload
 from exchanged.sftp.handles import ReadHandle, UploadHandle
 from exchanged.sftp.limits import Gate
 from exchanged.sftp.paths import (
@@ -256,11 +258,44 @@ class DropFolders(paramiko.SFTPServerInterface):
         writing_bytes, writing_files = self.gate.writing(agency)
         files = held_files + queued_files + writing_files
         elsewhere = held_bytes + queued_bytes
-        if files >= limits.quota_files or elsewhere + writing_bytes >= limits.quota_bytes:
+        quota_bytes = limits.quota_bytes_of(agency)
+        if (files >= limits.quota_files_of(agency)
+                or elsewhere + writing_bytes >= quota_bytes):
             log.warning("%s: upload refused, its inbox is at its quota (%d files, %d bytes)",
                         agency, files, elsewhere + writing_bytes, extra={"agency": agency})
             return None
+        room = self._period_room(agency, writing_bytes, writing_files)
+        if room is False:
+            return None
+        if room is not None:
+            # the handle's writes are held to quota_bytes - elsewhere: the smaller room wins
+            elsewhere = max(elsewhere, quota_bytes - room)
         return elsewhere
+
+    def _period_room(self, agency: str, writing_bytes: int, writing_files: int
+                     ) -> int | None | bool:
+        """The bytes the agency may still send within its rolling period (None: no limit of
+        bytes), or False if it may send nothing more now."""
+        settings = self.gate.limits.settings(agency)
+        if settings.period_bytes is None and settings.period_files is None:
+            return None
+        door = self.door
+        try:
+            if not isinstance(door, AgencyDoor):
+                raise TypeError("the Door cannot count what an agency sent")
+            sent_bytes, sent_files = door.received_since(agency, settings.period_hours * 3600)
+        except Exception as e:
+            log.error("what %s sent cannot be counted (%s): upload refused", agency,
+                      type(e).__name__)
+            return False
+        if (settings.period_files is not None
+                and sent_files + writing_files >= settings.period_files) or (
+                settings.period_bytes is not None
+                and sent_bytes + writing_bytes >= settings.period_bytes):
+            log.warning("%s: upload refused, it sent its quota of %d hours already (%d files, "
+                        "%d bytes)", agency, settings.period_hours, sent_files, sent_bytes)
+            return False
+        return None if settings.period_bytes is None else settings.period_bytes - sent_bytes
 
     def _held(self, agency: str) -> tuple[int, int]:
         """Bytes and number of the uploads the agency holds under a temporary name."""

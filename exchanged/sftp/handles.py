@@ -64,8 +64,13 @@ class UploadHandle(paramiko.SFTPHandle):
             return SFTP_FAILURE
         # counted before it is written: the exchange never stores a byte over the quota
         if not self.folders.gate.grow_upload(self.upload.agency, id(self), end, self.elsewhere):
+            limits = self.folders.gate.limits
+            agency = self.upload.agency
             self.refused = (f"the agency's inbox is over its quota of "
-                            f"{self.folders.gate.limits.quota_bytes} bytes")
+                            f"{limits.quota_bytes_of(agency)} bytes"
+                            if limits.settings(agency).period_bytes is None else
+                            "the agency is over its quota of bytes (in its inbox, or sent "
+                            "within its period)")
             return SFTP_FAILURE
         try:
             self.upload.write(offset, data)

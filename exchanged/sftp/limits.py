@@ -10,13 +10,19 @@ What counts towards an agency's inbox quota: the uploads it is writing now,
 the uploads it holds under a temporary name in its ``/inbox/<flow>/``, and
 the batches it handed over that have not been answered yet (the Door says
 how many). A write that would take the agency over its byte quota fails at
-that write, so the exchange never stores a byte beyond it.
+that write, so the exchange never stores a byte beyond it. An agency may have
+quotas of its own (``agency_settings``), and quotas of what it sends within a
+rolling period (the Door counts what it received; see ``sftp/folders.py``).
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from exchanged.home.frontsettings import AgencySettings
 
 GiB = 1024**3
 
@@ -53,6 +59,21 @@ class Limits:
     ban_max_seconds: float = 86400.0
     #: addresses the defender keeps track of at once (the rest are forgotten, lowest first)
     max_tracked_addresses: int = 100_000
+    #: each agency's own settings (``agency_settings`` in config.yaml): its quotas instead of
+    #: the two above, quotas per rolling period, the networks its logins may come from
+    agencies: Mapping[str, AgencySettings] = field(
+        default_factory=lambda: MappingProxyType({}))
+
+    def settings(self, agency: str) -> AgencySettings:
+        return self.agencies.get(agency) or AgencySettings()
+
+    def quota_bytes_of(self, agency: str) -> int:
+        own = self.settings(agency).quota_bytes
+        return self.quota_bytes if own is None else own
+
+    def quota_files_of(self, agency: str) -> int:
+        own = self.settings(agency).quota_files
+        return self.quota_files if own is None else own
 
 
 @dataclass
@@ -152,7 +173,7 @@ class Gate:
             if size <= current:
                 return True
             others = sum(v for k, v in usage.writing.items() if k != key)
-            if elsewhere + others + size > self.limits.quota_bytes:
+            if elsewhere + others + size > self.limits.quota_bytes_of(agency):
                 return False
             usage.writing[key] = size
             return True

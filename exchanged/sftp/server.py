@@ -18,7 +18,9 @@ SHA-2 (no ``ssh-rsa`` SHA-1 signatures, no DSA). Strict key exchange
 The limits (:class:`~exchanged.sftp.limits.Limits`): connections at once,
 connections per address still logging in, a login deadline, logged-in
 sessions per agency, channels per connection, idle time, and each agency's
-inbox quota.
+inbox quota. An agency's ``allow_from`` refuses its key from any other network
+(on record, scored by the defender). Behind a load balancer, the PROXY protocol
+(:mod:`exchanged.sftp.proxy`) gives the real client's address to all of these.
 """
 
 from __future__ import annotations
@@ -43,11 +45,18 @@ from paramiko.common import (
 
 from exchanged.home import Listen
 from exchanged.sftp.defender import Ban, Defender, address_key
-from exchanged.sftp.door import Door, GuardedDoor
+from exchanged.sftp.door import AgencyDoor, Door, GuardedDoor
 from exchanged.sftp.folders import DropFolders
 from exchanged.sftp.handles import ExchangeSFTPServer
 from exchanged.sftp.limits import Gate, Limits
 from exchanged.sftp.pipe import install as install_chunk_pipe
+from exchanged.sftp.proxy import (
+    NoHeader,
+    ProxyError,
+    ProxySettings,
+    read_header,
+    sends_header,
+)
 from exchanged.sftp.session import Session
 
 log = logging.getLogger("exchanged.sftp")
@@ -95,9 +104,13 @@ class Connection(paramiko.ServerInterface):
     """One client connection's authentication and channel policy."""
 
     def __init__(self, door: Door[Any], remote: str, gate: Gate,
-                 guarded: GuardedDoor[Any] | None = None) -> None:
+                 guarded: GuardedDoor[Any] | None = None, address: str = "") -> None:
         self.door = door
         self.remote = remote
+        #: the client's address (behind a trusted proxy: the one its PROXY header names)
+        self.address = address or remote.rsplit(":", 1)[0]
+        #: a valid key came from outside the agency's allow_from (recorded once)
+        self.refused_network = False
         self.gate = gate
         self.limits = gate.limits
         #: the Door, if it can count an agency's queue (see GuardedDoor); DropFolders uses it
@@ -125,6 +138,9 @@ class Connection(paramiko.ServerInterface):
         self.attempted_user = username
         self.attempts += 1
         if self.door.authenticate(username, key):
+            if not self.limits.settings(username).allows(self.address):
+                self._refuse_network(username)
+                return AUTH_FAILED
             # paramiko asks twice: once for the key (no signature yet), once signed
             # (before checking the signature); channels open only after a verified
             # login, so the session is safe to create here and the login is
@@ -133,6 +149,17 @@ class Connection(paramiko.ServerInterface):
                 self.session = Session(agency=username, remote=self.remote)
             return AUTH_SUCCESSFUL
         return AUTH_FAILED
+
+    def _refuse_network(self, agency: str) -> None:
+        """The agency's key, from a network outside its allow_from: refused, on record once
+        per connection, and scored by the defender like any failed login."""
+        if self.refused_network:
+            return
+        self.refused_network = True
+        log.warning("%s from %s: login refused, the address is outside its allow_from",
+                    agency, self.remote)
+        if isinstance(self.door, AgencyDoor):
+            quietly(self.door.login_refused, agency, self.remote, "network")
 
     def check_auth_interactive(self, username: str, submethods: str) -> int:
         return AUTH_FAILED
@@ -221,7 +248,8 @@ class SFTPServer:
 
     def __init__(self, door: Door[Any], host_key_path: Path, listen: Listen,
                  limits: Limits | None = None, *,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 proxy: ProxySettings | None = None) -> None:
         self.door = door
         self.guarded = door if isinstance(door, GuardedDoor) else None
         self.host_key = paramiko.Ed25519Key(filename=str(host_key_path))
@@ -229,11 +257,15 @@ class SFTPServer:
         self.limits = limits or Limits()
         self.gate = Gate(self.limits)
         self.defender = Defender(self.limits, clock)
+        #: the PROXY protocol (off unless configured) and the proxies it trusts
+        self.proxy = proxy or ProxySettings()
         self._disabled = disabled_algorithms()
         self._sock: socket.socket | None = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
-        self._transports: set[paramiko.Transport] = set()
+        #: the open connections, each with its client's address (behind a trusted proxy:
+        #: the one its header named, not the socket's peer)
+        self._transports: dict[paramiko.Transport, str] = {}
         self._lock = threading.Lock()
         self.address: tuple[str, int] | None = None
         if self.guarded is None:
@@ -298,6 +330,15 @@ class SFTPServer:
                 self._stopping.wait(0.2)
                 continue
             address = str(addr[0])
+            if self.proxy.trusts(address):
+                # the real client is known only from the header: admitted in its own thread
+                # (the total is bounded here, before a thread is spent on it)
+                if self.gate.connections >= self.limits.max_connections:
+                    _close_quietly(client)
+                    continue
+                threading.Thread(target=self._serve_proxied, args=(client, address),
+                                 name=f"sftp-proxy-{addr[0]}", daemon=True).start()
+                continue
             # a banned address, or one over a limit, is closed before the handshake: it
             # costs no thread, no key exchange and no ledger entry
             if self.defender.banned_for(address) > 0 or not self.gate.admit(address):
@@ -308,7 +349,40 @@ class SFTPServer:
                 name=f"sftp-{addr[0]}", daemon=True,
             ).start()
 
-    def _serve(self, client: socket.socket, address: str, remote: str) -> None:
+    def _serve_proxied(self, client: socket.socket, proxy: str) -> None:
+        """A connection from a trusted proxy: its PROXY header names the client, whose
+        address the limits, the defender, the allow-lists and the ledger then see."""
+        try:
+            address, port = read_header(client, proxy, self.limits.login_grace_seconds)
+        except ProxyError as e:
+            log.log(logging.DEBUG if isinstance(e, NoHeader) else logging.WARNING,
+                    "a connection from the proxy %s refused: %s", proxy, e)
+            _close_quietly(client)
+            return
+        if self.defender.banned_for(address) > 0 or not self.gate.admit(address):
+            _close_quietly(client)
+            return
+        host = f"[{address}]" if ":" in address else address
+        self._serve(client, address, f"{host}:{port}", proxied=True)
+
+    def _refuse_header(self, client: socket.socket, address: str, remote: str) -> bool:
+        """With the PROXY protocol on, a header from an address that is no trusted proxy is
+        refused: anyone could claim any address with one. True if it was refused."""
+        if not self.proxy.enabled or not sends_header(client):
+            return False
+        log.warning("a PROXY header from %s refused: not a trusted proxy", remote)
+        _close_quietly(client)
+        self.gate.authenticated(address)
+        self.gate.closed()
+        if isinstance(self.door, AgencyDoor):
+            quietly(self.door.login_refused, None, remote, "proxy-header")
+        self._failed(address, 1)
+        return True
+
+    def _serve(self, client: socket.socket, address: str, remote: str, *,
+               proxied: bool = False) -> None:
+        if not proxied and self._refuse_header(client, address, remote):
+            return
         client.settimeout(None)
         try:
             transport = paramiko.Transport(client, disabled_algorithms=self._disabled,
@@ -323,10 +397,10 @@ class SFTPServer:
         transport.handshake_timeout = self.limits.login_grace_seconds
         transport.auth_timeout = self.limits.login_grace_seconds
         transport.add_server_key(self.host_key)
-        conn = Connection(self.door, remote, self.gate, self.guarded)
+        conn = Connection(self.door, remote, self.gate, self.guarded, address)
         transport.set_subsystem_handler("sftp", ExchangeSFTPServer, DropFolders)
         with self._lock:
-            self._transports.add(transport)
+            self._transports[transport] = address
         waiting = True
         authenticated = False
         try:
@@ -343,7 +417,7 @@ class SFTPServer:
             if waiting:
                 self.gate.authenticated(address)
             with self._lock:
-                self._transports.discard(transport)
+                self._transports.pop(transport, None)
             transport.close()
             conn.release()
             self.gate.closed()
@@ -385,13 +459,9 @@ class SFTPServer:
     def _close_unauthenticated(self, ban: Ban) -> None:
         """Connections from a banned address that are still trying to log in end now."""
         with self._lock:
-            transports = list(self._transports)
-        for t in transports:
-            try:
-                peer = t.getpeername()
-            except OSError:
-                continue
-            if not t.is_authenticated() and address_key(str(peer[0])) == ban.address:
+            transports = list(self._transports.items())
+        for t, address in transports:
+            if not t.is_authenticated() and address_key(address) == ban.address:
                 t.close()
 
     def _await_login(self, transport: paramiko.Transport) -> bool:

@@ -42,6 +42,8 @@ class RecordingDoor:
     received: list[tuple[str, int]] = field(default_factory=list)
     discarded: list[tuple[str, int, str]] = field(default_factory=list)
     bans: list[tuple[str, int, int, int]] = field(default_factory=list)
+    #: what each agency sent within its period (for period quotas); None: cannot be counted
+    sent: tuple[int, int] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
@@ -108,6 +110,15 @@ class RecordingDoor:
     def address_banned(self, address: str, score: int, seconds: int, count: int) -> None:
         with self.lock:
             self.bans.append((address, score, seconds, count))
+
+    def received_since(self, agency: str, seconds: float) -> tuple[int, int]:
+        if self.sent is None:
+            raise RuntimeError("what the agency sent cannot be counted")
+        return self.sent
+
+    def login_refused(self, agency: str | None, remote: str, why: str) -> None:
+        with self.lock:
+            self.events.append(("login.refused", agency or "", why))
 
 
 @dataclass
