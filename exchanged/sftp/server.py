@@ -25,6 +25,7 @@ inbox quota. An agency's ``allow_from`` refuses its key from any other network
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import threading
@@ -384,6 +385,11 @@ class SFTPServer:
         if not proxied and self._refuse_header(client, address, remote):
             return
         client.settimeout(None)
+        # each SFTP write is answered by a small status packet: without TCP_NODELAY, Nagle's
+        # algorithm holds each one until the client acknowledges the one before, and the
+        # client's delayed acknowledgement (40 ms) stalls the upload (OpenSSH sets it too)
+        with contextlib.suppress(OSError):
+            client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
             transport = paramiko.Transport(client, disabled_algorithms=self._disabled,
                                            default_max_packet_size=MAX_PACKET_BYTES)
