@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import signal
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from exchanged.testing import synth
 from exchanged.testing.agencydesk import AgencyDesk, stop_gpg_agent
-from tests.integration.support import Agency, Exchange, make_exchange
+from tests.integration.support import Agency, Exchange, exchanged, make_exchange
 
 REGISTER_ROWS = 3000
 
@@ -140,6 +143,58 @@ def test_no_plaintext_left_and_no_personal_data_in_ledger_or_log(exchange: Excha
             data = path.read_bytes()
             leaked = [n for n in niks + nips if n in data]
             assert not leaked, f"{path} holds identifiers in the clear"
+
+
+def test_ledger_batches_one_row_per_upload(exchange: Exchange) -> None:
+    """`ledger batches` over this module's real batches: one row each, with its outcome."""
+    home = str(exchange.home)
+    out = exchanged("ledger", "batches", "--home", home, "--format", "json").stdout
+    rows = {r["batch"]: r for r in map(json.loads, out.splitlines())}
+    assert {"asn-1", "kpm-1", "asn-2", "asn-bad", "kpm-one"} <= set(rows)
+    kpm = rows["kpm-1"]
+    assert kpm["outcome"] == "result" and kpm["rows"] == 2000
+    assert sum(kpm["counts"].values()) == 2000 and kpm["downloaded"] >= kpm["received"]
+    assert rows["asn-bad"]["outcome"] == "rejected"
+    assert rows["asn-bad"]["codes"] == ["NO_VALID_ROWS"] and rows["asn-bad"]["rows"] is None
+    year = datetime.now(ZoneInfo("Asia/Jakarta")).strftime("%Y")
+    refused = exchanged("ledger", "batches", "--home", home, "--agency", "bkn", "--flow",
+                        "asn-register", "--period", year, "--outcome", "rejected",
+                        "--format", "csv").stdout.splitlines()
+    assert refused[0].startswith('"received","agency","flow","batch","uid","rows","outcome"')
+    assert len(refused) == 2 and '"asn-bad"' in refused[1] and '"NO_VALID_ROWS"' in refused[1]
+    table = exchanged("ledger", "batches", "--home", home, "--flow", "asn-register").stdout
+    assert "asn-2" in table and "kpm-1" not in table and "NO_VALID_ROWS" in table
+    # the exchange's uid of an upload, wherever --batch is taken
+    uid = kpm["uid"]
+    by_uid = exchanged("ledger", "batches", "--home", home, "--batch", uid,
+                       "--format", "json").stdout.splitlines()
+    assert [json.loads(r)["batch"] for r in by_uid] == ["kpm-1"]
+    entries = exchange.ledger("--batch", uid)
+    assert {e["kind"] for e in entries} >= {"batch.received", "batch.processed",
+                                            "batch.answered", "outcome.downloaded"}
+    assert all(e["batch"] == "kpm-1" for e in entries)
+    stats = json.loads(exchanged("ledger", "stats", "--home", home, "--agency", "bkn",
+                                 "--period", year, "--format", "json").stdout)
+    assert set(stats["agency"]) == {"bkn"} and stats["reason"] == {"NO_VALID_ROWS": 1}
+
+
+@pytest.mark.parametrize("command", [
+    ("ledger", "query", "--agency", "nosuch"),
+    ("ledger", "query", "--flow", "nosuch"),
+    ("ledger", "batches", "--agency", "nosuch"),
+    ("ledger", "batches", "--flow", "nosuch"),
+    ("ledger", "stats", "--agency", "nosuch"),
+    ("policy", "explain", "--agency", "nosuch", "--flow", "kpm-verification"),
+    ("policy", "explain", "--agency", "kemensos", "--flow", "nosuch"),
+])
+def test_an_unknown_agency_or_flow_is_an_error_that_lists_the_known_ones(
+        exchange: Exchange, command: tuple[str, ...]) -> None:
+    r = exchanged(*command[:2], "--home", str(exchange.home), *command[2:], check=False)
+    assert r.returncode == 2 and not r.stdout
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    known = ("bkn, kemensos" if "--agency" in command and command[command.index("--agency") + 1]
+             == "nosuch" else "asn-register, jabfung-integration, kpm-register")
+    assert "'nosuch'" in r.stderr and known in r.stderr, r.stderr
 
 
 @pytest.fixture
