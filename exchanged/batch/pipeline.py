@@ -460,6 +460,8 @@ class Pipeline:
             extra: dict[str, Any] = {}
             if result.reference_snapshot:
                 extra["reference_snapshot"] = result.reference_snapshot
+            if result.invalid_reasons:
+                extra["invalid_reasons"] = dict(result.invalid_reasons)
             if result.comparisons is not None:  # counts only: the NIPs are keyed, and stay out
                 extra["comparisons"] = self.state.count_comparisons(
                     txn, batch.agency, batch.flow, result.comparisons)

@@ -67,6 +67,8 @@ class FlowResult:
     reference_snapshot: str | None = None
     #: what the batch took of its flow's comparison bound (set by the pipeline)
     comparisons: Comparisons | None = None
+    #: rows answered as invalid, by the code of their ``alasan`` (counts only, no values)
+    invalid_reasons: Mapping[str, int] | None = None
 
     def with_comparisons(self, comparisons: Comparisons) -> FlowResult:
         return replace(self, comparisons=comparisons)

@@ -75,7 +75,8 @@ def test_register_then_verification(exchange: Exchange, bkn: Agency, kemensos: A
         (str(header_and_rows + 3), "DUPLICATE_NIK"),
     ]
     answer = verify_kpm(kemensos, work, register, "kpm-1", 2000)
-    assert set(answer[0]) == {"ref", "nik", "status", "jenis_asn", "instansi"}
+    assert list(answer[0]) == ["ref", "nik", "status", "jenis_asn", "instansi", "alasan"]
+    assert all(bool(r["alasan"]) == (r["status"] == "TIDAK_VALID") for r in answer)
     statuses = {r["status"] for r in answer}
     assert statuses == {"ASN", "TIDAK_DITEMUKAN", "TIDAK_VALID"}
     processed = exchange.ledger("--batch", "kpm-1", "--kind", "batch.processed")[0]
@@ -87,7 +88,7 @@ def test_batch_without_ref_and_with_optional_columns(exchange: Exchange, kemenso
                                                      work: Path) -> None:
     register = synth.SyntheticRegister(REGISTER_ROWS, seed=11)
     answer = verify_kpm(kemensos, work, register, "kpm-plain", 300, columns=("nik",))
-    assert list(answer[0]) == ["nik", "status", "jenis_asn", "instansi"]
+    assert list(answer[0]) == ["nik", "status", "jenis_asn", "instansi", "alasan"]
     verify_kpm(kemensos, work, register, "kpm-full", 300,
                columns=("ref", "nik", "nama", "tanggal_lahir"))
 
@@ -143,6 +144,42 @@ def test_no_plaintext_left_and_no_personal_data_in_ledger_or_log(exchange: Excha
             data = path.read_bytes()
             leaked = [n for n in niks + nips if n in data]
             assert not leaked, f"{path} holds identifiers in the clear"
+
+
+def test_invalid_rows_say_why_in_the_last_column(exchange: Exchange, kemensos: Agency,
+                                                 work: Path) -> None:
+    """`alasan`: a short code for each TIDAK_VALID row (a contract addition, the last column)."""
+    person = synth.SyntheticRegister(REGISTER_ROWS, seed=99).row(7)
+    path = work / "why.csv"
+    path.write_text("ref,nik,tanggal_lahir\n"
+                    f"R1,{person.nik},\n"
+                    "R2,3.17101E+15,\n"             # what Excel makes of a NIK
+                    "R3,317101410190001,\n"         # a digit short
+                    "R4,3171013102900001,\n"        # 31 February
+                    "R5,3171 0141 0190 0001,\n"     # separators
+                    "R6,,\n"
+                    f"R7,{person.nik},1990-02-30\n"  # a valid NIK, another column wrong
+                    "R8,3171014101900001\n"         # a field short
+                    "R9,0071014101900001,\n")
+    kemensos.submit("kpm-verification", kemensos.seal(path, "kpm-why.csv.gpg"))
+    answer = rows_of(kemensos.outcome("kpm-verification", "kpm-why.result.csv.gpg"))
+    assert list(answer[0])[-1] == "alasan"
+    assert [(r["ref"], r["status"], r["alasan"]) for r in answer] == [
+        ("R1", "ASN", ""),
+        ("R2", "TIDAK_VALID", "NIK_SCIENTIFIC_NOTATION"),
+        ("R3", "TIDAK_VALID", "NIK_WRONG_LENGTH"),
+        ("R4", "TIDAK_VALID", "NIK_BAD_DATE"),
+        ("R5", "TIDAK_VALID", "NIK_NOT_DIGITS"),
+        ("R6", "TIDAK_VALID", "NIK_EMPTY"),
+        ("R7", "TIDAK_VALID", "tanggal_lahir:BAD_DATE"),
+        ("", "TIDAK_VALID", "WRONG_FIELD_COUNT"),
+        ("R9", "TIDAK_VALID", "NIK_BAD_REGION"),
+    ]
+    processed = exchange.ledger("--batch", "kpm-why", "--kind", "batch.processed")[0]
+    assert processed["data"]["invalid_reasons"] == {  # type: ignore[index]
+        "NIK_BAD_DATE": 1, "NIK_BAD_REGION": 1, "NIK_EMPTY": 1, "NIK_NOT_DIGITS": 1,
+        "NIK_SCIENTIFIC_NOTATION": 1, "NIK_WRONG_LENGTH": 1, "WRONG_FIELD_COUNT": 1,
+        "tanggal_lahir:BAD_DATE": 1}
 
 
 def test_ledger_batches_one_row_per_upload(exchange: Exchange) -> None:
