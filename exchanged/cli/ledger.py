@@ -205,6 +205,13 @@ def cmd_ledger_batches(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ledger_browse(args: argparse.Namespace) -> int:
+    from exchanged.admin.browse import serve
+
+    serve(home_of(args), host=args.host, port=args.port)
+    return 0
+
+
 def _summary(data: dict[str, Any]) -> str:
     parts = []
     for key, value in data.items():
@@ -320,6 +327,12 @@ def add_parsers(sub: argparse._SubParsersAction[Parser], leaf: Leaf) -> None:
     sp.add_argument("--until", metavar="T", help="received up to this date (inclusive) or time")
     sp.add_argument("--outcome", choices=("result", "rejected", "pending"))
     sp.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    sp = leaf(ledger_sub, "browse", cmd_ledger_browse,
+              "the ledger read-only in a browser (Datasette) on 127.0.0.1, with saved queries")
+    sp.add_argument("--port", type=int, default=8001, metavar="N",
+                    help="the port on 127.0.0.1 (default 8001)")
+    sp.add_argument("--host", default="127.0.0.1", metavar="ADDRESS",
+                    help="127.0.0.1 only: any other address is refused")
     leaf(ledger_sub, "checkpoint", cmd_ledger_checkpoint,
          "sign the ledger's tree head now and deliver it to every agency")
     sp = leaf(ledger_sub, "prove", cmd_ledger_prove,

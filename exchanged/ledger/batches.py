@@ -56,6 +56,8 @@ class BatchRow:
     #: the reason codes (a rejection)
     codes: tuple[str, ...] = ()
     answered: str | None = None
+    #: the outcome's file name in the agency's outbox
+    outcome_name: str | None = None
     #: when the agency first downloaded the outcome completely
     downloaded: str | None = None
     seq: int = 0
@@ -70,7 +72,8 @@ class BatchRow:
         return {"agency": self.agency, "flow": self.flow, "batch": self.batch, "uid": self.uid,
                 "received": self.received, "rows": self.rows, "outcome": self.outcome,
                 "counts": self.counts, "codes": list(self.codes), "answered": self.answered,
-                "downloaded": self.downloaded, "seq": self.seq}
+                "outcome_name": self.outcome_name, "downloaded": self.downloaded,
+                "seq": self.seq}
 
 
 def resolve_batch(ledger: Ledger, batch: str) -> tuple[str, str | None]:
@@ -142,6 +145,7 @@ def _follow(ledger: Ledger, row: BatchRow) -> BatchRow:
             fields["outcome"] = "result" if data.get("outcome") == "result" else "rejected"
             fields["answered"] = str(ts)
             name = str(data.get("outcome_name", ""))
+            fields["outcome_name"] = name
             outcome_name_sha256 = hashlib.sha256(
                 name.encode("utf-8", "surrogateescape")).hexdigest()
     if outcome_name_sha256 is not None:

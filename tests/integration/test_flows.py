@@ -7,7 +7,12 @@ import csv
 import io
 import json
 import signal
+import subprocess
+import sys
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -15,9 +20,16 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from exchanged.ledger.kinds import KINDS
 from exchanged.testing import synth
 from exchanged.testing.agencydesk import AgencyDesk, stop_gpg_agent
-from tests.integration.support import Agency, Exchange, exchanged, make_exchange
+from tests.integration.support import (
+    Agency,
+    Exchange,
+    exchanged,
+    free_port,
+    make_exchange,
+)
 
 REGISTER_ROWS = 3000
 
@@ -232,6 +244,87 @@ def test_an_unknown_agency_or_flow_is_an_error_that_lists_the_known_ones(
     known = ("bkn, kemensos" if "--agency" in command and command[command.index("--agency") + 1]
              == "nosuch" else "asn-register, jabfung-integration, kpm-register")
     assert "'nosuch'" in r.stderr and known in r.stderr, r.stderr
+
+
+def chromium(url: str, profile: Path) -> str:
+    """The DOM of ``url`` as the system's headless Chromium renders it."""
+    r = subprocess.run(
+        ["/usr/bin/chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+         "--no-first-run", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync", f"--user-data-dir={profile}", "--dump-dom", url],
+        capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return r.stdout
+
+
+def http(url: str, data: bytes | None = None) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, data=data, timeout=30) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def test_ledger_browse_in_a_real_browser_reads_and_never_writes(exchange: Exchange,
+                                                                tmp_path: Path) -> None:
+    home, port = str(exchange.home), free_port()
+    refused = exchanged("ledger", "browse", "--home", home, "--host", "0.0.0.0", check=False)
+    assert refused.returncode == 2 and "127.0.0.1 only" in refused.stderr
+    entries_before = len(exchange.ledger())
+    received = exchange.ledger("--batch", "kpm-1", "--kind", "batch.received")[0]["ts"]
+    month = datetime.fromisoformat(str(received).replace("Z", "+00:00")).astimezone(
+        ZoneInfo("Asia/Jakarta")).strftime("%Y-%m")
+    proc = subprocess.Popen([sys.executable, "-m", "exchanged", "ledger", "browse", "--home",
+                             home, "--port", str(port)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while http_ready(base) is False:
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            assert time.monotonic() < deadline, "ledger browse did not listen"
+            time.sleep(0.2)
+        dom = chromium(f"{base}/ledger/batches_by_month?month={month}", tmp_path / "p1")
+        assert "Batches of a month by agency and outcome" in dom
+        for batch in ("asn-1", "asn-2", "asn-bad", "kpm-1", "kpm-one"):
+            assert batch in dom, batch
+        dom = chromium(f"{base}/ledger/refusals_by_reason", tmp_path / "p2")
+        assert "NO_VALID_ROWS" in dom and "asn-bad" in dom and "tidak ada baris yang sah" in dom
+        status, body = http(f"{base}/ledger/who_downloaded_what.json?_shape=array")
+        downloads = json.loads(body)
+        assert status == 200 and {"kpm-1", "asn-bad"} <= {d["batch"] for d in downloads}
+        status, body = http(f"{base}/ledger/decisions_under_addendum.json?_shape=array&"
+                            "addendum=addendum-001")
+        assert status == 200 and "kpm-1" in {d["batch"] for d in json.loads(body)}
+        # every entry kind and table is described, from the code's own list
+        status, body = http(f"{base}/-/metadata.json")
+        described = json.dumps(json.loads(body))
+        assert all(f"<code>{kind}</code>" in described for kind in KINDS)
+        status, body = http(f"{base}/ledger.json")
+        tables = {t["name"] for t in json.loads(body)["tables"]}
+        assert tables == {"ledger", "ledger_meta", "policy_sets", "uploads", "entry_kinds",
+                          "reason_codes"}  # never the daemon's tables (keyed NIPs)
+        # nothing can be written, nothing downloaded whole, no plugin, no administration
+        sql = urllib.parse.quote("delete from ledger_meta")
+        assert http(f"{base}/ledger.json?sql={sql}")[0] == 400
+        sql = urllib.parse.quote("insert into uploads (uid) values ('x') returning uid")
+        assert http(f"{base}/ledger.json?sql={sql}")[0] == 400
+        assert http(f"{base}/ledger", data=b"sql=delete+from+ledger")[0] in (403, 405)
+        assert http(f"{base}/ledger.db")[0] == 403
+        assert json.loads(http(f"{base}/-/plugins.json")[1]) == []
+        assert http(f"{base}/-/permissions")[0] == 403
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    assert len(exchange.ledger()) == entries_before
+    exchange.verify()
+
+
+def http_ready(base: str) -> bool:
+    try:
+        return http(f"{base}/-/versions.json")[0] == 200
+    except OSError:
+        return False
 
 
 @pytest.fixture
