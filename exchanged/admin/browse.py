@@ -33,7 +33,7 @@ from zoneinfo import ZoneInfo
 
 from exchanged.errors import UsageError
 from exchanged.home import Home, load_config
-from exchanged.ledger import open_ledger
+from exchanged.ledger import Ledger, open_ledger
 from exchanged.ledger.batches import batches
 from exchanged.ledger.kinds import KINDS
 from exchanged.reasons import CATALOGUE, LABELS, ROW_LABELS
@@ -68,9 +68,8 @@ class View:
     uploads: int
 
 
-def build_view(home: Home, path: Path) -> View:
+def build_view(ledger: Ledger, path: Path) -> View:
     """Copy the ledger's tables and the derived ones into a new database at ``path``."""
-    ledger = open_ledger(home, readonly=True)
     source = ledger.connection()
     target = sqlite3.connect(path, isolation_level=None)
     try:
@@ -102,7 +101,6 @@ def build_view(home: Home, path: Path) -> View:
         target.execute("COMMIT")
     finally:
         target.close()
-        ledger.close()
     made = datetime.now().astimezone().isoformat(timespec="seconds")
     return View(path, int(head[0]) if head else 0, str(head[1]) if head else "", made, uploads)
 
@@ -115,7 +113,7 @@ def _copy(source: sqlite3.Connection, target: sqlite3.Connection, table: str) ->
         target.executemany(insert, chunk)
 
 
-def _uploads(ledger: Any, target: sqlite3.Connection) -> int:
+def _uploads(ledger: Ledger, target: sqlite3.Connection) -> int:
     count = 0
     for row in batches(ledger):
         name = row.outcome_name
@@ -310,7 +308,11 @@ def serve(home: Home, *, host: str = LOOPBACK, port: int = 8001,
             raise UsageError(f"port {port} on {host} is in use; choose another with "
                              "--port") from None
     with tempfile.TemporaryDirectory(prefix="exchanged-browse-") as folder:
-        view = build_view(home, Path(folder) / f"{DATABASE}.db")
+        ledger = open_ledger(home, readonly=True)
+        try:
+            view = build_view(ledger, Path(folder) / f"{DATABASE}.db")
+        finally:
+            ledger.close()
         _lock_down_plugins()
         import asyncio
 
