@@ -35,7 +35,7 @@ def window(tmp_path_factory: pytest.TempPathFactory, desks: dict[str, AgencyDesk
     register = tmp_path_factory.mktemp("window-data") / "register.csv"
     synth.write_register_csv(str(register), REGISTER)
     bkn.submit("asn-register", bkn.seal(register, "reg-1.csv.gpg"))
-    assert b"ROWS_LOADED,60" in bkn.outcome("asn-register", "reg-1.result.csv.gpg")
+    assert b'"ROWS_LOADED","60"' in bkn.outcome("asn-register", "reg-1.result.csv.gpg")
     yield ex
     if ex.alive():
         ex.stop()
@@ -102,7 +102,7 @@ def test_the_register_key_rotated_and_the_register_loaded_again(
     register = work / "register.csv"
     synth.write_register_csv(str(register), REGISTER)
     bkn.submit("asn-register", bkn.seal(register, "reg-2.csv.gpg"))
-    assert b"ROWS_LOADED,60" in bkn.outcome("asn-register", "reg-2.result.csv.gpg")
+    assert b'"ROWS_LOADED","60"' in bkn.outcome("asn-register", "reg-2.result.csv.gpg")
     kemensos.submit(FLOW, kemensos.seal(batch, "reloaded.csv.gpg"))
     answer = kemensos.outcome(FLOW, "reloaded.result.csv.gpg").decode()
-    assert answer.splitlines()[1].split(",")[1] == "ASN"
+    assert answer.splitlines()[1].split(",")[1] == '"ASN"'  # every field is quoted
