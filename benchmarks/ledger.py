@@ -16,6 +16,7 @@ import statistics
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 from exchanged.admin.browse import build_view
@@ -31,9 +32,11 @@ def fill(ledger: Ledger, entries: int) -> None:
     with ledger.transaction() as txn:
         for i in range(entries):
             b = i // 5
+            if i % 5 == 0:  # an upload's uid: the second it began, before it was received
+                began = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
             txn.append(kinds[i % 5], agency="kemensos" if b % 3 else "bkn",
                        flow="kpm-verification" if b % 3 else "asn-register", batch=f"batch-{b}",
-                       uid=f"20261126T000000Z-{b:08x}", rows=1000 + b % 977,
+                       uid=f"{began}-{b:08x}", rows=1000 + b % 977,
                        upload_sha256=f"{b:064x}", counts={"ASN": b % 17, "TIDAK_DITEMUKAN": 983})
 
 
@@ -46,8 +49,10 @@ def compliance_desk(ledger: Ledger, root: Path, size: int) -> dict[str, float]:
           flush=True)
     timings = []
     for b in range(0, uploads, max(1, uploads // 20)):
+        [uid] = [e.data["uid"] for e in ledger.query(Query(batch=f"batch-{b}",
+                                                           kind="batch.received"))]
         t0 = time.perf_counter()
-        found = list(batches(ledger, BatchFilter(batch=f"20261126T000000Z-{b:08x}")))
+        found = list(batches(ledger, BatchFilter(batch=uid)))
         timings.append(time.perf_counter() - t0)
         assert len(found) == 1
     by_uid_ms = statistics.median(timings) * 1000

@@ -81,7 +81,15 @@ def resolve_batch(ledger: Ledger, batch: str) -> tuple[str, str | None]:
     None): a uid is looked up among the uploads received."""
     if UID_RE.fullmatch(batch) is None:
         return batch, None
-    row = ledger.connection().execute(
+    # a uid begins with the UTC second its upload began, and is received after it: search
+    # from there in time order (the index on kind and time), then, were the clock ever
+    # set back, everywhere
+    began = f"{batch[0:4]}-{batch[4:6]}-{batch[6:8]}T{batch[9:11]}:{batch[11:13]}:{batch[13:15]}"
+    conn = ledger.connection()
+    row = conn.execute(
+        "SELECT batch FROM ledger WHERE kind = 'batch.received' AND ts >= ? "
+        "AND json_extract(data, '$.uid') = ? ORDER BY kind, ts LIMIT 1", (began, batch)
+    ).fetchone() or conn.execute(
         "SELECT batch FROM ledger WHERE kind = 'batch.received' "
         "AND json_extract(data, '$.uid') = ? LIMIT 1", (batch,)).fetchone()
     return (str(row[0]), batch) if row is not None else (batch, None)
