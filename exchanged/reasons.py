@@ -311,3 +311,23 @@ def label(code: str, language: str = "id") -> str:
     """
     english, indonesian = LABELS.get(code, (code, code))
     return english if language == "en" else indonesian
+
+
+#: code -> (English, Indonesian) label of why one row of an answer is invalid: the codes of
+#: the ``alasan`` column (besides the CSV problems of a line and ``column:CODE`` of another
+#: column, which docs/reasons.md lists); exchanged.ids.nik.PROBLEMS are all here
+ROW_LABELS: dict[str, tuple[str, str]] = {
+    "NIK_EMPTY": ("the NIK is empty", "NIK kosong"),
+    "NIK_SCIENTIFIC_NOTATION": (
+        "the NIK is written as a spreadsheet's number in scientific notation (3.17101E+15): "
+        "its digits are lost; format the column as text and export again",
+        "NIK tertulis sebagai angka notasi ilmiah dari lembar kerja (3.17101E+15): digitnya "
+        "hilang; format kolom sebagai teks lalu ekspor ulang"),
+    "NIK_NOT_DIGITS": ("the NIK holds characters other than the digits 0-9",
+                       "NIK memuat karakter selain angka 0-9"),
+    "NIK_WRONG_LENGTH": ("the NIK is not 16 digits long", "NIK tidak 16 digit"),
+    "NIK_BAD_REGION": ("a region code of the NIK is 00", "kode wilayah NIK bernilai 00"),
+    "NIK_BAD_DATE": ("the birth date in the NIK is not a real date",
+                     "tanggal lahir dalam NIK bukan tanggal yang ada"),
+    "NIK_BAD_SERIAL": ("the serial number of the NIK is 0000", "nomor urut NIK bernilai 0000"),
+}

@@ -146,7 +146,8 @@ def update_agency(home: Home, agency_id: str, *, ssh_key: Path | None = None,
     agencies = Agencies(home)
     agency = agencies.get(agency_id)
     if agency is None:
-        raise UsageError(f"there is no agency {agency_id}")
+        known = ", ".join(sorted(p.stem for p in home.agencies.glob("*.yaml"))) or "none yet"
+        raise UsageError(f"there is no agency {agency_id!r} (registered: {known})")
     if ssh_key is None and gpg_key is None:
         raise UsageError("give --ssh-key and/or --gpg-key")
     changes: list[str] = []

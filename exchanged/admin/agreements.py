@@ -20,6 +20,7 @@ from exchanged.ledger import check_no_personal_data, format_ts, open_ledger, utc
 from exchanged.ledger.archive import archive_policy_set, archived_policy_set
 from exchanged.policy import Decision, PolicySet, Request, decide
 from exchanged.policy.cases import TestReport, agreement_files, load_cases, run_cases
+from exchanged.policy.known import known_names
 from exchanged.policy.loader import (
     addendum_text,
     load_policy_files,
@@ -175,7 +176,8 @@ def record_force_majeure(home: Home, agreement_id: str, *, party: str, occurred:
     agreement = policy.agreement(agreement_id)
     assert agreement is not None
     if agreement.party(party) is None:
-        raise UsageError(f"{party} is not a party to {agreement_id}")
+        raise UsageError(f"{party} is not a party to {agreement_id} (its parties: "
+                         f"{', '.join(p.id for p in agreement.parties)})")
     if not reference.strip():
         raise UsageError("--reference must name the written notice")
     notified = today(load_config(home))
@@ -196,6 +198,10 @@ def record_force_majeure(home: Home, agreement_id: str, *, party: str, occurred:
 def explain(home: Home, request: Request, *, policies: Path | None = None) -> Decision:
     """The full decision for a request against the policies in force (or a given folder)."""
     policy = load_policy_files(read_policy_files(policies_dir(home, policies)))
+    known = known_names(home, policy)
+    known.check(agency=request.agency, flow=request.flow)
+    if request.recipient is not None:
+        known.check(agency=request.recipient, option="--recipient")
     return decide(policy, request)
 
 

@@ -465,6 +465,8 @@ class Pipeline:
             if result.token_key:  # matched or loaded keyed tokens: the key's fingerprint only
                 extra["matching"] = "tokens"
                 extra["token_key"] = result.token_key
+            if result.invalid_reasons:
+                extra["invalid_reasons"] = dict(result.invalid_reasons)
             if result.comparisons is not None:  # counts only: the NIPs are keyed, and stay out
                 extra["comparisons"] = self.state.count_comparisons(
                     txn, batch.agency, batch.flow, result.comparisons)

@@ -119,15 +119,39 @@ def cmd_ledger_check_proof(args: argparse.Namespace) -> int:
     return 0
 
 
+def _span(args: argparse.Namespace, config: Any) -> tuple[str | None, str | None]:
+    """--period, or --since and --until, as ledger timestamps."""
+    if getattr(args, "period", None):
+        from exchanged.reports.figures import parse_span
+
+        if args.since or args.until:
+            raise UsageError("give --period or --since/--until, not both")
+        period = parse_span(args.period, config.zone)
+        return period.since, period.until
+    return (parse_moment(args.since, config) if args.since else None,
+            parse_moment(args.until, config, end=True) if args.until else None)
+
+
+def _check_names(home: Any, ledger: Any, agency: str | None, flow: str | None) -> None:
+    """An unknown --agency or --flow is an error that lists the known ones."""
+    if agency is None and flow is None:
+        return
+    from exchanged.ledger.stats import recorded
+    from exchanged.policy.known import known_names
+
+    known_names(home).check(agency=agency, flow=flow, more=lambda what: recorded(ledger, what))
+
+
 def cmd_ledger_stats(args: argparse.Namespace) -> int:
     from exchanged.ledger import open_ledger
     from exchanged.ledger.stats import stats
 
     home = home_of(args)
     config = load_config(home)
-    result = stats(open_ledger(home, readonly=True),
-                   parse_moment(args.since, config) if args.since else None,
-                   parse_moment(args.until, config, end=True) if args.until else None)
+    ledger = open_ledger(home, readonly=True)
+    _check_names(home, ledger, args.agency, args.flow)
+    since, until = _span(args, config)
+    result = stats(ledger, since, until, agency=args.agency, flow=args.flow)
     if args.format == "json":
         print(json.dumps({"entries": result.entries,
                           **{name: dict(rows) for name, rows in result.sections()}},
@@ -143,6 +167,48 @@ def cmd_ledger_stats(args: argparse.Namespace) -> int:
             print(f"by {name}:" + ("" if rows else " none"))
             for key, count in rows:
                 print(f"  {key:<32} {count:>10}")
+    return 0
+
+
+BATCH_COLUMNS = ["received", "agency", "flow", "batch", "uid", "rows", "outcome",
+                 "counts_or_reasons", "answered", "downloaded"]
+
+
+def cmd_ledger_batches(args: argparse.Namespace) -> int:
+    from exchanged.ledger import open_ledger
+    from exchanged.ledger.batches import BatchFilter, batches
+
+    home = home_of(args)
+    config = load_config(home)
+    ledger = open_ledger(home, readonly=True)
+    _check_names(home, ledger, args.agency, args.flow)
+    since, until = _span(args, config)
+    rows = batches(ledger, BatchFilter(agency=args.agency, flow=args.flow, batch=args.batch,
+                                       since=since, until=until, outcome=args.outcome))
+    if args.format == "json":
+        for row in rows:
+            print(json.dumps(row.as_dict(), ensure_ascii=False))
+        return 0
+    if args.format == "csv":
+        with csv_out(BATCH_COLUMNS) as w:
+            for row in rows:
+                w.write([row.received, row.agency, row.flow, row.batch, row.uid,
+                         "" if row.rows is None else str(row.rows), row.outcome, row.summary(),
+                         row.answered or "", row.downloaded or ""])
+        return 0
+    print(f"{'received (UTC)':<20} {'agency':<10} {'flow':<20} {'batch':<24} {'uid':<26} "
+          f"{'rows':>8}  {'outcome':<9} {'downloaded':<20} counts or reasons")
+    for row in rows:
+        print(f"{row.received[:19]:<20} {row.agency:<10} {row.flow:<20} {row.batch:<24} "
+              f"{row.uid:<26} {'-' if row.rows is None else row.rows:>8}  {row.outcome:<9} "
+              f"{(row.downloaded or '-')[:19]:<20} {row.summary() or '-'}")
+    return 0
+
+
+def cmd_ledger_browse(args: argparse.Namespace) -> int:
+    from exchanged.admin.browse import serve
+
+    serve(home_of(args), host=args.host, port=args.port)
     return 0
 
 
@@ -169,15 +235,22 @@ def cmd_ledger_query(args: argparse.Namespace) -> int:
             families = sorted({k.split(".")[0] + "." for k in KINDS})
             raise UsageError(f"{args.kind!r} is not a ledger entry kind (families: "
                              f"{', '.join(families)}; see docs/ledger.md)")
+    ledger = open_ledger(home, readonly=True)
+    _check_names(home, ledger, args.agency, args.flow)
+    batch, uid = (None, None)
+    if args.batch is not None:
+        from exchanged.ledger.batches import resolve_batch
+
+        batch, uid = resolve_batch(ledger, args.batch)
     query = Query(
         agency=args.agency,
         flow=args.flow,
-        batch=args.batch,
+        batch=batch,
+        uid=uid,
         kind=args.kind,
         since=parse_moment(args.since, config) if args.since else None,
         until=parse_moment(args.until, config, end=True) if args.until else None,
     )
-    ledger = open_ledger(home, readonly=True)
     out = sys.stdout
     with ExitStack() as stack:
         writer = (stack.enter_context(csv_out(["seq", "ts", "kind", "agency", "flow", "batch",
@@ -213,8 +286,11 @@ def cmd_ledger_query(args: argparse.Namespace) -> int:
     return 0
 
 
+PERIOD_HELP = "a month (2026-03), a quarter (2026-Q3), a half-year (2026-H1) or a year (2026)"
+
+
 def add_parsers(sub: argparse._SubParsersAction[Parser], leaf: Leaf) -> None:
-    """Add the parsers of ledger verify, query, stats, checkpoint, prove, check-proof."""
+    """Add the parsers of ledger verify, query, stats, batches, checkpoint, prove, check-proof."""
     ledger = sub.add_parser("ledger", help="verify and query the ledger")
     ledger_sub = ledger.add_subparsers(dest="ledger_command", metavar="COMMAND",
                                        parser_class=Parser)
@@ -225,7 +301,7 @@ def add_parsers(sub: argparse._SubParsersAction[Parser], leaf: Leaf) -> None:
     sp = leaf(ledger_sub, "query", cmd_ledger_query, "list ledger entries")
     sp.add_argument("--agency", metavar="ID")
     sp.add_argument("--flow", metavar="F")
-    sp.add_argument("--batch", metavar="B")
+    sp.add_argument("--batch", metavar="B", help="a batch id, or the exchange's uid of an upload")
     sp.add_argument("--kind", metavar="K", help="an entry kind; 'batch.' or 'batch.*' for a family")
     sp.add_argument("--since", metavar="T",
                     help="from this date or time (dates in the home's zone)")
@@ -235,9 +311,28 @@ def add_parsers(sub: argparse._SubParsersAction[Parser], leaf: Leaf) -> None:
                     help="keep printing new entries as they are written (Ctrl-C stops)")
     sp = leaf(ledger_sub, "stats", cmd_ledger_stats,
               "counts by agency, flow, kind, outcome, reason and month")
+    sp.add_argument("--agency", metavar="ID", help="only this agency's entries")
+    sp.add_argument("--flow", metavar="F", help="only this flow's entries")
+    sp.add_argument("--period", metavar="P", help=PERIOD_HELP)
     sp.add_argument("--since", metavar="T")
     sp.add_argument("--until", metavar="T")
     sp.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    sp = leaf(ledger_sub, "batches", cmd_ledger_batches,
+              "one row per upload: received, rows, outcome, counts or reasons, downloaded")
+    sp.add_argument("--agency", metavar="ID")
+    sp.add_argument("--flow", metavar="F")
+    sp.add_argument("--batch", metavar="B", help="a batch id, or the exchange's uid of an upload")
+    sp.add_argument("--period", metavar="P", help=PERIOD_HELP + " (by the time received)")
+    sp.add_argument("--since", metavar="T", help="received from this date or time")
+    sp.add_argument("--until", metavar="T", help="received up to this date (inclusive) or time")
+    sp.add_argument("--outcome", choices=("result", "rejected", "pending"))
+    sp.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    sp = leaf(ledger_sub, "browse", cmd_ledger_browse,
+              "the ledger read-only in a browser (Datasette) on 127.0.0.1, with saved queries")
+    sp.add_argument("--port", type=int, default=8001, metavar="N",
+                    help="the port on 127.0.0.1 (default 8001)")
+    sp.add_argument("--host", default="127.0.0.1", metavar="ADDRESS",
+                    help="127.0.0.1 only: any other address is refused")
     leaf(ledger_sub, "checkpoint", cmd_ledger_checkpoint,
          "sign the ledger's tree head now and deliver it to every agency")
     sp = leaf(ledger_sub, "prove", cmd_ledger_prove,

@@ -166,7 +166,8 @@ def _restore(rows: Iterator[list[str]], source: Path, target: Path, key: bytes) 
         if header == LOAD_HEADER:
             _restore_load(rows, source, writer)
         elif "nik" in header:
-            _restore_rows(rows, header.index("nik"), source, writer, tk.Tokenizer(key))
+            why_at = header.index("alasan") if "alasan" in header else -1
+            _restore_rows(rows, header.index("nik"), source, writer, tk.Tokenizer(key), why_at)
         else:
             raise TokenError("the exchange's answer has no nik column to restore")
         writer.close()
@@ -177,7 +178,7 @@ def _original_nik(record: list[str], at: int) -> str:
 
 
 def _restore_rows(rows: Iterator[list[str]], at: int, source: Path, writer: CsvWriter,
-                  tokenizer: tk.Tokenizer) -> None:
+                  tokenizer: tk.Tokenizer, why_at: int = -1) -> None:
     with _open_csv(source) as f:
         header = next(csv.reader(f), [])
     nik_at = _nik_column(header, source)
@@ -196,6 +197,9 @@ def _restore_rows(rows: Iterator[list[str]], at: int, source: Path, writer: CsvW
             # a NIK found invalid here (the exchange saw an empty cell), or a row the exchange
             # could not read: as the plain path, the value as written, trimmed
             row[at] = value.strip() if canonical is None else ""
+            if canonical is None and 0 <= why_at < len(row) and row[why_at] == "NIK_EMPTY":
+                # the exchange saw the empty cell sent in its place; the reason is the NIK's
+                row[why_at] = nik_id.problem(value) or row[why_at]
         elif canonical is not None and row[at] == tokenizer.token(canonical):
             row[at] = canonical
         else:

@@ -69,6 +69,8 @@ class FlowResult:
     comparisons: Comparisons | None = None
     #: the fingerprint of the agencies' token key, for a flow that matched or loaded tokens
     token_key: str | None = None
+    #: rows answered as invalid, by the code of their ``alasan`` (counts only, no values)
+    invalid_reasons: Mapping[str, int] | None = None
 
     def with_comparisons(self, comparisons: Comparisons) -> FlowResult:
         return replace(self, comparisons=comparisons)

@@ -16,7 +16,8 @@ whatever the batch size (docs/performance.md).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
 from typing import IO, Final
 
 import numpy as np
@@ -24,7 +25,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from exchanged.csvio import CsvReader, CsvWriter, csv_cells, string_view, write_columns
+from exchanged.csvio import Block, CsvReader, CsvWriter, csv_cells, string_view, write_columns
 from exchanged.errors import Refused
 from exchanged.flows.base import (
     FlowContext,
@@ -96,6 +97,9 @@ def nik_lookup(reader: CsvReader, out: IO[bytes], ctx: FlowContext) -> FlowResul
     header = (["ref"] if has_ref else []) + ["nik", "status", *disclosed]
     if fuzzy is not None:
         header.append("skor")
+    # an addition to the contract (v1): the last column, so that scripts reading the columns
+    # before it, by name or by position, read them as before
+    header.append("alasan")
     head = CsvWriter(out, header)
     head.close()
     statuses = csv_cells(pa.array([flow.answer.found, flow.answer.not_found,
@@ -104,6 +108,7 @@ def nik_lookup(reader: CsvReader, out: IO[bytes], ctx: FlowContext) -> FlowResul
     # each disclosed field's distinct values as CSV cells, made once for the whole batch
     dictionary_cells: dict[str, pa.StringArray] = {}
     tallies = np.zeros(4, dtype=np.int64)
+    why_invalid: Counter[str] = Counter()
     rows = 0
     try:
         for block in reader.blocks(ahead=BLOCKS_AHEAD):
@@ -112,10 +117,13 @@ def nik_lookup(reader: CsvReader, out: IO[bytes], ctx: FlowContext) -> FlowResul
                 raise too_many_rows(flow)
             readable = block.readable()
             ok = readable.copy()
+            broken: dict[int, str] = {}
             for column, i in others:
                 problems = check_column(column, block.columns[i], readable).problems
                 if problems:
                     ok[list(problems)] = False
+                    for row, problem in problems.items():
+                        broken.setdefault(row, f"{column.name}:{problem.code}")
             if flow.tokens is not None:
                 niks, status, found = _match_tokens(flow, block.columns[nik_at], block.lines,
                                                     readable, ok, snapshot, disclosed, key)
@@ -132,6 +140,9 @@ def nik_lookup(reader: CsvReader, out: IO[bytes], ctx: FlowContext) -> FlowResul
             cells += found
             if scores is not None:
                 cells.append(csv_cells(pa.array(scores, type=pa.string())))
+            alasan = _reasons(block, nik_at, status, broken)
+            why_invalid.update(code for code in alasan if code)
+            cells.append(csv_cells(pa.array(alasan, type=pa.string())))
             write_columns(out, cells)
     finally:
         snapshot.close()
@@ -143,7 +154,8 @@ def nik_lookup(reader: CsvReader, out: IO[bytes], ctx: FlowContext) -> FlowResul
     if fuzzy is not None:
         counts[fuzzy.status] = int(tallies[POSSIBLE])
     return FlowResult(rows=rows, counts=counts, reference_snapshot=snapshot.snapshot_id,
-                      token_key=flow.tokens.key_fingerprint if flow.tokens else None)
+                      token_key=flow.tokens.key_fingerprint if flow.tokens else None,
+                      invalid_reasons=dict(sorted(why_invalid.items())))
 
 
 def _index_to_search(flow: Flow, snapshot: Snapshot) -> str:
@@ -194,6 +206,21 @@ def _match_tokens(flow: Flow, values: pa.StringArray, lines: npt.NDArray[np.int6
     # the disclosed fields as CSV cells (see _match)
     return values, status, [csv_cells(snapshot.dictionary(f)).take(
         pa.array(snapshot.codes(f, rows))) for f in disclosed]
+
+
+def _reasons(block: Block, nik_at: int, status: npt.NDArray[np.int64],
+             broken: Mapping[int, str]) -> list[str]:
+    """The ``alasan`` cell of every row: for an invalid one, a short code of why (a CSV
+    problem of the line, what is wrong with its NIK, or ``column:CODE`` of another
+    column), never a value; empty for the others."""
+    out = [""] * len(status)
+    for i in np.flatnonzero(status == INVALID).tolist():
+        read = block.problems.get(i)
+        if read is not None:
+            out[i] = read.code
+            continue
+        out[i] = nik_id.problem(str(block.columns[nik_at][i].as_py())) or broken.get(i, "")
+    return out
 
 
 def _fallback(fallback: FuzzyFallback, columns: Sequence[pa.StringArray],

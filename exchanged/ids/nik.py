@@ -63,11 +63,12 @@ from __future__ import annotations
 
 import calendar
 import dataclasses
+import re
 from typing import Final
 
 from exchanged.ids.exceptions import InvalidComponent, InvalidFormat, InvalidLength, ValidationError
 
-__all__ = ["NikInfo", "compact", "validate", "is_valid", "info"]
+__all__ = ["NikInfo", "PROBLEMS", "compact", "validate", "is_valid", "info", "problem"]
 
 _LENGTH: Final = 16
 # Only these are trimmed.  str.strip() without arguments would also remove
@@ -175,24 +176,68 @@ def validate(number: str) -> str:
     exchanged.ids.exceptions.InvalidComponent: The regency code in the NIK cannot be 00.
     """
     number = _require_digits(number, _LENGTH, "NIK")
+    wrong = _wrong_part(number)
+    if wrong is not None:
+        raise InvalidComponent(wrong[1])
+    return number
+
+
+def _wrong_part(number: str) -> tuple[str, str] | None:
+    """The first impossible part of 16 ASCII digits: its code and sentence, or None."""
     # Checked in the order the parts appear, so the first wrong part is the
     # one reported.
-    if number[0:2] == "00":
-        raise InvalidComponent("The province code in the NIK cannot be 00.")
-    if number[2:4] == "00":
-        raise InvalidComponent("The regency code in the NIK cannot be 00.")
-    if number[4:6] == "00":
-        raise InvalidComponent("The district code in the NIK cannot be 00.")
+    for at, part in ((0, "province"), (2, "regency"), (4, "district")):
+        if number[at:at + 2] == "00":
+            return "NIK_BAD_REGION", f"The {part} code in the NIK cannot be 00."
     day = int(number[6:8])
     if day > _FEMALE_DAY_OFFSET:
         day -= _FEMALE_DAY_OFFSET
     # Raw days 32..40 fall through unchanged and fail the date check; so do
     # 72 and above, which are still too large after removing the 40.
     if not _is_real_yymmdd(int(number[10:12]), int(number[8:10]), day):
-        raise InvalidComponent("The birth date in the NIK is not a real date.")
+        return "NIK_BAD_DATE", "The birth date in the NIK is not a real date."
     if number[12:16] == "0000":
-        raise InvalidComponent("The serial number in the NIK cannot be all zeros.")
-    return number
+        return "NIK_BAD_SERIAL", "The serial number in the NIK cannot be all zeros."
+    return None
+
+
+# A number a spreadsheet turned into floating point and wrote back in scientific
+# notation (3.17101E+15, or 3,17101E+15 in an Indonesian locale): its digits are lost.
+_SCIENTIFIC: Final = re.compile(r"[0-9]+(?:[.,][0-9]*)?[eE][+-]?[0-9]+")
+
+#: what :func:`problem` may answer, first match wins (answer files' ``alasan`` column)
+PROBLEMS: Final = ("NIK_EMPTY", "NIK_SCIENTIFIC_NOTATION", "NIK_NOT_DIGITS",
+                   "NIK_WRONG_LENGTH", "NIK_BAD_REGION", "NIK_BAD_DATE", "NIK_BAD_SERIAL")
+
+
+def problem(number: str) -> str | None:
+    """A short code for what keeps the value from being a valid NIK, or None if it is one.
+
+    The code names the kind of mistake, never the value, so that the sender can
+    find the cause in its own data (an export from Excel, a column cut short).
+
+    >>> problem('3171014101900001') is None
+    True
+    >>> problem('3.17101E+15'), problem('3,17101E+15')
+    ('NIK_SCIENTIFIC_NOTATION', 'NIK_SCIENTIFIC_NOTATION')
+    >>> problem('  '), problem('3171-0141-0190-0001'), problem('317101410190001')
+    ('NIK_EMPTY', 'NIK_NOT_DIGITS', 'NIK_WRONG_LENGTH')
+    >>> problem('0071014101900001'), problem('3171013102900001'), problem('3171014101900000')
+    ('NIK_BAD_REGION', 'NIK_BAD_DATE', 'NIK_BAD_SERIAL')
+    """
+    if not isinstance(number, str):
+        return "NIK_NOT_DIGITS"
+    text = number.strip(_OUTER_WHITESPACE)
+    if not text:
+        return "NIK_EMPTY"
+    if _SCIENTIFIC.fullmatch(text):
+        return "NIK_SCIENTIFIC_NOTATION"
+    if not (text.isascii() and text.isdigit()):
+        return "NIK_NOT_DIGITS"
+    if len(text) != _LENGTH:
+        return "NIK_WRONG_LENGTH"
+    wrong = _wrong_part(text)
+    return None if wrong is None else wrong[0]
 
 
 def is_valid(number: str) -> bool:

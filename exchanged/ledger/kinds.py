@@ -63,7 +63,8 @@ KINDS: Mapping[str, str] = {
     "rules, clauses and policy hash)",
     "batch.failed": "an internal error stopped the batch; it is answered with EXCHANGE_ERROR",
     "batch.processed": "the flow answered (row counts by status, reference snapshot, the sealed "
-    "outcome's SHA-256; on keyed tokens, matching and the token key's fingerprint)",
+    "outcome's SHA-256; on keyed tokens, matching and the token key's fingerprint; a "
+    "nik-lookup flow's invalid rows by the code of their alasan)",
     "outcome.sealed": "a rejection was signed and encrypted for the agency (SHA-256)",
     "batch.answered": "the outcome was placed in the agency's outbox (name, SHA-256)",
     "batch.undeliverable": "the outcome was not placed in the agency's outbox: a folder of its "

@@ -26,9 +26,16 @@ class Stats:
                 ("month", self.by_month))
 
 
-def stats(ledger: Ledger, since: str | None = None, until: str | None = None) -> Stats:
+def stats(ledger: Ledger, since: str | None = None, until: str | None = None, *,
+          agency: str | None = None, flow: str | None = None) -> Stats:
+    """Counts over the entries between ``since`` and ``until`` (ledger timestamps), of one
+    agency or flow if given."""
     conn = ledger.connection()
     where, params = "1 = 1", []
+    for column, value in (("agency", agency), ("flow", flow)):
+        if value is not None:
+            where += f" AND {column} = ?"
+            params.append(value)
     if since is not None:
         where += " AND ts >= ?"
         params.append(since)
@@ -54,3 +61,12 @@ def stats(ledger: Ledger, since: str | None = None, until: str | None = None) ->
             source="ledger, json_each(json_extract(ledger.data, '$.codes')) AS codes"),
         by_month=grouped("substr(ts, 1, 7)"),
     )
+
+
+def recorded(ledger: Ledger, column: str) -> tuple[str, ...]:
+    """The agencies (``agency``) or flows (``flow``) the ledger's entries name."""
+    if column not in ("agency", "flow"):
+        raise ValueError(column)
+    rows = ledger.connection().execute(
+        f"SELECT DISTINCT {column} FROM ledger WHERE {column} IS NOT NULL")
+    return tuple(sorted(str(r[0]) for r in rows))

@@ -296,6 +296,8 @@ class Query:
     agency: str | None = None
     flow: str | None = None
     batch: str | None = None
+    #: one upload's entries only (its uid; entries that carry none, such as downloads, stay)
+    uid: str | None = None
     kind: str | None = None
     since: str | None = None
     until: str | None = None
@@ -482,6 +484,9 @@ class Ledger:
             if value is not None:
                 clauses.append(f"{column} = ?")
                 params.append(value)
+        if q.uid is not None:
+            clauses.append("coalesce(json_extract(data, '$.uid'), ?) = ?")
+            params.extend([q.uid, q.uid])
         if q.kind is not None:
             if q.kind.endswith(("*", ".")):
                 prefix = q.kind.rstrip("*")

@@ -113,6 +113,30 @@ def iso_week(ts: str) -> str:
     return f"{year}-W{week:02d}"
 
 
+MONTH_RE = re.compile(r"(?P<year>\d{4})-(?P<month>\d{2})")
+
+
+def parse_span(text: str, zone: ZoneInfo) -> Period:
+    """A period of the ledger commands: what :func:`parse_period` takes, or a month
+    (``2026-03``); days in ``zone``.
+
+    >>> p = parse_span("2026-02", ZoneInfo("UTC"))
+    >>> p.first_day, p.last_day, p.until
+    (datetime.date(2026, 2, 1), datetime.date(2026, 2, 28), '2026-03-01T00:00:00.000000Z')
+    """
+    m = MONTH_RE.fullmatch(text.strip())
+    if m is None:
+        return parse_period(text, zone)
+    year, month = int(m["year"]), int(m["month"])
+    if not 1 <= month <= 12:
+        raise UsageError(f"{text!r} is not a period (2026-03, 2026-H1, 2026-Q3 or 2026)")
+    first = date(year, month, 1)
+    after = date(year + 1, 1, 1) if month == 12 else date(year, month + 1, 1)
+    return Period(text.strip(), first, after - timedelta(days=1),
+                  format_ts(datetime.combine(first, time.min, tzinfo=zone)),
+                  format_ts(datetime.combine(after, time.min, tzinfo=zone)))
+
+
 def flow_figures(ledger: Ledger, flows: Sequence[str], period: Period, upto: int
                  ) -> dict[str, FlowFigures]:
     """Per flow: the batches received within the period and what became of each by entry

@@ -105,4 +105,4 @@ def test_the_register_key_rotated_and_the_register_loaded_again(
     assert b'"ROWS_LOADED","60"' in bkn.outcome("asn-register", "reg-2.result.csv.gpg")
     kemensos.submit(FLOW, kemensos.seal(batch, "reloaded.csv.gpg"))
     answer = kemensos.outcome(FLOW, "reloaded.result.csv.gpg").decode()
-    assert answer.splitlines()[1].split(",")[1] == "ASN"
+    assert answer.splitlines()[1].split(",")[1] == '"ASN"'  # every field is quoted

@@ -5,16 +5,31 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import signal
+import subprocess
+import sys
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
+from exchanged.ledger.kinds import KINDS
 from exchanged.testing import synth
 from exchanged.testing.agencydesk import AgencyDesk, stop_gpg_agent
-from tests.integration.support import Agency, Exchange, make_exchange
+from tests.integration.support import (
+    Agency,
+    Exchange,
+    exchanged,
+    free_port,
+    make_exchange,
+)
 
 REGISTER_ROWS = 3000
 
@@ -72,7 +87,8 @@ def test_register_then_verification(exchange: Exchange, bkn: Agency, kemensos: A
         (str(header_and_rows + 3), "DUPLICATE_NIK"),
     ]
     answer = verify_kpm(kemensos, work, register, "kpm-1", 2000)
-    assert set(answer[0]) == {"ref", "nik", "status", "jenis_asn", "instansi"}
+    assert list(answer[0]) == ["ref", "nik", "status", "jenis_asn", "instansi", "alasan"]
+    assert all(bool(r["alasan"]) == (r["status"] == "TIDAK_VALID") for r in answer)
     statuses = {r["status"] for r in answer}
     assert statuses == {"ASN", "TIDAK_DITEMUKAN", "TIDAK_VALID"}
     processed = exchange.ledger("--batch", "kpm-1", "--kind", "batch.processed")[0]
@@ -84,7 +100,7 @@ def test_batch_without_ref_and_with_optional_columns(exchange: Exchange, kemenso
                                                      work: Path) -> None:
     register = synth.SyntheticRegister(REGISTER_ROWS, seed=11)
     answer = verify_kpm(kemensos, work, register, "kpm-plain", 300, columns=("nik",))
-    assert list(answer[0]) == ["nik", "status", "jenis_asn", "instansi"]
+    assert list(answer[0]) == ["nik", "status", "jenis_asn", "instansi", "alasan"]
     verify_kpm(kemensos, work, register, "kpm-full", 300,
                columns=("ref", "nik", "nama", "tanggal_lahir"))
 
@@ -140,6 +156,175 @@ def test_no_plaintext_left_and_no_personal_data_in_ledger_or_log(exchange: Excha
             data = path.read_bytes()
             leaked = [n for n in niks + nips if n in data]
             assert not leaked, f"{path} holds identifiers in the clear"
+
+
+def test_invalid_rows_say_why_in_the_last_column(exchange: Exchange, kemensos: Agency,
+                                                 work: Path) -> None:
+    """`alasan`: a short code for each TIDAK_VALID row (a contract addition, the last column)."""
+    person = synth.SyntheticRegister(REGISTER_ROWS, seed=99).row(7)
+    path = work / "why.csv"
+    path.write_text("ref,nik,tanggal_lahir\n"
+                    f"R1,{person.nik},\n"
+                    "R2,3.17101E+15,\n"             # what Excel makes of a NIK
+                    "R3,317101410190001,\n"         # a digit short
+                    "R4,3171013102900001,\n"        # 31 February
+                    "R5,3171 0141 0190 0001,\n"     # separators
+                    "R6,,\n"
+                    f"R7,{person.nik},1990-02-30\n"  # a valid NIK, another column wrong
+                    "R8,3171014101900001\n"         # a field short
+                    "R9,0071014101900001,\n")
+    kemensos.submit("kpm-verification", kemensos.seal(path, "kpm-why.csv.gpg"))
+    answer = rows_of(kemensos.outcome("kpm-verification", "kpm-why.result.csv.gpg"))
+    assert list(answer[0])[-1] == "alasan"
+    assert [(r["ref"], r["status"], r["alasan"]) for r in answer] == [
+        ("R1", "ASN", ""),
+        ("R2", "TIDAK_VALID", "NIK_SCIENTIFIC_NOTATION"),
+        ("R3", "TIDAK_VALID", "NIK_WRONG_LENGTH"),
+        ("R4", "TIDAK_VALID", "NIK_BAD_DATE"),
+        ("R5", "TIDAK_VALID", "NIK_NOT_DIGITS"),
+        ("R6", "TIDAK_VALID", "NIK_EMPTY"),
+        ("R7", "TIDAK_VALID", "tanggal_lahir:BAD_DATE"),
+        ("", "TIDAK_VALID", "WRONG_FIELD_COUNT"),
+        ("R9", "TIDAK_VALID", "NIK_BAD_REGION"),
+    ]
+    processed = exchange.ledger("--batch", "kpm-why", "--kind", "batch.processed")[0]
+    assert processed["data"]["invalid_reasons"] == {  # type: ignore[index]
+        "NIK_BAD_DATE": 1, "NIK_BAD_REGION": 1, "NIK_EMPTY": 1, "NIK_NOT_DIGITS": 1,
+        "NIK_SCIENTIFIC_NOTATION": 1, "NIK_WRONG_LENGTH": 1, "WRONG_FIELD_COUNT": 1,
+        "tanggal_lahir:BAD_DATE": 1}
+
+
+def test_ledger_batches_one_row_per_upload(exchange: Exchange) -> None:
+    """`ledger batches` over this module's real batches: one row each, with its outcome."""
+    home = str(exchange.home)
+    out = exchanged("ledger", "batches", "--home", home, "--format", "json").stdout
+    rows = {r["batch"]: r for r in map(json.loads, out.splitlines())}
+    assert {"asn-1", "kpm-1", "asn-2", "asn-bad", "kpm-one"} <= set(rows)
+    kpm = rows["kpm-1"]
+    assert kpm["outcome"] == "result" and kpm["rows"] == 2000
+    assert sum(kpm["counts"].values()) == 2000 and kpm["downloaded"] >= kpm["received"]
+    assert rows["asn-bad"]["outcome"] == "rejected"
+    assert rows["asn-bad"]["codes"] == ["NO_VALID_ROWS"] and rows["asn-bad"]["rows"] is None
+    year = datetime.now(ZoneInfo("Asia/Jakarta")).strftime("%Y")
+    refused = exchanged("ledger", "batches", "--home", home, "--agency", "bkn", "--flow",
+                        "asn-register", "--period", year, "--outcome", "rejected",
+                        "--format", "csv").stdout.splitlines()
+    assert refused[0].startswith('"received","agency","flow","batch","uid","rows","outcome"')
+    assert len(refused) == 2 and '"asn-bad"' in refused[1] and '"NO_VALID_ROWS"' in refused[1]
+    table = exchanged("ledger", "batches", "--home", home, "--flow", "asn-register").stdout
+    assert "asn-2" in table and "kpm-1" not in table and "NO_VALID_ROWS" in table
+    # the exchange's uid of an upload, wherever --batch is taken
+    uid = kpm["uid"]
+    by_uid = exchanged("ledger", "batches", "--home", home, "--batch", uid,
+                       "--format", "json").stdout.splitlines()
+    assert [json.loads(r)["batch"] for r in by_uid] == ["kpm-1"]
+    entries = exchange.ledger("--batch", uid)
+    assert {e["kind"] for e in entries} >= {"batch.received", "batch.processed",
+                                            "batch.answered", "outcome.downloaded"}
+    assert all(e["batch"] == "kpm-1" for e in entries)
+    stats = json.loads(exchanged("ledger", "stats", "--home", home, "--agency", "bkn",
+                                 "--period", year, "--format", "json").stdout)
+    assert set(stats["agency"]) == {"bkn"} and stats["reason"] == {"NO_VALID_ROWS": 1}
+
+
+@pytest.mark.parametrize("command", [
+    ("ledger", "query", "--agency", "nosuch"),
+    ("ledger", "query", "--flow", "nosuch"),
+    ("ledger", "batches", "--agency", "nosuch"),
+    ("ledger", "batches", "--flow", "nosuch"),
+    ("ledger", "stats", "--agency", "nosuch"),
+    ("policy", "explain", "--agency", "nosuch", "--flow", "kpm-verification"),
+    ("policy", "explain", "--agency", "kemensos", "--flow", "nosuch"),
+])
+def test_an_unknown_agency_or_flow_is_an_error_that_lists_the_known_ones(
+        exchange: Exchange, command: tuple[str, ...]) -> None:
+    r = exchanged(*command[:2], "--home", str(exchange.home), *command[2:], check=False)
+    assert r.returncode == 2 and not r.stdout
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    known = ("bkn, kemensos" if "--agency" in command and command[command.index("--agency") + 1]
+             == "nosuch" else "asn-register, jabfung-integration, kpm-register")
+    assert "'nosuch'" in r.stderr and known in r.stderr, r.stderr
+
+
+def chromium(url: str, profile: Path) -> str:
+    """The DOM of ``url`` as the system's headless Chromium renders it."""
+    r = subprocess.run(
+        ["/usr/bin/chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+         "--no-first-run", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync", f"--user-data-dir={profile}", "--dump-dom", url],
+        capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return r.stdout
+
+
+def http(url: str, data: bytes | None = None) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, data=data, timeout=30) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def test_ledger_browse_in_a_real_browser_reads_and_never_writes(exchange: Exchange,
+                                                                tmp_path: Path) -> None:
+    home, port = str(exchange.home), free_port()
+    refused = exchanged("ledger", "browse", "--home", home, "--host", "0.0.0.0", check=False)
+    assert refused.returncode == 2 and "127.0.0.1 only" in refused.stderr
+    entries_before = len(exchange.ledger())
+    received = exchange.ledger("--batch", "kpm-1", "--kind", "batch.received")[0]["ts"]
+    month = datetime.fromisoformat(str(received).replace("Z", "+00:00")).astimezone(
+        ZoneInfo("Asia/Jakarta")).strftime("%Y-%m")
+    proc = subprocess.Popen([sys.executable, "-m", "exchanged", "ledger", "browse", "--home",
+                             home, "--port", str(port)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while http_ready(base) is False:
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            assert time.monotonic() < deadline, "ledger browse did not listen"
+            time.sleep(0.2)
+        dom = chromium(f"{base}/ledger/batches_by_month?month={month}", tmp_path / "p1")
+        assert "Batches of a month by agency and outcome" in dom
+        for batch in ("asn-1", "asn-2", "asn-bad", "kpm-1", "kpm-one"):
+            assert batch in dom, batch
+        dom = chromium(f"{base}/ledger/refusals_by_reason", tmp_path / "p2")
+        assert "NO_VALID_ROWS" in dom and "asn-bad" in dom and "tidak ada baris yang sah" in dom
+        status, body = http(f"{base}/ledger/who_downloaded_what.json?_shape=array")
+        downloads = json.loads(body)
+        assert status == 200 and {"kpm-1", "asn-bad"} <= {d["batch"] for d in downloads}
+        status, body = http(f"{base}/ledger/decisions_under_addendum.json?_shape=array&"
+                            "addendum=addendum-001")
+        assert status == 200 and "kpm-1" in {d["batch"] for d in json.loads(body)}
+        # every entry kind and table is described, from the code's own list
+        status, body = http(f"{base}/-/metadata.json")
+        described = json.dumps(json.loads(body))
+        assert all(f"<code>{kind}</code>" in described for kind in KINDS)
+        status, body = http(f"{base}/ledger.json")
+        tables = {t["name"] for t in json.loads(body)["tables"]}
+        assert tables == {"ledger", "ledger_meta", "policy_sets", "uploads", "entry_kinds",
+                          "reason_codes"}  # never the daemon's tables (keyed NIPs)
+        # nothing can be written, nothing downloaded whole, no plugin, no administration
+        sql = urllib.parse.quote("delete from ledger_meta")
+        assert http(f"{base}/ledger.json?sql={sql}")[0] == 400
+        sql = urllib.parse.quote("insert into uploads (uid) values ('x') returning uid")
+        assert http(f"{base}/ledger.json?sql={sql}")[0] == 400
+        assert http(f"{base}/ledger", data=b"sql=delete+from+ledger")[0] in (403, 405)
+        assert http(f"{base}/ledger.db")[0] == 403
+        assert json.loads(http(f"{base}/-/plugins.json")[1]) == []
+        assert http(f"{base}/-/permissions")[0] == 403
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    assert len(exchange.ledger()) == entries_before
+    exchange.verify()
+
+
+def http_ready(base: str) -> bool:
+    try:
+        return http(f"{base}/-/versions.json")[0] == 200
+    except OSError:
+        return False
 
 
 @pytest.fixture

@@ -61,7 +61,8 @@ def test_possible_asn_by_name_and_birth_date(fuzzy_exchange: Exchange,
     synth.write_fuzzy_csv(batch, cases, truth)
     kemensos.submit("kpm-verification", kemensos.seal(batch, "kpm-fz.csv.gpg"))
     answer = rows_of(kemensos.outcome("kpm-verification", "kpm-fz.result.csv.gpg"))
-    assert list(answer[0]) == ["ref", "nik", "status", "jenis_asn", "instansi", "skor"]
+    assert list(answer[0]) == ["ref", "nik", "status", "jenis_asn", "instansi", "skor",
+                              "alasan"]
     assert len(answer) == len(cases)
 
     same = {(p.tanggal_lahir, normalise_name(p.nama)) for p in register}

@@ -98,7 +98,7 @@ def test_kpm_register_and_kpm_status(exchange: Exchange, kemensos: Agency, bkn: 
     bkn.submit("kpm-status", sealed)
     answer = list(csv.reader(io.StringIO(
         bkn.outcome("kpm-status", "asn-check.result.csv.gpg").decode())))
-    assert answer[0] == ["ref", "nik", "status", "program"]
+    assert answer[0] == ["ref", "nik", "status", "program", "alasan"]
     statuses = [row[2] for row in answer[1:]]
     assert statuses == ["KPM"] * 50 + ["TIDAK_DITEMUKAN"] * 100
     assert {row[3] for row in answer[1:51]} == {"PKH", "BPNT"}

@@ -135,14 +135,17 @@ def test_ten_million_rows_with_one_malformed_in_the_middle(
     answer = work / "answer.csv"
     kemensos.desk.gpg("--output", str(answer), "--decrypt", str(sealed))
     lines = io.BytesIO()
-    writer = CsvWriter(lines, ["nik", "status", "jenis_asn", "instansi"], header_row=False)
+    writer = CsvWriter(lines, ["nik", "status", "jenis_asn", "instansi", "alasan"],
+                       header_row=False)
     writer.write_many(
-        [[asn.nik, "ASN", asn.jenis_asn, asn.instansi], [outsider, "TIDAK_DITEMUKAN", "", ""],
-         ["3171010000000000", "TIDAK_VALID", "", ""], ["", "TIDAK_VALID", "", ""]])
+        [[asn.nik, "ASN", asn.jenis_asn, asn.instansi, ""],
+         [outsider, "TIDAK_DITEMUKAN", "", "", ""],
+         ["3171010000000000", "TIDAK_VALID", "", "", "NIK_BAD_DATE"],
+         ["", "TIDAK_VALID", "", "", "WRONG_FIELD_COUNT"]])
     writer.close()
     *want, malformed = lines.getvalue().decode().splitlines()
     with answer.open(encoding="utf-8") as f:
-        assert f.readline().rstrip("\r\n") == '"nik","status","jenis_asn","instansi"'
+        assert f.readline().rstrip("\r\n") == '"nik","status","jenis_asn","instansi","alasan"'
         count = 0
         for i, line in enumerate(f):
             got = line.rstrip("\r\n")

@@ -114,7 +114,7 @@ def test_a_tokenized_register_then_a_tokenized_kpm_batch(
                        str(keys["kemensos"]), "--output", str(answer_file), str(batch))
     assert code == 0, out
     answer = rows_of(answer_file.read_bytes())
-    assert list(answer[0]) == ["ref", "nik", "status", "jenis_asn", "instansi"]
+    assert list(answer[0]) == ["ref", "nik", "status", "jenis_asn", "instansi", "alasan"]
     assert {r.expected_status for r in rows} == {"ASN", "TIDAK_DITEMUKAN", "TIDAK_VALID"}
     for got, row in zip(answer, rows, strict=True):
         assert (got["ref"], got["status"], got["jenis_asn"], got["instansi"]) == (
@@ -123,6 +123,9 @@ def test_a_tokenized_register_then_a_tokenized_kpm_batch(
             assert got["nik"] == nik_id.validate(row.nik)
         except ValueError:
             assert got["nik"] == row.nik.strip()
+        # why a NIK is invalid was found on the agency's machine and is said the same way
+        assert got["alasan"] == (nik_id.problem(row.nik) or "" if row.expected_status
+                                 == "TIDAK_VALID" else "")
 
     # what the exchange itself answered, fetched with OpenSSH sftp: tokens, never a NIK
     kemensos = Agency(desks["kemensos"], ex)

@@ -39,3 +39,13 @@ def test_the_sentence_table_is_the_catalogue() -> None:
     for code, (english, indonesian) in CATALOGUE.items():
         row = f"| `{code}` | {english.replace('|', '/')} | {indonesian.replace('|', '/')} |"
         assert row in text, f"docs/reasons.md's sentence for {code} is out of date"
+
+
+def test_every_row_reason_of_an_answer_is_labelled_and_documented() -> None:
+    from exchanged.ids.nik import PROBLEMS
+    from exchanged.reasons import ROW_LABELS
+
+    text = (DOCS / "reasons.md").read_text(encoding="utf-8")
+    assert set(PROBLEMS) == set(ROW_LABELS)
+    for code, (english, indonesian) in ROW_LABELS.items():
+        assert f"| `{code}` | {english} | {indonesian} |" in text, code
