@@ -1,5 +1,6 @@
 """The agency's side: ``exchanged submit`` and ``exchanged fetch``."""
 
+from exchanged.client import witness
 from exchanged.client.agency import (
     Client,
     ClientError,
@@ -12,4 +13,4 @@ from exchanged.client.agency import (
 )
 
 __all__ = ["Client", "ClientError", "Submitted", "default_batch_id", "default_state", "fetch",
-           "progress_stream", "submit"]
+           "progress_stream", "submit", "witness"]

@@ -80,3 +80,17 @@ class GuardedDoor(Door[U], Protocol[U]):
     def address_banned(self, address: str, score: int, seconds: int, count: int) -> None:
         """Record that ``address`` (an IPv4 address or an IPv6 /64) is banned for ``seconds``
         after repeated failed logins; ``count`` says the how-manieth ban of it this is."""
+
+
+#: the inbox folder beside the flows' where an agency puts its cosignatures of checkpoints
+WITNESS_FOLDER = "ledger"
+
+
+@runtime_checkable
+class WitnessDoor(Protocol):
+    """A Door that takes agencies' cosignatures of the ledger's checkpoints
+    (``/inbox/ledger/checkpoint-<size>.cosig``)."""
+
+    def cosignature(self, agency: str, name: str, data: bytes) -> None:
+        """Check and record a cosignature; a refusal is put, with its reason, in the
+        agency's ``/outbox/ledger/`` (the SFTP close cannot carry it)."""
