@@ -164,7 +164,7 @@ class Verifier:
     @classmethod
     def from_vkey(cls, vkey: str) -> Verifier:
         try:
-            name, kid, b64 = vkey.strip().split("+")
+            name, kid, b64 = vkey.strip().split("+", 2)
             raw = base64.b64decode(b64, validate=True)
             found = cls(name, raw[0], raw[1:])
         except (ValueError, IndexError, binascii.Error):
@@ -254,7 +254,7 @@ class NoteKey:
     @classmethod
     def load(cls, data: bytes) -> NoteKey:
         try:
-            private, key, name, kid, b64 = data.decode().strip().split("+")
+            private, key, name, kid, b64 = data.decode().strip().split("+", 4)
             raw = base64.b64decode(b64, validate=True)
             if (private, key) != ("PRIVATE", "KEY") or raw[0] not in (ED25519, COSIGNATURE_V1):
                 raise ValueError
