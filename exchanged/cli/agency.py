@@ -60,6 +60,9 @@ def cmd_fetch(args: argparse.Namespace) -> int:
                 print(f"ledger checkpoint {seen.size}: signed by the exchange, {since}, "
                       f"{'co-signed by you now' if seen.uploaded else 'co-signed by you'}; "
                       f"co-signed also by: {', '.join(seen.cosigned_by) or 'no other party yet'}")
+                if seen.previous is None:
+                    print(f"your witness key (confirm it with the exchange's administrator): "
+                          f"{seen.vkey}")
     finally:
         client.close()
     return 0

@@ -64,6 +64,8 @@ class Witnessed:
     cosigned_by: tuple[str, ...]
     uploaded: bool
     silent: tuple[str, ...]
+    #: the agency's own witness key (a vkey), for its administrator to confirm
+    vkey: str
 
 
 def _safe(server: str) -> str:
@@ -205,7 +207,7 @@ def check(client: Client, state: Path, warn: Warn) -> Witnessed | None:
         warn(f"{party} has co-signed no checkpoint since {floor or 'the first'}: if it stays "
              f"silent, compare the last checkpoint with {party} by a second channel")
     return Witnessed(current.tree_size, previous, tuple(_who(current_note, others)), uploaded,
-                     silent)
+                     silent, witness_key(state, agency).verifier().vkey())
 
 
 def _cosign(client: Client, state: Path, note: Note, point: Checkpoint) -> bool:

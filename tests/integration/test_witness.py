@@ -81,7 +81,7 @@ def test_honest_checkpoints_are_checked_and_cosigned_by_every_party(
     # the note is served with every party's cosignature
     assert sorted(signers(exchange, first)[1:]) == ["bkn", "kemensos"]
     second = signed_checkpoint(exchange)
-    for agency, other in (("kemensos", "bkn"), ("bkn", "kemensos")):
+    for agency in ("kemensos", "bkn"):
         code, out, err = fetch(exchange, desks, states, agency, work / agency)
         assert code == 0, err
         assert f"ledger checkpoint {second}: signed by the exchange, extends checkpoint " \
