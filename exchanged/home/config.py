@@ -74,6 +74,14 @@ class Config:
     #: delivered now) is tried again; after the last, the batch is shunted for an
     #: administrator ('exchanged batch requeue'), so that no retry goes on for ever
     retry_delays: tuple[float, ...] = (10.0, 60.0, 300.0, 900.0, 900.0)
+    #: RFC 3161 trusted timestamps on checkpoints (off while empty): the timestamping
+    #: authority's URL, and a PEM file of its certificate chain up to the root the exchange
+    #: trusts (relative paths are within the home); a failed authority blocks nothing:
+    #: it is tried again every timestamp_retry_minutes
+    timestamp_url: str = ""
+    timestamp_ca: str = ""
+    timestamp_timeout_seconds: int = 10
+    timestamp_retry_minutes: int = 15
 
     @property
     def zone(self) -> ZoneInfo:
@@ -99,6 +107,10 @@ CONFIG_KEYS = {
     "sftp_quota_bytes": int,
     "sftp_quota_files": int,
     "retry_delays": list,
+    "timestamp_url": str,
+    "timestamp_ca": str,
+    "timestamp_timeout_seconds": int,
+    "timestamp_retry_minutes": int,
 }
 
 
@@ -171,6 +183,14 @@ def _problem(config: Config) -> str | None:
          "checkpoint_every_minutes must be 0 (never) to 44640"),
         (config.sftp_quota_bytes >= 1 and config.sftp_quota_files >= 1,
          "sftp_quota_bytes and sftp_quota_files must be at least 1"),
+        (not config.timestamp_url or config.timestamp_url.startswith(("http://", "https://")),
+         "timestamp_url must be an http:// or https:// URL"),
+        (not config.timestamp_url or bool(config.timestamp_ca),
+         "timestamp_url needs timestamp_ca (the authority's certificate chain, PEM)"),
+        (1 <= config.timestamp_timeout_seconds <= 300,
+         "timestamp_timeout_seconds must be 1 to 300"),
+        (1 <= config.timestamp_retry_minutes <= 24 * 60,
+         "timestamp_retry_minutes must be 1 to 1440"),
         (config.log_format in ("text", "json"), "log_format must be text or json"),
         (config.log_level in ("debug", "info", "warning", "error"),
          "log_level must be debug, info, warning or error"),
