@@ -70,6 +70,18 @@ def _timestamps(home: Any, ledger: Any) -> None:
               file=sys.stderr)
 
 
+def cmd_ledger_witnesses(args: argparse.Namespace) -> int:
+    from exchanged.ledger.witness import describe, witness_keys
+
+    home = home_of(args)
+    for agency, key in sorted(witness_keys(home).items()):
+        print(f"witness {agency}: {key.vkey()}")
+    for note in describe(home)[-args.last:]:
+        print(f"checkpoint {note['tree_size']} root {note['root_hash']}: co-signed by "
+              f"{', '.join(note['cosigned_by']) or 'no one yet'}")
+    return 0
+
+
 def cmd_ledger_timestamp(args: argparse.Namespace) -> int:
     from exchanged.ledger import open_ledger
 
@@ -279,6 +291,10 @@ def add_parsers(sub: argparse._SubParsersAction[Parser], leaf: Leaf) -> None:
     sp.add_argument("--format", choices=("table", "json", "csv"), default="table")
     leaf(ledger_sub, "checkpoint", cmd_ledger_checkpoint,
          "sign the ledger's tree head now and deliver it to every agency")
+    sp = leaf(ledger_sub, "witnesses", cmd_ledger_witnesses,
+              "the agencies' witness keys, and who co-signed each recent checkpoint")
+    sp.add_argument("--last", type=int, default=10, metavar="N",
+                    help="the N newest checkpoints (default 10)")
     leaf(ledger_sub, "timestamp", cmd_ledger_timestamp,
          "ask the timestamping authority now for every checkpoint without a token")
     sp = leaf(ledger_sub, "check-timestamp", cmd_ledger_check_timestamp,

@@ -93,6 +93,9 @@ def test_honest_checkpoints_are_checked_and_cosigned_by_every_party(
         [("kemensos", first), ("bkn", first), ("kemensos", second), ("bkn", second)])
     kemensos_view = exchange.home / "drop" / "kemensos" / "outbox" / "ledger" / note_name(second)
     assert kemensos_view.read_bytes().count("\N{EM DASH}".encode()) == 3
+    # the administrator sees who co-signed what
+    out = exchanged("ledger", "witnesses", "--home", str(exchange.home)).stdout
+    assert f"checkpoint {second} root " in out and out.count("co-signed by bkn, kemensos") == 2
     # a fetch with nothing new keeps quiet and uploads nothing again
     code, out, err = fetch(exchange, desks, states, "kemensos", work / "k3")
     assert code == 0 and "co-signed by you;" in out and "warning" not in err
