@@ -136,6 +136,7 @@ def stamp_pending(home: Home, ledger: Ledger, config: Config) -> Run:
     The first failure ends the run, on record; the exchange goes on."""
     if not config.timestamp_url:
         return Run((), None)
+    home = home.configured(config)  # the agencies' folders where the config puts them
     done: list[Stamped] = []
     for size in pending(home):
         message = parse_note((home.checkpoints / f"checkpoint-{size:010d}.note")
