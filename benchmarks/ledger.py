@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from exchanged.ledger import Ledger, Query
+from exchanged.ledger import Ledger, Query, merkle
 from exchanged.ledger.treehead import tree_head
 
 
