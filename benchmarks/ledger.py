@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from exchanged.admin.browse import build_view
-from exchanged.ledger import Ledger, Query
+from exchanged.ledger import Ledger, Query, merkle
 from exchanged.ledger.batches import BatchFilter, batches
 from exchanged.ledger.treehead import tree_head
 
@@ -95,6 +95,18 @@ def main(argv: list[str] | None = None) -> int:
         tree_head(ledger, exchange="bench", fingerprint="0" * 40)
         head_seconds = time.perf_counter() - t0
         print(f"tree head over {size:,} entries: {head_seconds:.2f} s", flush=True)
+        # what a checkpoint's note adds (ledger/witness.py): the consistency proof from the
+        # checkpoint before it (here 1,000 entries earlier), and an agency's check of it
+        leaves = ledger.leaves(size)
+        t0 = time.perf_counter()
+        proof = merkle.consistency_proof(leaves, size - 1000)
+        proof_seconds = time.perf_counter() - t0
+        old, new = merkle.root(leaves[:size - 1000]), merkle.root(leaves)
+        t0 = time.perf_counter()
+        assert merkle.verify_consistency(size - 1000, size, old, new, proof)
+        check_ms = (time.perf_counter() - t0) * 1000
+        print(f"consistency proof for a note over {size:,} entries: {proof_seconds:.2f} s; "
+              f"checked by the agency in {check_ms:.2f} ms", flush=True)
         timings = []
         for b in range(0, size // 5, max(1, size // 5 // 50)):
             t0 = time.perf_counter()
@@ -108,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"entries": size, "appends_per_second": round(appends),
                           "verify_seconds": round(verify_seconds, 2),
                           "tree_head_seconds": round(head_seconds, 2),
+                          "note_proof_seconds": round(proof_seconds, 2),
+                          "note_proof_check_ms": round(check_ms, 3),
                           "query_by_batch_ms": round(query_ms, 2), **desk}))
         return 0
     finally:

@@ -235,6 +235,27 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "Exchange tidak dapat memproses batch ini karena kesalahan internal (tercatat pada entri "
         "ledger {seq}); operator telah diberi tahu. Kirim ulang dengan batch id baru.",
     ),
+    # a cosignature of a ledger checkpoint (an agency as witness; not a batch)
+    "BAD_COSIGNATURE": (
+        "The cosignature of checkpoint {size} is not a valid tlog-cosignature of that "
+        "checkpoint by the agency's witness key ({why}); nothing was recorded.",
+        "Kosignatur checkpoint {size} bukan tlog-cosignature yang sah atas checkpoint itu oleh "
+        "kunci saksi instansi ({why}); tidak ada yang dicatat.",
+    ),
+    "WITNESS_KEY_MISMATCH": (
+        "The cosignature is by witness key {key_id}, not by the key {registered} registered "
+        "for this agency; an administrator replaces it with 'exchanged agency update "
+        "--witness-key' after checking it by a second channel.",
+        "Kosignatur dibuat dengan kunci saksi {key_id}, bukan kunci {registered} yang terdaftar "
+        "untuk instansi ini; administrator menggantinya dengan 'exchanged agency update "
+        "--witness-key' setelah memeriksanya lewat saluran kedua.",
+    ),
+    "UNKNOWN_CHECKPOINT": (
+        "The exchange published no checkpoint of size {size}: only a checkpoint it published "
+        "can be co-signed.",
+        "Exchange tidak menerbitkan checkpoint berukuran {size}: hanya checkpoint yang "
+        "diterbitkannya yang dapat dikosignasi.",
+    ),
 }
 
 
@@ -252,6 +273,9 @@ def reason(code: str, **params: object) -> Reason:
 #: code -> (English, Indonesian) short label, for tables that count refusals (reports, the
 #: ledger browser): a phrase with no placeholder, where the sentence above names specifics
 LABELS: dict[str, tuple[str, str]] = {
+    "BAD_COSIGNATURE": ("cosignature does not verify", "kosignatur tidak sah"),
+    "WITNESS_KEY_MISMATCH": ("not the registered witness key", "bukan kunci saksi terdaftar"),
+    "UNKNOWN_CHECKPOINT": ("no such checkpoint", "checkpoint tidak dikenal"),
     "BAD_FILE_NAME": ("file name breaks the rule", "nama berkas tidak sesuai aturan"),
     "BATCH_ID_LOOKS_PERSONAL": ("batch id looks like personal data",
                                 "batch id menyerupai data pribadi"),

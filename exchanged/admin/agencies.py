@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from exchanged.crypto.keys import KeyInfo, Keyring
-from exchanged.errors import KeyProblem, UsageError
+from exchanged.errors import CheckFailed, KeyProblem, UsageError
 from exchanged.home import Home, load_config
 from exchanged.home.agencies import (
     Agencies,
@@ -17,7 +17,7 @@ from exchanged.home.agencies import (
     parse_ssh_public_key,
     ssh_fingerprint,
 )
-from exchanged.ledger import format_ts, open_ledger, utc_now
+from exchanged.ledger import format_ts, open_ledger, utc_now, witness
 from exchanged.policy import load_policies
 from exchanged.sftp.openssh import (
     check_daemon_user,
@@ -139,7 +139,8 @@ class UpdateReport:
 
 
 def update_agency(home: Home, agency_id: str, *, ssh_key: Path | None = None,
-                  add_ssh_key: bool = False, gpg_key: Path | None = None) -> UpdateReport:
+                  add_ssh_key: bool = False, gpg_key: Path | None = None,
+                  witness_key: str | None = None) -> UpdateReport:
     """Change an agency's keys: a new SSH login key (replacing or added), a new pinned
     OpenPGP key, or a refreshed copy of the pinned one (a revocation, a new expiry)."""
     home.require()
@@ -148,8 +149,19 @@ def update_agency(home: Home, agency_id: str, *, ssh_key: Path | None = None,
     if agency is None:
         known = ", ".join(sorted(p.stem for p in home.agencies.glob("*.yaml"))) or "none yet"
         raise UsageError(f"there is no agency {agency_id!r} (registered: {known})")
-    if ssh_key is None and gpg_key is None:
-        raise UsageError("give --ssh-key and/or --gpg-key")
+    if ssh_key is None and gpg_key is None and witness_key is None:
+        raise UsageError("give --ssh-key, --gpg-key and/or --witness-key")
+    if witness_key is not None:
+        ledger = open_ledger(home)
+        try:
+            verifier = witness.register_witness_key(home, ledger, agency_id, witness_key,
+                                                    actor="admin")
+        except CheckFailed as e:
+            raise UsageError(e.message) from None
+        finally:
+            ledger.close()
+        if ssh_key is None and gpg_key is None:
+            return UpdateReport(agency, (f"witness key registered: {verifier.vkey()}",))
     changes: list[str] = []
     fields: dict[str, object] = {}
     ssh_keys = agency.ssh_keys

@@ -57,7 +57,8 @@ def cmd_agency_update(args: argparse.Namespace) -> int:
     report = update_agency(home_of(args), args.id,
                            ssh_key=Path(args.ssh_key) if args.ssh_key else None,
                            add_ssh_key=args.add,
-                           gpg_key=Path(args.gpg_key) if args.gpg_key else None)
+                           gpg_key=Path(args.gpg_key) if args.gpg_key else None,
+                           witness_key=args.witness_key)
     for change in report.changes:
         print(f"{args.id}: {change}")
     return 0
@@ -220,6 +221,9 @@ def add_parsers(sub: argparse._SubParsersAction[Parser], leaf: Leaf) -> None:
     sp.add_argument("--gpg-key", metavar="FILE.asc",
                     help="its new OpenPGP public key, or a new copy of the pinned one "
                     "(with a revocation or a new expiry date)")
+    sp.add_argument("--witness-key", metavar="VKEY",
+                    help="its witness key for cosigning checkpoints (a vkey, as its "
+                    "'exchanged fetch' prints it), replacing the one registered")
     leaf(agency_sub, "list", cmd_agency_list, "list registered agencies and their pinned keys")
 
     keys = sub.add_parser("keys", help="rotate the exchange's own keys")

@@ -69,17 +69,28 @@ def cmd_token_key_fingerprint(args: argparse.Namespace) -> int:
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
-    from exchanged.client import fetch
+    from exchanged.client import default_state, fetch, witness
 
     client = _client(args)
     try:
         got = fetch(client, args.flow, Path(args.output_dir), remove=args.remove)
+        for name, local in got:
+            print(f"{name} -> {local}")
+        if not got:
+            print("no outcome waiting")
+        if not args.no_witness:
+            seen = witness.check(client, Path(args.state) if args.state else default_state(),
+                                 witness.warn_on_stderr)
+            if seen is not None:
+                since = f"extends checkpoint {seen.previous}" if seen.previous else "first seen"
+                print(f"ledger checkpoint {seen.size}: signed by the exchange, {since}, "
+                      f"{'co-signed by you now' if seen.uploaded else 'co-signed by you'}; "
+                      f"co-signed also by: {', '.join(seen.cosigned_by) or 'no other party yet'}")
+                if seen.previous is None:
+                    print(f"your witness key (confirm it with the exchange's administrator): "
+                          f"{seen.vkey}")
     finally:
         client.close()
-    for name, local in got:
-        print(f"{name} -> {local}")
-    if not got:
-        print("no outcome waiting")
     return 0
 
 
@@ -117,6 +128,8 @@ def add_parsers(sub: argparse._SubParsersAction[Parser], leaf: Leaf) -> None:
     sp.add_argument("--output-dir", default=".", metavar="DIR")
     sp.add_argument("--remove", action="store_true",
                     help="remove each outcome from the exchange once it is safely written")
+    sp.add_argument("--no-witness", action="store_true",
+                    help="do not check and co-sign the ledger's newest checkpoint")
     add_client_parsers(sub)
 
 

@@ -48,10 +48,61 @@ def cmd_ledger_checkpoint(args: argparse.Namespace) -> int:
     from exchanged.ledger.checkpoints import make_checkpoint
 
     home = home_of(args)
-    made = make_checkpoint(home, open_ledger(home), actor="admin")
+    ledger = open_ledger(home)
+    made = make_checkpoint(home, ledger, actor="admin")
     print(f"checkpoint of {made.head.tree_size} entries, tree head {made.head.root_hash}")
     print(f"signed into {made.path}; delivered to /outbox/ledger/ of "
           f"{', '.join(made.delivered) or 'no agency yet'}")
+    _timestamps(home, ledger)
+    return 0
+
+
+def _timestamps(home: Any, ledger: Any) -> None:
+    from exchanged.home import load_config
+    from exchanged.ledger.timestamps import stamp_pending
+
+    run = stamp_pending(home, ledger, load_config(home))
+    for s in run.stamped:
+        print(f"checkpoint {s.size} timestamped by the authority at {s.gen_time} "
+              f"(token SHA-256 {s.sha256})")
+    if run.failed:
+        print(f"warning: not timestamped now ({run.failed}); it is asked for again later",
+              file=sys.stderr)
+
+
+def cmd_ledger_witnesses(args: argparse.Namespace) -> int:
+    from exchanged.ledger.witness import describe, witness_keys
+
+    home = home_of(args)
+    for agency, key in sorted(witness_keys(home).items()):
+        print(f"witness {agency}: {key.vkey()}")
+    for note in describe(home)[-args.last:]:
+        print(f"checkpoint {note['tree_size']} root {note['root_hash']}: co-signed by "
+              f"{', '.join(note['cosigned_by']) or 'no one yet'}")
+    return 0
+
+
+def cmd_ledger_timestamp(args: argparse.Namespace) -> int:
+    from exchanged.ledger import open_ledger
+
+    home = home_of(args)
+    _timestamps(home, open_ledger(home))
+    return 0
+
+
+def cmd_ledger_check_timestamp(args: argparse.Namespace) -> int:
+    from exchanged.errors import UsageError
+    from exchanged.ledger.notes import parse_note
+    from exchanged.ledger.timestamps import verify_token
+
+    try:
+        token, note = Path(args.token).read_bytes(), Path(args.note).read_bytes()
+    except OSError as e:
+        raise UsageError(f"cannot read {e.filename}: {e.strerror}") from None
+    info = verify_token(token, parse_note(note).text.encode(), Path(args.tsa_chain)).tst_info
+    print(f"checkpoint {parse_note(note).checkpoint().tree_size} existed at "
+          f"{info.gen_time.isoformat()} (RFC 3161 token of a timestamping authority of "
+          f"{args.tsa_chain})")
     return 0
 
 
@@ -335,6 +386,18 @@ def add_parsers(sub: argparse._SubParsersAction[Parser], leaf: Leaf) -> None:
                     help="127.0.0.1 only: any other address is refused")
     leaf(ledger_sub, "checkpoint", cmd_ledger_checkpoint,
          "sign the ledger's tree head now and deliver it to every agency")
+    sp = leaf(ledger_sub, "witnesses", cmd_ledger_witnesses,
+              "the agencies' witness keys, and who co-signed each recent checkpoint")
+    sp.add_argument("--last", type=int, default=10, metavar="N",
+                    help="the N newest checkpoints (default 10)")
+    leaf(ledger_sub, "timestamp", cmd_ledger_timestamp,
+         "ask the timestamping authority now for every checkpoint without a token")
+    sp = leaf(ledger_sub, "check-timestamp", cmd_ledger_check_timestamp,
+              "check a checkpoint's RFC 3161 token, with only the authority's certificates")
+    sp.add_argument("--token", required=True, metavar="FILE.tsr")
+    sp.add_argument("--note", required=True, metavar="FILE.note")
+    sp.add_argument("--tsa-chain", required=True, metavar="FILE.pem",
+                    help="the authority's certificate chain up to its root")
     sp = leaf(ledger_sub, "prove", cmd_ledger_prove,
               "an inclusion proof (--seq N) or a consistency proof (--from CHECKPOINT)")
     sp.add_argument("--seq", type=int, metavar="N", help="prove that entry N is in the ledger")

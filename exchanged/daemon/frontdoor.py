@@ -21,7 +21,7 @@ from exchanged.batch.spool import Upload
 from exchanged.errors import ConfigError, as_unavailable
 from exchanged.home import Config, Home
 from exchanged.home.agencies import Agencies
-from exchanged.ledger import Ledger, format_ts, utc_now
+from exchanged.ledger import Ledger, format_ts, utc_now, witness
 from exchanged.ledger.checkpoints import LEDGER_FOLDER
 from exchanged.sftp import SFTPServer, openssh
 
@@ -128,6 +128,10 @@ class FrontDoor:
 
     def discard(self, upload: Upload, why: str) -> None:
         self.pipeline.discard(upload, why)
+
+    def cosignature(self, agency: str, name: str, data: bytes) -> None:
+        witness.receive_cosignature(self.home.configured(self.config), self.ledger, agency,
+                                    name, data)
 
     def outcome_event(self, agency: str, flow: str, name: str, event: str, size: int) -> None:
         batch = self.pipeline.state.outcome_owner(agency, flow, name)

@@ -33,6 +33,7 @@ from exchanged.ledger.checkpoints import (
     make_checkpoint,
     since_last_checkpoint,
 )
+from exchanged.ledger.timestamps import stamp_pending
 from exchanged.policy.model import PolicySet
 
 DAILY = timedelta(days=1)
@@ -71,6 +72,15 @@ class Scheduler:
                 misfire_grace_time=None,
             )
         now = datetime.now(UTC)
+        if self.config.timestamp_url:
+            # RFC 3161 tokens for checkpoints: right after each checkpoint (see _stamp_soon),
+            # and every timestamp_retry_minutes for those the authority failed to stamp
+            self._scheduler.add_job(
+                self.timestamps,
+                IntervalTrigger(minutes=self.config.timestamp_retry_minutes, timezone=UTC),
+                id="timestamps", next_run_time=now, coalesce=True, max_instances=1,
+                misfire_grace_time=None,
+            )
         for job_id, job in (("retention", self.retention), ("reminders", self.reminders)):
             self._scheduler.add_job(
                 job, IntervalTrigger(seconds=DAILY.total_seconds(), timezone=UTC), id=job_id,
@@ -98,9 +108,20 @@ class Scheduler:
     def checkpoint(self) -> None:
         def job() -> object:
             with self._checkpointing:
-                return make_checkpoint(self.home, self.ledger)
+                made = make_checkpoint(self.home, self.ledger)
+            self._stamp_soon()
+            return made
 
         self._run("ledger checkpoint", job)
+
+    def _stamp_soon(self) -> None:
+        """Wake the timestamps job: a new checkpoint is waiting for its token (asked in that
+        job's thread, so a slow authority never holds a checkpoint up)."""
+        if self.config.timestamp_url and self._scheduler.running:
+            self._scheduler.modify_job("timestamps", next_run_time=datetime.now(UTC))
+
+    def timestamps(self) -> None:
+        self._run("timestamps", lambda: stamp_pending(self.home, self.ledger, self.config))
 
     def checkpoint_if_due(self) -> None:
         """A checkpoint if ``checkpoint_every_entries`` or ``checkpoint_every_minutes`` says
@@ -112,6 +133,7 @@ class Scheduler:
                                   every_entries=self.config.checkpoint_every_entries,
                                   every_minutes=self.config.checkpoint_every_minutes):
                     make_checkpoint(self.home, self.ledger)
+                    self._stamp_soon()
             self._due_failing = False
         except Exception as e:  # retried at the next look; said once while it lasts
             if not self._due_failing:

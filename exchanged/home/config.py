@@ -97,6 +97,14 @@ class Config:
     #: event hooks (exchanged.home.hooksettings) and the waits before each retry of one
     hooks: tuple[HookSettings, ...] = ()
     hook_retry_delays: tuple[float, ...] = (5.0, 30.0, 120.0, 600.0)
+    #: RFC 3161 trusted timestamps on checkpoints (off while empty): the timestamping
+    #: authority's URL, and a PEM file of its certificate chain up to the root the exchange
+    #: trusts (relative paths are within the home); a failed authority blocks nothing:
+    #: it is tried again every timestamp_retry_minutes
+    timestamp_url: str = ""
+    timestamp_ca: str = ""
+    timestamp_timeout_seconds: int = 10
+    timestamp_retry_minutes: int = 15
 
     @property
     def zone(self) -> ZoneInfo:
@@ -137,6 +145,10 @@ CONFIG_KEYS = {
     "proxy_trusted": list,
     "hooks": list,
     "hook_retry_delays": list,
+    "timestamp_url": str,
+    "timestamp_ca": str,
+    "timestamp_timeout_seconds": int,
+    "timestamp_retry_minutes": int,
 }
 
 #: settings with a structure of their own, each read by its parser
@@ -234,6 +246,14 @@ def _problem(config: Config) -> str | None:
          "checkpoint_every_minutes must be 0 (never) to 44640"),
         (config.sftp_quota_bytes >= 1 and config.sftp_quota_files >= 1,
          "sftp_quota_bytes and sftp_quota_files must be at least 1"),
+        (not config.timestamp_url or config.timestamp_url.startswith(("http://", "https://")),
+         "timestamp_url must be an http:// or https:// URL"),
+        (not config.timestamp_url or bool(config.timestamp_ca),
+         "timestamp_url needs timestamp_ca (the authority's certificate chain, PEM)"),
+        (1 <= config.timestamp_timeout_seconds <= 300,
+         "timestamp_timeout_seconds must be 1 to 300"),
+        (1 <= config.timestamp_retry_minutes <= 24 * 60,
+         "timestamp_retry_minutes must be 1 to 1440"),
         (config.log_format in ("text", "json"), "log_format must be text or json"),
         (not config.proxy_protocol or bool(config.proxy_trusted),
          "proxy_protocol needs proxy_trusted: the addresses of the load balancers"),

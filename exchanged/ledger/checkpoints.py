@@ -23,7 +23,7 @@ from exchanged.errors import CheckFailed, UsageError
 from exchanged.home import Home, atomic_write, load_config, make_private_dir
 from exchanged.home.agencies import Agencies
 from exchanged.home.drop import PlantedLink, deliver
-from exchanged.ledger import Ledger, Query
+from exchanged.ledger import Ledger, Query, witness
 from exchanged.ledger.treehead import TreeHead, tree_head
 
 log = logging.getLogger("exchanged.ledger.checkpoints")
@@ -65,6 +65,8 @@ def make_checkpoint(home: Home, ledger: Ledger, *, actor: str = "exchange") -> M
             log.error("checkpoint not delivered to %s: %s", agency, e, extra={"agency": agency})
             continue
         delivered.append(agency)
+    # the same tree head as a C2SP signed note, for the agencies to check and co-sign
+    witness.publish(home, ledger, head, delivered)
     seq = ledger.append("ledger.checkpoint", actor=actor, tree_size=head.tree_size,
                         root_hash=head.root_hash, file=name, delivered_to=delivered)
     log.info("ledger checkpoint %d signed and delivered to %d agencies", head.tree_size,

@@ -12,6 +12,18 @@ KINDS: Mapping[str, str] = {
     "ledger.created": "the ledger was created (its id, the exchange's name)",
     "ledger.checkpoint": "a checkpoint was signed: the tree head (size, Merkle root) and the "
     "agencies it was delivered to",
+    "ledger.cosigned": "an agency co-signed a checkpoint as a witness (tlog-cosignature): the "
+    "checkpoint's size and root, the witness key's id, the cosignature's time and the "
+    "cosignature itself; the checkpoint is served with it from then on",
+    "ledger.cosignature_refused": "an agency's cosignature of a checkpoint was refused (reason "
+    "code, the checkpoint's size); nothing else was recorded",
+    "ledger.witness_key": "an agency's witness key (Ed25519, for its cosignatures) was "
+    "registered: on first use by its first cosignature, or by an administrator (the vkey, "
+    "the one it replaced)",
+    "ledger.timestamped": "a checkpoint got an RFC 3161 timestamp from the configured "
+    "timestamping authority (size, the token's time and SHA-256, the authority's URL)",
+    "ledger.timestamp_failed": "the timestamping authority could not timestamp a checkpoint "
+    "(why, when it is tried again); the exchange goes on",
     "exchange.initialised": "a home was created: the exchange's key and host key fingerprints, "
     "the policy set's hash",
     "exchange.started": "the daemon started (version, pid, the policy set's hash; the set is "

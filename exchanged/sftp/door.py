@@ -82,6 +82,20 @@ class GuardedDoor(Door[U], Protocol[U]):
         after repeated failed logins; ``count`` says the how-manieth ban of it this is."""
 
 
+#: the inbox folder beside the flows' where an agency puts its cosignatures of checkpoints
+WITNESS_FOLDER = "ledger"
+
+
+@runtime_checkable
+class WitnessDoor(Protocol):
+    """A Door that takes agencies' cosignatures of the ledger's checkpoints
+    (``/inbox/ledger/checkpoint-<size>.cosig``)."""
+
+    def cosignature(self, agency: str, name: str, data: bytes) -> None:
+        """Check and record a cosignature; a refusal is put, with its reason, in the
+        agency's ``/outbox/ledger/`` (the SFTP close cannot carry it)."""
+
+
 @runtime_checkable
 class AgencyDoor(Protocol):
     """What the front door needs of the exchange for the agencies' own settings: what an

@@ -49,8 +49,8 @@ from paramiko.sftp import (
 )
 
 from exchanged.errors import Unavailable
-from exchanged.sftp.door import AgencyDoor, Door, GuardedDoor, Upload
-from exchanged.sftp.handles import ReadHandle, UploadHandle
+from exchanged.sftp.door import WITNESS_FOLDER, AgencyDoor, Door, GuardedDoor, Upload, WitnessDoor
+from exchanged.sftp.handles import CosignatureHandle, ReadHandle, UploadHandle
 from exchanged.sftp.limits import Gate
 from exchanged.sftp.paths import (
     MAX_NAME_BYTES,
@@ -61,7 +61,7 @@ from exchanged.sftp.paths import (
     file_attributes,
     is_temporary_name,
     listable,
-    looks_sealed,
+    looks_served,
     normalise,
     open_tree_folder,
 )
@@ -78,6 +78,9 @@ class DropFolders(paramiko.SFTPServerInterface):
         self.door: Door[Any] = server.door
         self.gate: Gate = server.gate
         self.guarded: GuardedDoor[Any] | None = server.guarded
+        # an exchange that takes cosignatures of its checkpoints has /inbox/ledger too
+        self.witness: WitnessDoor | None = (
+            self.door if isinstance(self.door, WitnessDoor) else None)
         session = server.session
         assert isinstance(session, Session), "sftp before authentication"
         self.session: Session = session
@@ -106,7 +109,10 @@ class DropFolders(paramiko.SFTPServerInterface):
 
     def _flows(self, area: str) -> tuple[str, ...]:
         agency = self.session.agency
-        return self.door.inbox_flows(agency) if area == "inbox" else self.door.outbox_flows(agency)
+        if area == "inbox":
+            flows = self.door.inbox_flows(agency)
+            return (*flows, WITNESS_FOLDER) if self.witness is not None else flows
+        return self.door.outbox_flows(agency)
 
     def _disk(self, place: Place) -> Path:
         if place.area == "inbox":
@@ -208,6 +214,9 @@ class DropFolders(paramiko.SFTPServerInterface):
         if not writing:
             return SFTP_PERMISSION_DENIED  # the inbox is write-only
         agency = self.session.agency
+        if place.flow == WITNESS_FOLDER and self.witness is not None:
+            # a cosignature: a few hundred bytes, taken as a whole when the file is closed
+            return CosignatureHandle(self.session, self.witness, place.name)
         elsewhere = self._within_file_quota(agency)
         if elsewhere is None:
             return SFTP_FAILURE
@@ -232,7 +241,8 @@ class DropFolders(paramiko.SFTPServerInterface):
                 return SFTP_NO_SUCH_FILE
         try:
             st = os.fstat(fd)
-            if not stat_mod.S_ISREG(st.st_mode) or not looks_sealed(os.pread(fd, 64, 0)):
+            if not stat_mod.S_ISREG(st.st_mode) or not looks_served(place.name,
+                                                                     os.pread(fd, 64, 0)):
                 os.close(fd)
                 return SFTP_NO_SUCH_FILE
             os.set_blocking(fd, True)

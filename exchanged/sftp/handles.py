@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import paramiko
 from paramiko.sftp import SFTP_FAILURE, SFTP_OK, SFTP_PERMISSION_DENIED
 
-from exchanged.sftp.door import Door, Upload
+from exchanged.sftp.door import Door, Upload, WitnessDoor
 from exchanged.sftp.limits import Gate
 from exchanged.sftp.paths import Place
 from exchanged.sftp.session import Session
@@ -104,6 +104,55 @@ class UploadHandle(paramiko.SFTPHandle):
             self.folders.session.release_file()
 
 
+class CosignatureHandle(paramiko.SFTPHandle):
+    """A cosignature being written: kept in memory (it is a few hundred bytes, and at most
+    :data:`MAX_COSIGNATURE_BYTES`), handed over when the client closes it normally."""
+
+    def __init__(self, session: Session, door: WitnessDoor, name: str) -> None:
+        super().__init__()
+        self.session = session
+        self.door = door
+        self.name = name
+        self.data = bytearray()
+        self.refused = False
+        self.aborted = False
+        self.closed = False
+
+    def write(self, offset: int, data: bytes) -> int:  # type: ignore[override]
+        self.session.touch()
+        end = offset + len(data)
+        if self.refused or end > MAX_COSIGNATURE_BYTES:
+            self.refused = True
+            return SFTP_FAILURE
+        if len(self.data) < end:
+            self.data.extend(bytes(end - len(self.data)))
+        self.data[offset:end] = data
+        return SFTP_OK
+
+    def read(self, offset: int, length: int) -> bytes | int:
+        return SFTP_PERMISSION_DENIED
+
+    def chattr(self, attr: paramiko.SFTPAttributes) -> int:
+        return SFTP_OK
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.session.release_file()
+        if self.aborted:
+            return  # a cut connection: a cosignature is sent again at the next fetch
+        try:
+            self.door.cosignature(self.session.agency, self.name, bytes(self.data))
+        except Exception as e:  # the exchange could not record it: the client sends it again
+            log.error("a cosignature of %s could not be recorded (%s)", self.session.agency,
+                      type(e).__name__)
+
+
+#: a cosignature upload: a vkey line and a signature line, far below this
+MAX_COSIGNATURE_BYTES = 4096
+
+
 class ReadHandle(paramiko.SFTPHandle):
     """An outcome being downloaded; the ledger records complete downloads."""
 
@@ -146,7 +195,7 @@ class ExchangeSFTPServer(paramiko.SFTPServer):
         # client: mark uploads aborted, then close each on its own, so that one
         # that cannot be recorded does not leave the others (and their files) open.
         for key, handle in list(self.file_table.items()):
-            if isinstance(handle, UploadHandle):
+            if isinstance(handle, UploadHandle | CosignatureHandle):
                 handle.aborted = True
             try:
                 handle.close()

@@ -89,6 +89,46 @@ def looks_sealed(head: bytes) -> bool:
     return len(body) == 10 and body[0] == 3 and body[9] in PUBKEY_ALGORITHMS
 
 
+#: what the exchange's plain-text ledger files start with (checkpoint notes, consistency
+#: proofs, refusals of a cosignature): anything else in an outbox is not its own
+NOTE_HEAD = b"exchanged.invalid/ledger/"
+JSON_HEAD = b'{"format":"exchanged/'
+
+
+def looks_served(name: str, head: bytes) -> bool:
+    """May a file called ``name`` starting with ``head`` be served from an outbox? Sealed
+    OpenPGP messages, and the exchange's own notes (``.note``), proofs (``.json``) and
+    timestamp tokens (``.tsr``).
+
+    >>> looks_served("checkpoint-0000000007.note", b"exchanged.invalid/ledger/6f1c\\n7\\n")
+    True
+    >>> looks_served("register.key", b"exchanged.invalid/ledger/"), looks_served("x.json", b"{}")
+    (False, False)
+    """
+    if name.endswith(".note"):
+        return head.startswith(NOTE_HEAD)
+    if name.endswith(".json"):
+        return head.startswith(JSON_HEAD)
+    if name.endswith(".tsr"):
+        return looks_granted_timestamp(head)
+    return looks_sealed(head)
+
+
+def looks_granted_timestamp(head: bytes) -> bool:
+    """Does ``head`` start an RFC 3161 TimeStampResp with status granted (a DER SEQUENCE
+    of a few kilobytes whose first element is the PKIStatusInfo ``SEQUENCE { 0 }``)?
+
+    >>> looks_granted_timestamp(bytes.fromhex("3082078e30030201003082"))
+    True
+    >>> looks_granted_timestamp(bytes(32))
+    False
+    """
+    if len(head) < 11 or head[0] != 0x30 or head[1] not in (0x82, 0x83):
+        return False
+    start = 2 + head[1] - 0x80
+    return head[start:start + 5] == b"\x30\x03\x02\x01\x00"
+
+
 def dir_attributes(name: str) -> paramiko.SFTPAttributes:
     attr = paramiko.SFTPAttributes()
     attr.filename = name
@@ -133,7 +173,7 @@ def entry(folder: int, name: str, area: str) -> os.stat_result | None:
         except OSError:
             return None
         try:
-            if not looks_sealed(os.pread(fd, 64, 0)):
+            if not looks_served(name, os.pread(fd, 64, 0)):
                 return None
         finally:
             os.close(fd)

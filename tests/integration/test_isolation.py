@@ -17,8 +17,9 @@ def test_root_shows_only_inbox_and_outbox(kemensos: Agency) -> None:
     names = [line.strip().rstrip("/").rsplit("/", 1)[-1] for line in out.splitlines()
              if line.strip() and not line.startswith("sftp>")]
     flows = ["jabfung-integration", "kpm-register", "kpm-verification"]
-    # every agency also collects the ledger's signed checkpoints
-    assert names == ["inbox", "outbox", *flows, *flows, "ledger", "notices"]
+    # every agency also collects the ledger's signed checkpoints, and puts its cosignatures
+    # of them in /inbox/ledger (an addition to the contract: docs/ledger.md)
+    assert names == ["inbox", "outbox", *flows, "ledger", *flows, "ledger", "notices"]
 
 
 def test_another_agencys_tree_does_not_exist(kemensos: Agency, bkn: Agency, work: Path) -> None:
