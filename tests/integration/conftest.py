@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from exchanged.testing.agencydesk import AgencyDesk, stop_gpg_agent
-from tests.integration.support import Agency, Exchange, make_exchange
+from tests.integration.support import Agency, Exchange, make_exchange, running
 
 
 @pytest.fixture(scope="session")
@@ -31,12 +31,8 @@ def desks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Agency
 def exchange(tmp_path_factory: pytest.TempPathFactory, desks: dict[str, AgencyDesk]
              ) -> Iterator[Exchange]:
     """A running exchange with Kemensos and BKN registered and the agreement extended (example)."""
-    ex = make_exchange(tmp_path_factory.mktemp("exchange"), desks)
-    ex.start()
-    yield ex
-    if ex.alive():
-        ex.stop()
-    stop_gpg_agent(ex.home / "keys" / "gnupg")
+    with running(make_exchange(tmp_path_factory.mktemp("exchange"), desks)) as ex:
+        yield ex
 
 
 @pytest.fixture(scope="module")

@@ -6,16 +6,22 @@ batches sealed with gpg, uploads and downloads with OpenSSH sftp.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from exchanged.testing.agencydesk import AgencyDesk, DeskError
+import pytest
+
+from exchanged.testing.agencydesk import AgencyDesk, DeskError, stop_gpg_agent
 
 HOST = "127.0.0.1"
 AGREEMENT = "pks-kemensos-bkn-2023"
@@ -174,3 +180,35 @@ def write_csv(path: Path, text: str) -> Path:
     path.write_bytes(text.encode("utf-8"))
     os.chmod(path, 0o600)
     return path
+
+
+@contextmanager
+def running(ex: Exchange) -> Iterator[Exchange]:
+    """A module's exchange: started, and stopped with its gpg agent at the end."""
+    ex.start()
+    try:
+        yield ex
+    finally:
+        if ex.alive():
+            ex.stop()
+        stop_gpg_agent(ex.home / "keys" / "gnupg")
+
+
+FS_IOC_GETFLAGS, FS_IOC_SETFLAGS, FS_IMMUTABLE_FL = 0x80086601, 0x40086602, 0x10
+
+
+def lock(files: list[Path], on: bool) -> None:
+    """Make files immutable (what ``chattr +i`` does: not even root may write them), or
+    writable again; at once, with the ioctl (a test races the daemon to it)."""
+    for path in files:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            flags = struct.unpack("i", fcntl.ioctl(fd, FS_IOC_GETFLAGS, b"\0" * 4))[0]
+            flags = flags | FS_IMMUTABLE_FL if on else flags & ~FS_IMMUTABLE_FL
+            fcntl.ioctl(fd, FS_IOC_SETFLAGS, struct.pack("i", flags))
+        except OSError as e:
+            if on:
+                pytest.skip(f"files cannot be made immutable here ({e.strerror})")
+            raise
+        finally:
+            os.close(fd)

@@ -23,7 +23,6 @@ is lost, and it resumes, recorded, once the exchange can write again.
 from __future__ import annotations
 
 import errno
-import fcntl
 import json
 import os
 import random
@@ -32,7 +31,6 @@ import shutil
 import signal
 import socket
 import sqlite3
-import struct
 import subprocess
 import sys
 import tempfile
@@ -49,7 +47,7 @@ import pytest
 from exchanged.ledger import Ledger
 from exchanged.testing import crowd, synth
 from exchanged.testing.agencydesk import AgencyDesk, stop_gpg_agent
-from tests.integration.support import HOST, Agency, Exchange, exchanged, make_exchange
+from tests.integration.support import HOST, Agency, Exchange, exchanged, lock, make_exchange
 
 SEED = 20261126
 AGENCIES = crowd.agency_ids(4)
@@ -846,26 +844,6 @@ def test_no_room_to_decrypt_stops_intake_until_there_is(
     finally:
         ex.stop()
         stop_gpg_agent(ex.home / "keys" / "gnupg")
-
-
-FS_IOC_GETFLAGS, FS_IOC_SETFLAGS, FS_IMMUTABLE_FL = 0x80086601, 0x40086602, 0x10
-
-
-def lock(files: list[Path], on: bool) -> None:
-    """Make files immutable (what ``chattr +i`` does: not even root may write them), or
-    writable again; at once, with the ioctl (a test races the daemon to it)."""
-    for path in files:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-        try:
-            flags = struct.unpack("i", fcntl.ioctl(fd, FS_IOC_GETFLAGS, b"\0" * 4))[0]
-            flags = flags | FS_IMMUTABLE_FL if on else flags & ~FS_IMMUTABLE_FL
-            fcntl.ioctl(fd, FS_IOC_SETFLAGS, struct.pack("i", flags))
-        except OSError as e:
-            if on:
-                pytest.skip(f"files cannot be made immutable here ({e.strerror})")
-            raise
-        finally:
-            os.close(fd)
 
 
 def test_an_unwritable_ledger_stops_intake_until_it_is_writable(

@@ -48,6 +48,7 @@ from tests.integration.support import (
     Exchange,
     exchanged,
     free_port,
+    lock,
     make_exchange,
 )
 
@@ -388,37 +389,15 @@ def test_the_defender_bans_the_real_client_behind_the_proxy(setup: Setup) -> Non
     assert setup.bkn.sftp("ls /", check=False).returncode == 0
 
 
-FS_IOC_GETFLAGS, FS_IOC_SETFLAGS, FS_IMMUTABLE_FL = 0x80086601, 0x40086602, 0x10
-
-
-def _immutable(files: list[Path], on: bool) -> None:
-    """``chattr +i`` (or ``-i``) at once, as tests/integration/test_faults.py does."""
-    import fcntl
-    import struct
-
-    for path in files:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-        try:
-            flags = struct.unpack("i", fcntl.ioctl(fd, FS_IOC_GETFLAGS, b"\0" * 4))[0]
-            flags = flags | FS_IMMUTABLE_FL if on else flags & ~FS_IMMUTABLE_FL
-            fcntl.ioctl(fd, FS_IOC_SETFLAGS, struct.pack("i", flags))
-        except OSError as e:
-            if on:
-                pytest.skip(f"files cannot be made immutable here ({e.strerror})")
-            raise
-        finally:
-            os.close(fd)
-
-
 def test_intake_stopped_and_resumed_reach_the_hooks(setup: Setup) -> None:
     ex = setup.ex
     files = [ex.home / "ledger.db", ex.home / "ledger.db-wal"]
-    _immutable(files, True)
+    lock(files, True)
     try:
         # a login the ledger cannot record: intake stops (fail closed)
         assert setup.bkn.sftp("ls /", check=False).returncode != 0
     finally:
-        _immutable(files, False)
+        lock(files, False)
     stopped = setup.receiver.wait("intake.stopped", timeout=40)[0]
     assert stopped["since"] and stopped["why"]
     resumed = setup.receiver.wait("intake.resumed", timeout=40)[0]

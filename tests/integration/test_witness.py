@@ -14,8 +14,8 @@ from exchanged.ledger import Ledger
 from exchanged.ledger.checkpoints import make_checkpoint
 from exchanged.ledger.notes import parse_note
 from exchanged.ledger.witness import note_name, proof_name, witness_keys
-from exchanged.testing.agencydesk import AgencyDesk, stop_gpg_agent
-from tests.integration.support import HOST, Exchange, exchanged, make_exchange
+from exchanged.testing.agencydesk import AgencyDesk
+from tests.integration.support import HOST, Exchange, exchanged, make_exchange, running
 
 from .test_client import client_args
 
@@ -24,12 +24,8 @@ from .test_client import client_args
 def exchange(tmp_path_factory: pytest.TempPathFactory, desks: dict[str, AgencyDesk]
              ) -> Iterator[Exchange]:
     """An exchange of its own: the fork test rewrites its ledger."""
-    ex = make_exchange(tmp_path_factory.mktemp("witnessed"), desks)
-    ex.start()
-    yield ex
-    if ex.alive():
-        ex.stop()
-    stop_gpg_agent(ex.home / "keys" / "gnupg")
+    with running(make_exchange(tmp_path_factory.mktemp("witnessed"), desks)) as ex:
+        yield ex
 
 
 @pytest.fixture(scope="module")
