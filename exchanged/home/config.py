@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,6 +71,19 @@ class Config:
     #: exchanged.sftp.limits.Limits, which this module cannot import: sftp imports it)
     sftp_quota_bytes: int = 64 * 1024**3
     sftp_quota_files: int = 1000
+    #: the embedded front door's door (see docs/security.md, "Silent connections"):
+    #: connections at once, of which some are kept for trusted addresses (the safelist, and
+    #: addresses an agency logged in from before), so that strangers cannot fill it
+    sftp_max_connections: int = 64
+    sftp_reserved_connections: int = 16
+    #: connections still logging in, per address and per IPv6 /64
+    sftp_max_unauthenticated_per_address: int = 8
+    sftp_max_unauthenticated_per_network: int = 32
+    #: seconds a connection has to send its SSH banner and finish the key exchange
+    sftp_handshake_seconds: int = 10
+    #: networks (CIDR, e.g. 10.20.0.0/16, 2001:db8::/48) the defender never bans, trusted
+    #: for the reserved connections: the exchange's own monitoring, agencies' gateways
+    sftp_safelist: tuple[str, ...] = ()
     #: the waits (seconds) before a batch that must wait (its outcome cannot be sealed or
     #: delivered now) is tried again; after the last, the batch is shunted for an
     #: administrator ('exchanged batch requeue'), so that no retry goes on for ever
@@ -98,6 +112,12 @@ CONFIG_KEYS = {
     "openssh_daemon_user": str,
     "sftp_quota_bytes": int,
     "sftp_quota_files": int,
+    "sftp_max_connections": int,
+    "sftp_reserved_connections": int,
+    "sftp_max_unauthenticated_per_address": int,
+    "sftp_max_unauthenticated_per_network": int,
+    "sftp_handshake_seconds": int,
+    "sftp_safelist": tuple,
     "retry_delays": list,
 }
 
@@ -131,6 +151,9 @@ def _typed_values(path: Path, raw: dict[Any, Any]) -> dict[str, Any]:
         if kind is list:
             values[str(key)] = _seconds_list(path, str(key), value)
             continue
+        if kind is tuple:
+            values[str(key)] = _networks(path, str(key), value)
+            continue
         if not isinstance(value, kind) or isinstance(value, bool):
             noun = "a whole number" if kind is int else "text"
             raise ConfigError(f"{path}: {key} must be {noun}")
@@ -152,6 +175,23 @@ def _seconds_list(path: Path, key: str, value: object) -> tuple[float, ...]:
     return tuple(float(v) for v in value)
 
 
+def _networks(path: Path, key: str, value: object) -> tuple[str, ...]:
+    """A list of at most 1000 networks in CIDR notation (an address alone is its own)."""
+    if value is None:
+        return ()
+    if not isinstance(value, list) or len(value) > 1000 \
+            or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{path}: {key} must be a list of networks (CIDR, e.g. 10.0.0.0/8)")
+    out = []
+    for v in value:
+        try:
+            out.append(str(ipaddress.ip_network(v.strip(), strict=False)))
+        except ValueError:
+            raise ConfigError(f"{path}: {key}: {v!r} is not a network (CIDR, e.g. "
+                              "10.0.0.0/8 or 2001:db8::/48)") from None
+    return tuple(out)
+
+
 def _problem(config: Config) -> str | None:
     """What is wrong with the settings' values, if anything."""
     try:
@@ -171,6 +211,14 @@ def _problem(config: Config) -> str | None:
          "checkpoint_every_minutes must be 0 (never) to 44640"),
         (config.sftp_quota_bytes >= 1 and config.sftp_quota_files >= 1,
          "sftp_quota_bytes and sftp_quota_files must be at least 1"),
+        (1 <= config.sftp_max_connections <= 100_000
+         and 0 <= 2 * config.sftp_reserved_connections <= config.sftp_max_connections,
+         "sftp_max_connections must be 1 to 100000, sftp_reserved_connections 0 to half of it"),
+        (1 <= config.sftp_max_unauthenticated_per_address
+         <= config.sftp_max_unauthenticated_per_network,
+         "sftp_max_unauthenticated_per_address must be at least 1 and at most "
+         "sftp_max_unauthenticated_per_network"),
+        (1 <= config.sftp_handshake_seconds <= 120, "sftp_handshake_seconds must be 1 to 120"),
         (config.log_format in ("text", "json"), "log_format must be text or json"),
         (config.log_level in ("debug", "info", "warning", "error"),
          "log_level must be debug, info, warning or error"),

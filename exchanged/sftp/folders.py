@@ -348,8 +348,8 @@ class DropFolders(paramiko.SFTPServerInterface):
             except OSError:
                 return SFTP_NO_SUCH_FILE
         if place.area == "outbox":
-            self.door.outcome_event(self.session.agency, place.flow, place.name, "removed",
-                                    st.st_size)
+            self.door.outcome_event(self.session.sid, self.session.agency, place.flow,
+                                    place.name, "removed", st.st_size)
         return SFTP_OK
 
     def mkdir(self, path: str, attr: paramiko.SFTPAttributes) -> int:

@@ -190,7 +190,7 @@ def test_a_ban_is_recorded_in_the_ledger(tmp_path_factory: pytest.TempPathFactor
 SMALL = Limits(quota_bytes=1 << 20, quota_files=3, max_sessions_per_agency=2,
                max_channels_per_connection=2, idle_seconds=2.0, login_grace_seconds=2.0,
                ban_threshold=4, ban_seconds=2.0, max_unauthenticated_per_address=3,
-               max_connections=6)
+               max_connections=6, handshake_seconds=2.0)
 
 
 @pytest.fixture
