@@ -191,7 +191,7 @@ def _ended(txn: Transaction, sid: str, session: _Open, ended_by: str, now: datet
     started = datetime.fromisoformat(session.started.replace("Z", "+00:00"))
     seq = txn.append("session.ended", agency=session.agency, actor=session.agency,
                      session=sid, remote=session.remote, started=session.started,
-                     seconds=round(max(0.0, (now - started).total_seconds()), 1),
+                     seconds=int(max(0.0, (now - started).total_seconds())),
                      ended_by=ended_by, parts=session.parts, **session.activity.as_data())
     txn.execute("DELETE FROM open_sessions WHERE id = ?", (sid,))
     return seq

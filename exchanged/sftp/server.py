@@ -23,7 +23,7 @@ logged-in sessions per agency, channels per connection, idle time, and each
 agency's inbox quota. A connection held silent until the handshake's
 deadline scores with the defender like a failed login.
 
-A session lasts only as long as its key logs the agency in: every second the
+A session lasts only as long as its key logs the agency in: twice a second the
 server asks the Door again, and a session whose key was replaced or removed
 (``agency update``) ends at once (``session.ended`` says ``key_changed``).
 """
@@ -413,7 +413,7 @@ class SFTPServer:
         while transport.is_active():
             if self._stopping.is_set():
                 return "stopping"
-            transport.join(1.0)
+            transport.join(0.5)
             session = conn.session
             if not authenticated or session is None or not transport.is_active():
                 continue
