@@ -398,12 +398,18 @@ class SFTPServer:
         One that never spoke SSH and closed by itself soon (a load balancer's health check,
         a port probe) costs next to nothing and scores nothing; one held silent until the
         handshake's deadline (filling the door), one that spoke SSH and never logged in (a
-        wrong key, an old client, a scanner) scores.
+        wrong key, an old client, a scanner) scores — except one from a trusted address that
+        simply ran out of time.
         """
         if conn.attempts:
             quietly(self.door.login_failed, conn.attempted_user, remote, conn.attempts)
-        silent = held >= self.limits.handshake_seconds - 0.5
-        if conn.attempts or transport.remote_version or silent:
+        timed_out = held >= self.limits.handshake_seconds - 0.5
+        if not conn.attempts and timed_out and self.gate.trusted(address):
+            # from an address an agency logged in from, a connection that ran out of time
+            # without a wrong key is more likely the exchange's own load than an attack: it
+            # must not get the agency banned
+            return
+        if conn.attempts or transport.remote_version or timed_out:
             self._failed(address, conn.attempts)
 
     def _run_session(self, transport: paramiko.Transport, conn: Connection,

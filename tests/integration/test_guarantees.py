@@ -39,7 +39,7 @@ def guarded(tmp_path_factory: pytest.TempPathFactory, desks: dict[str, AgencyDes
     register = work / "register.csv"
     synth.write_register_csv(str(register), REGISTER)
     bkn.submit("asn-register", bkn.seal(register, "reg-g.csv.gpg"))
-    assert b"ROWS_LOADED,200" in bkn.outcome("asn-register", "reg-g.result.csv.gpg")
+    assert b'"ROWS_LOADED","200"' in bkn.outcome("asn-register", "reg-g.result.csv.gpg")
     yield ex
     if ex.alive():
         ex.stop()
@@ -179,7 +179,7 @@ def test_a_register_signed_in_the_future_is_refused_and_locks_nothing(
     honest = work / "honest.csv"
     synth.write_register_csv(str(honest), REGISTER)
     bkn.submit("asn-register", bkn.seal(honest, "honest.csv.gpg"))
-    assert b"ROWS_LOADED,200" in bkn.outcome("asn-register", "honest.result.csv.gpg")
+    assert b'"ROWS_LOADED","200"' in bkn.outcome("asn-register", "honest.result.csv.gpg")
     # a register signed before the one in force, sent after it, still cannot roll it back
     bkn.submit("asn-register", older_sealed)
     assert bkn.codes("asn-register", "older") == ["STALE_REFERENCE"]
