@@ -11,6 +11,8 @@ a connection kept silent to fill the door). A connection that closes by
 itself without a word (a load balancer's health check) scores nothing: it
 costs next to nothing. Addresses in the safelist (``sftp_safelist``: the
 exchange's own monitoring, a load balancer) are never scored nor banned.
+(The server does not score a connection that merely ran out of time from an
+address an agency logged in from: that is the exchange's load, not an attack.)
 An address that scores
 ``ban_threshold`` points within ``ban_window_seconds`` is banned for
 ``ban_seconds``, and twice as long at each later ban (up to ``ban_max_seconds``);
