@@ -79,7 +79,8 @@ class Config:
     #: connections still logging in, per address and per IPv6 /64
     sftp_max_unauthenticated_per_address: int = 8
     sftp_max_unauthenticated_per_network: int = 32
-    #: seconds a connection has to send its SSH banner and finish the key exchange
+    #: seconds a connection from an address that is not trusted has to send its SSH banner
+    #: and finish the key exchange (a trusted one has the login's 20 s)
     sftp_handshake_seconds: int = 10
     #: networks (CIDR, e.g. 10.20.0.0/16, 2001:db8::/48) the defender never bans, trusted
     #: for the reserved connections: the exchange's own monitoring, agencies' gateways

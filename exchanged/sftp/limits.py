@@ -36,8 +36,9 @@ class Limits:
     max_unauthenticated_per_address: int = 8
     #: ... and from one network (an IPv6 /64; an IPv4 address is its own network)
     max_unauthenticated_per_network: int = 32
-    #: a connection must send its SSH banner and finish the key exchange within this time;
-    #: one that stays silent that long scores a point with the defender
+    #: a connection from an address that is not trusted must send its SSH banner and finish
+    #: the key exchange within this time (a trusted one: login_grace_seconds); one that stays
+    #: silent that long scores a point with the defender
     handshake_seconds: float = 10.0
     #: logged-in connections of one agency at once
     max_sessions_per_agency: int = 8
@@ -166,6 +167,12 @@ class Gate:
             self._unauthenticated[address] = waiting + 1
             self._networks[network] = nearby + 1
             return True
+
+    def waiting(self, address: str) -> str:
+        """How many connections of ``address`` and of its network wait to log in (a log's)."""
+        with self._lock:
+            return (f"{self._unauthenticated.get(address, 0)} waiting from it, "
+                    f"{self._networks.get(address_key(address), 0)} from its network")
 
     def authenticated(self, address: str) -> None:
         """The connection logged in (or gave up): it no longer waits at the door."""

@@ -314,6 +314,10 @@ class SFTPServer:
             # a banned address, or one over a limit, is closed before the handshake: it
             # costs no thread, no key exchange and no ledger entry
             if self.defender.banned_for(address) > 0 or not self.gate.admit(address):
+                if self.gate.trusted(address):
+                    # rare, and worth knowing: a trusted address turned away
+                    log.warning("connection from %s refused: %d connections open, %s",
+                                address, self.gate.connections, self.gate.waiting(address))
                 _close_quietly(client)
                 continue
             thread = threading.Thread(
@@ -336,7 +340,8 @@ class SFTPServer:
         client.settimeout(None)
         try:
             transport = paramiko.Transport(client, disabled_algorithms=self._disabled)
-        except Exception:
+        except Exception as e:
+            log.warning("connection from %s closed at once: %s", address, type(e).__name__)
             _close_quietly(client)
             self.gate.authenticated(address)
             self.gate.closed()
@@ -354,7 +359,11 @@ class SFTPServer:
         authenticated = False
         why = "client"
         try:
-            if not self._handshake(transport, conn):
+            # the short deadline is for strangers, who could fill the door with silent
+            # connections; a trusted address (an agency's) gets the whole login's time, so that
+            # a handshake slowed by the exchange's own load does not turn an agency away
+            trusted = self.gate.trusted(address)
+            if not self._handshake(transport, conn, trusted):
                 return
             authenticated = self._await_login(transport)
             self.gate.authenticated(address)
@@ -376,14 +385,20 @@ class SFTPServer:
             if not authenticated:
                 self._score(address, remote, conn, transport, time.monotonic() - accepted)
 
-    def _handshake(self, transport: paramiko.Transport, conn: Connection) -> bool:
-        """The SSH banner and key exchange, within ``handshake_seconds``: True once done."""
+    def _handshake(self, transport: paramiko.Transport, conn: Connection, trusted: bool) -> bool:
+        """The SSH banner and key exchange, within ``handshake_seconds`` (a trusted address:
+        ``login_grace_seconds``): True once done."""
         negotiated = threading.Event()
         try:
             transport.start_server(event=negotiated, server=conn)
-        except (paramiko.SSHException, EOFError, OSError):
+        except (paramiko.SSHException, EOFError, OSError, RuntimeError) as e:
+            # RuntimeError: no thread could be started for it
+            log.warning("connection from %s closed at once: %s", conn.remote, type(e).__name__)
             return False
-        deadline = time.monotonic() + self.limits.handshake_seconds
+        if trusted:
+            transport.banner_timeout = transport.handshake_timeout = self.limits.login_grace_seconds
+        deadline = time.monotonic() + (self.limits.login_grace_seconds if trusted
+                                       else self.limits.handshake_seconds)
         while not negotiated.wait(0.05):
             if time.monotonic() >= deadline or self._stopping.is_set():
                 transport.close()

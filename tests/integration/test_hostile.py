@@ -818,7 +818,8 @@ def hold_silent(address: str, port: int, stop: threading.Event, per_address: int
                 if not data:
                     socks.remove(s)
                     s.close()
-            stop.wait(0.02)
+            # turned away at once (banned): try again a little later, as a script would
+            stop.wait(0.02 if len(socks) == per_address else 0.2)
     finally:
         for s in socks:
             s.close()
