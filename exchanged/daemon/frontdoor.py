@@ -20,6 +20,7 @@ from exchanged.batch.spool import Upload
 from exchanged.errors import ConfigError, as_unavailable
 from exchanged.home import Config, Home
 from exchanged.home.agencies import Agencies
+from exchanged.home.drop import database_files
 from exchanged.home.keyed import keyed_hash, text_key
 from exchanged.ledger import Ledger, utc_now
 from exchanged.ledger.checkpoints import LEDGER_FOLDER
@@ -120,6 +121,9 @@ class FrontDoor:
     def outbox_flows(self, agency: str) -> tuple[str, ...]:
         # every agency also collects the ledger's signed checkpoints, and notices
         return (*self.policy.get().outbox_flows(agency), LEDGER_FOLDER, NOTICES_FOLDER)
+
+    def held_files(self) -> tuple[Path, ...]:
+        return database_files(self.home.ledger)
 
     def inbox_dir(self, agency: str, flow: str) -> Path:
         return self.home.inbox(agency, flow)

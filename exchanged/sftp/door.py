@@ -46,6 +46,10 @@ class Door(Protocol[U]):
         """The session ended (``why``: client, idle, key_changed, stopping): one ledger
         entry for all it did."""
 
+    def held_files(self) -> tuple[Path, ...]:
+        """The files of the databases the exchange holds open (its ledger's): never opened
+        through a name in a drop folder (see :func:`exchanged.home.drop.is_held`)."""
+
     def inbox_flows(self, agency: str) -> tuple[str, ...]: ...
 
     def outbox_flows(self, agency: str) -> tuple[str, ...]: ...

@@ -21,6 +21,7 @@ import paramiko
 
 from exchanged.batch.spool import Spool, Upload
 from exchanged.home import Home, Listen
+from exchanged.home.drop import database_files
 from exchanged.sftp import SFTPServer
 from exchanged.sftp.limits import Limits
 from exchanged.testing.agencydesk import AgencyDesk
@@ -77,6 +78,9 @@ class RecordingDoor:
 
     def outbox_flows(self, agency: str) -> tuple[str, ...]:
         return (FLOW,)
+
+    def held_files(self) -> tuple[Path, ...]:
+        return database_files(self.home.ledger)
 
     def inbox_dir(self, agency: str, flow: str) -> Path:
         return self.home.inbox(agency, flow)
