@@ -21,6 +21,7 @@ from exchanged.ledger import format_ts, open_ledger, utc_now, witness
 from exchanged.policy import load_policies
 from exchanged.sftp.openssh import (
     check_daemon_user,
+    end_sessions,
     ensure_account,
     match_block,
     prepare_tree,
@@ -188,11 +189,20 @@ def update_agency(home: Home, agency_id: str, *, ssh_key: Path | None = None,
         fields["gpg_fingerprint"] = pinned
     updated = Agency(agency.id, agency.name, ssh_keys, pinned, agency.added)
     ledger = open_ledger(home)
-    if ssh_key is not None and load_config(home).front_door == "openssh":
+    config = load_config(home)
+    if ssh_key is not None and config.front_door == "openssh":
         policy = load_policies(home.policies)
         _prepare_drop(home, updated, policy.inbox_flows(agency_id),
                       policy.outbox_flows(agency_id))
     agencies.write(updated)
+    # a removed key's sessions end at once: the embedded server sees the agency file change
+    # (each session checks its key every second); sshd's sessions are ended here
+    if set(agency.ssh_keys) - set(ssh_keys):
+        if config.front_door == "openssh":
+            fields["sessions_ended"] = end_sessions(config, agency_id)
+            changes.append(f"open sessions of the agency ended: {fields['sessions_ended']}")
+        else:
+            changes.append("open sessions of the replaced key end within a second")
     ledger.append("agency.updated", agency=agency_id, actor="admin", **fields)
     ledger.close()
     return UpdateReport(updated, tuple(changes))

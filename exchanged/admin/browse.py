@@ -33,6 +33,7 @@ from zoneinfo import ZoneInfo
 
 from exchanged.errors import UsageError
 from exchanged.home import Home, load_config
+from exchanged.home.keyed import existing_hasher
 from exchanged.ledger import Ledger, open_ledger
 from exchanged.ledger.batches import batches
 from exchanged.ledger.kinds import KINDS
@@ -49,7 +50,7 @@ DERIVED_SCHEMA = """
 CREATE TABLE uploads (
     agency TEXT, flow TEXT, batch TEXT, uid TEXT PRIMARY KEY, received TEXT, rows INTEGER,
     outcome TEXT, counts TEXT, codes TEXT, answered TEXT, outcome_name TEXT,
-    outcome_name_sha256 TEXT, downloaded TEXT, seq INTEGER);
+    outcome_name_sha256 TEXT, outcome_name_hmac TEXT, downloaded TEXT, seq INTEGER);
 CREATE INDEX uploads_by_received ON uploads(received);
 CREATE TABLE entry_kinds (kind TEXT PRIMARY KEY, family TEXT, description TEXT);
 CREATE TABLE reason_codes (code TEXT PRIMARY KEY, level TEXT, label_en TEXT, label_id TEXT,
@@ -68,8 +69,11 @@ class View:
     uploads: int
 
 
-def build_view(ledger: Ledger, path: Path) -> View:
-    """Copy the ledger's tables and the derived ones into a new database at ``path``."""
+def build_view(ledger: Ledger, path: Path,
+               name_hash: Callable[[str], str] | None = None) -> View:
+    """Copy the ledger's tables and the derived ones into a new database at ``path``
+    (``name_hash``: the exchange's keyed hash, with which sessions name what they
+    downloaded; see exchanged.ledger.batches)."""
     source = ledger.connection()
     target = sqlite3.connect(path, isolation_level=None)
     try:
@@ -86,7 +90,7 @@ def build_view(ledger: Ledger, path: Path) -> View:
                 target.execute(sql)
             for table in COPIED:
                 _copy(source, target, table)
-            uploads = _uploads(ledger, target)
+            uploads = _uploads(ledger, target, name_hash)
             head = source.execute("SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1"
                                   ).fetchone()
         finally:
@@ -113,17 +117,19 @@ def _copy(source: sqlite3.Connection, target: sqlite3.Connection, table: str) ->
         target.executemany(insert, chunk)
 
 
-def _uploads(ledger: Ledger, target: sqlite3.Connection) -> int:
+def _uploads(ledger: Ledger, target: sqlite3.Connection,
+             name_hash: Callable[[str], str] | None) -> int:
     count = 0
-    for row in batches(ledger):
+    for row in batches(ledger, name_hash=name_hash):
         name = row.outcome_name
         target.execute(
-            "INSERT INTO uploads VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO uploads VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (row.agency, row.flow, row.batch, row.uid, row.received, row.rows, row.outcome,
              json.dumps(row.counts, sort_keys=True) if row.counts else None,
              " ".join(row.codes) or None, row.answered, name,
              hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()
-             if name else None, row.downloaded, row.seq))
+             if name else None, name_hash(name) if name and name_hash else None,
+             row.downloaded, row.seq))
         count += 1
     return count
 
@@ -166,13 +172,24 @@ def queries(zone: ZoneInfo) -> dict[str, dict[str, str]]:
         },
         "who_downloaded_what": {
             "title": "Who downloaded what",
-            "description": "Every complete download of an outcome by an agency, newest "
-            "first, with the upload it answered.",
-            "sql": "select d.ts as downloaded, d.agency, d.flow, d.batch, u.uid, u.outcome, "
-            "u.outcome_name, json_extract(d.data, '$.bytes') as bytes, d.seq "
+            "description": "The outcomes each agency downloaded, newest first, with the "
+            "upload each answered: per SFTP session (one session.ended entry lists every "
+            "outcome it downloaded and how often; 'when' is the session's end), and the "
+            "single outcome.downloaded entries of earlier versions.",
+            "sql": "select s.ts as \"when\", s.agency, json_extract(o.value, '$.flow') as flow, "
+            "json_extract(o.value, '$.batch') as batch, u.uid, u.outcome, u.outcome_name, "
+            "json_extract(o.value, '$.downloads') as downloads, s.seq as seq "
+            "from ledger s join json_each(s.data, '$.outcomes') o "
+            "left join uploads u on u.agency = s.agency "
+            "and u.flow = json_extract(o.value, '$.flow') "
+            "and u.outcome_name_hmac = json_extract(o.value, '$.name_hmac') "
+            "where s.kind in ('session.ended', 'session.activity') "
+            "and json_extract(o.value, '$.downloads') > 0 "
+            "union all "
+            "select d.ts, d.agency, d.flow, d.batch, u.uid, u.outcome, u.outcome_name, 1, d.seq "
             "from ledger d left join uploads u on u.agency = d.agency and u.flow = d.flow "
             "and u.outcome_name_sha256 = json_extract(d.data, '$.name_sha256') "
-            "where d.kind = 'outcome.downloaded' order by d.seq desc",
+            "where d.kind = 'outcome.downloaded' order by seq desc",
         },
         "decisions_under_addendum": {
             "title": "Decisions under a given addendum",
@@ -262,7 +279,10 @@ def metadata(view: View, zone: ZoneInfo) -> dict[str, Any]:
                         "codes": "the reason codes of a refusal",
                         "answered": "when the outcome was placed in the outbox (UTC)",
                         "outcome_name": "the outcome's file name in the agency's outbox",
-                        "outcome_name_sha256": "SHA-256 of outcome_name (downloads name it so)",
+                        "outcome_name_sha256": "SHA-256 of outcome_name (outcome.downloaded "
+                        "entries of earlier versions name it so)",
+                        "outcome_name_hmac": "the exchange's keyed hash of outcome_name (sessions "
+                        "name the outcomes they downloaded so)",
                         "downloaded": "when the agency first downloaded it completely (UTC)",
                         "seq": "the batch.received entry",
                     },
@@ -310,7 +330,8 @@ def serve(home: Home, *, host: str = LOOPBACK, port: int = 8001,
     with tempfile.TemporaryDirectory(prefix="exchanged-browse-") as folder:
         ledger = open_ledger(home, readonly=True)
         try:
-            view = build_view(ledger, Path(folder) / f"{DATABASE}.db")
+            view = build_view(ledger, Path(folder) / f"{DATABASE}.db",
+                              existing_hasher(home.ledger_hmac_key))
         finally:
             ledger.close()
         _lock_down_plugins()

@@ -93,6 +93,7 @@ def _init(home: Home, name: str, listen_addr: Listen) -> InitReport:
     atomic_write(home.ssh_host_key.with_suffix(".pub"), public + b"\n")
     host_fp = ssh_fingerprint(base64.b64decode(public.split()[1]))
     new_secret(home.register_key)
+    new_secret(home.ledger_hmac_key)
 
     for source in sorted(shipped_policies().glob("*.yaml")):
         atomic_write(home.policies / source.name, source.read_bytes())

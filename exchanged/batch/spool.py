@@ -30,6 +30,7 @@ from typing import Any
 
 from exchanged.errors import Unavailable, as_unavailable
 from exchanged.home import Home, atomic_write, fsync_dir, make_private_dir
+from exchanged.home.drop import database_files, is_held
 from exchanged.ids.redact import identifier_like, mask
 
 UPLOAD_FILE = "upload"
@@ -155,6 +156,18 @@ class NotAPlainFile(Exception):
     (a FIFO, a device). It is not taken; it stays where it is for the administrator."""
 
 
+def _refuse_held(path: Path, home: Home) -> None:
+    """Raise NotAPlainFile if ``path`` is the ledger's database (or its WAL or shared
+    memory) by another name: it must not even be opened (see
+    :func:`~exchanged.home.drop.is_held`)."""
+    try:
+        st = os.stat(path, follow_symlinks=False)
+    except FileNotFoundError:
+        return  # nothing there: whoever reads it next says so
+    if is_held(st, database_files(home.ledger)):
+        raise NotAPlainFile("the exchange's own database")
+
+
 def _copy_in(path: Path, sink: int) -> None:
     """Copy the agency's file at ``path`` into the open ``sink``, then remove it.
 
@@ -220,6 +233,7 @@ class Spool:
         door's held upload is the exchange's own file: it is moved (copied the same way
         only if its folder is on another file system).
         """
+        _refuse_held(path, self.home)
         upload = Upload(self, agency, flow, name)
         try:
             if self.home.shared_drop or not _moved(path, upload):

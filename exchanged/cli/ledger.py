@@ -226,6 +226,7 @@ BATCH_COLUMNS = ["received", "agency", "flow", "batch", "uid", "rows", "outcome"
 
 
 def cmd_ledger_batches(args: argparse.Namespace) -> int:
+    from exchanged.home.keyed import existing_hasher
     from exchanged.ledger import open_ledger
     from exchanged.ledger.batches import BatchFilter, batches
 
@@ -235,7 +236,8 @@ def cmd_ledger_batches(args: argparse.Namespace) -> int:
     _check_names(home, ledger, args.agency, args.flow)
     since, until = _span(args, config)
     rows = batches(ledger, BatchFilter(agency=args.agency, flow=args.flow, batch=args.batch,
-                                       since=since, until=until, outcome=args.outcome))
+                                       since=since, until=until, outcome=args.outcome),
+                   name_hash=existing_hasher(home.ledger_hmac_key))
     if args.format == "json":
         for row in rows:
             print(json.dumps(row.as_dict(), ensure_ascii=False))

@@ -7,8 +7,8 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Protocol
@@ -21,9 +21,14 @@ from exchanged.batch.spool import Upload
 from exchanged.errors import ConfigError, as_unavailable
 from exchanged.home import Config, Home
 from exchanged.home.agencies import Agencies
+from exchanged.home.drop import database_files
+from exchanged.home.keyed import keyed_hash, text_key
 from exchanged.ledger import Ledger, format_ts, utc_now, witness
 from exchanged.ledger.checkpoints import LEDGER_FOLDER
+from exchanged.ledger.failures import FailedLogins
+from exchanged.ledger.sessions import SessionBook
 from exchanged.sftp import SFTPServer, openssh
+from exchanged.sftp.defender import address_key
 
 log = logging.getLogger("exchanged")
 
@@ -42,14 +47,17 @@ class FrontDoor:
         self.pipeline = pipeline
         self.policy = policy
         self.agencies = Agencies(home)
+        self.sessions = SessionBook(ledger)
+        self.failures = FailedLogins(ledger)
+        self._key: bytes | None = None
 
-    def _append(self, kind: str, **fields: Any) -> None:
-        """Write a ledger entry for the front door. If the exchange cannot write, intake
-        stops in the pipeline exactly as when a batch finds it out (and exchange.available
-        is recorded once it can write again), then the error goes on to the caller, which
+    def _guarded(self, call: Callable[..., object], *args: Any, **kwargs: Any) -> object:
+        """Write to ledger.db for the front door. If the exchange cannot write, intake stops
+        in the pipeline exactly as when a batch finds it out (and exchange.available is
+        recorded once it can write again), then the error goes on to the caller, which
         refuses what it could not record."""
         try:
-            self.ledger.append(kind, **fields)
+            return call(*args, **kwargs)
         except Exception as e:
             # this thread's connection may have been left unable to write: a new one next time
             self.ledger.close()
@@ -58,26 +66,50 @@ class FrontDoor:
                 self.pipeline.cannot_write(str(problem))
             raise
 
+    def _append(self, kind: str, **fields: Any) -> None:
+        self._guarded(self.ledger.append, kind, **fields)
+
     def authenticate(self, username: str, key: paramiko.PKey) -> bool:
         agency = self.agencies.get(username)
         return agency is not None and agency.accepts(key)
 
+    def _hmac(self, text: str) -> str:
+        """A keyed hash of untrusted text (see :mod:`exchanged.home.keyed`)."""
+        if self._key is None:
+            self._key = text_key(self.home.ledger_hmac_key)
+        return keyed_hash(self._key, text)
+
     def login_failed(self, username: str, remote: str, attempts: int) -> None:
         known = self.agencies.get(username) is not None
-        fields: dict[str, object] = {"remote": remote, "attempts": attempts, "known_user": known}
-        if known:
-            fields["agency"] = username
-        else:
-            # an unknown user name is not written as such: it could be anything
-            fields["user_sha256"] = _sha256(username)
-        self._append("login.failed", actor="unknown", **fields)
+        # an unknown user name is not written as such: it could be anything, a NIK too
+        self._guarded(self.failures.failed, address_key(_address(remote)), remote, attempts,
+                      username if known else None, None if known else self._hmac(username))
         log.warning("login failed from %s (%s user, %d attempts)", remote,
                     "known" if known else "unknown", attempts, extra={"remote": remote})
 
-    def login_succeeded(self, agency: str, remote: str) -> None:
-        self._append("login.succeeded", agency=agency, actor=agency, remote=remote)
+    def session_opened(self, agency: str, remote: str) -> str:
+        session = self._guarded(self.sessions.open, agency, remote, utc_now())
+        assert isinstance(session, str)
+        return session
+
+    def session_closed(self, session: str, why: str) -> None:
+        self._guarded(self.sessions.close, session, why, utc_now())
+
+    def known_addresses(self) -> tuple[str, ...]:
+        """Addresses agencies logged in from lately (the door keeps slots for them)."""
+        rows = self.ledger.connection().execute(
+            "SELECT json_extract(data, '$.remote') FROM ledger "
+            "WHERE kind IN ('session.ended', 'login.succeeded') ORDER BY seq DESC LIMIT 1000"
+        ).fetchall()
+        return tuple(dict.fromkeys(_address(str(r[0])) for r in rows if r[0]))
+
+    def tick(self, *, everything: bool = False) -> None:
+        """Write the aggregated failed logins that are due (all of them when stopping)."""
+        self._guarded(self.failures.flush, everything=everything)
 
     def address_banned(self, address: str, score: int, seconds: int, count: int) -> None:
+        # the failures that led to it first, then the ban
+        self._guarded(self.failures.flush, address)
         # an address (or an IPv6 /64) is the network's, not a citizen's: it may be recorded
         self._append("login.banned", actor="exchange", address=address, score=score,
                      seconds=seconds, count=count)
@@ -106,6 +138,9 @@ class FrontDoor:
         # every agency also collects the ledger's signed checkpoints, and notices
         return (*self.policy.get().outbox_flows(agency), LEDGER_FOLDER, NOTICES_FOLDER)
 
+    def held_files(self) -> tuple[Path, ...]:
+        return database_files(self.home.ledger)
+
     def inbox_dir(self, agency: str, flow: str) -> Path:
         return self.home.inbox(agency, flow)
 
@@ -133,14 +168,22 @@ class FrontDoor:
         witness.receive_cosignature(self.home.configured(self.config), self.ledger, agency,
                                     name, data)
 
-    def outcome_event(self, agency: str, flow: str, name: str, event: str, size: int) -> None:
+    def outcome_event(self, session: str, agency: str, flow: str, name: str, event: str,
+                      size: int) -> None:
         batch = self.pipeline.state.outcome_owner(agency, flow, name)
-        self._append(f"outcome.{event}", agency=agency, flow=flow, batch=batch,
-                     actor=agency, bytes=size, name_sha256=_sha256(name))
+        name_hmac = self._hmac(name)
+        # a removal changes the outbox (once per outcome): an entry of its own; downloads,
+        # which an agency can repeat without end, are counted in the session's entry
+        if event == "removed":
+            self._append("outcome.removed", agency=agency, flow=flow, batch=batch,
+                         actor=agency, bytes=size, name_hmac=name_hmac)
+        self._guarded(self.sessions.event, session, flow, batch, name_hmac, event, size)
 
 
-def _sha256(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
+def _address(remote: str) -> str:
+    """The address of ``HOST:PORT`` as the server writes it (an IPv6 address too: the port
+    is after the last colon)."""
+    return remote.rsplit(":", 1)[0].strip("[]")
 
 
 class FrontEnd(Protocol):

@@ -114,8 +114,10 @@ class ExchangeCollector(Collector):
                                (ANSWERED,)).fetchone()[0]
         yield GaugeMetricFamily("exchanged_queue_depth", "Batches not yet answered",
                                 value=float(pending))
-        failures = conn.execute("SELECT COUNT(*) FROM ledger WHERE kind = 'login.failed'"
-                                ).fetchone()[0]
+        # an aggregated login.failed counts its connections
+        failures = conn.execute(
+            "SELECT COALESCE(SUM(COALESCE(json_extract(data, '$.connections'), 1)), 0) "
+            "FROM ledger WHERE kind = 'login.failed'").fetchone()[0]
         yield CounterMetricFamily("exchanged_login_failures",
                                   "Connections that ended without a login", value=float(failures))
         counted = dict(conn.execute(

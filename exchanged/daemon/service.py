@@ -16,8 +16,10 @@ import os
 import signal
 import threading
 import time as clock
+from collections.abc import Callable
 from datetime import timedelta
 from types import FrameType
+from typing import Any
 
 from exchanged import __version__
 from exchanged.admin.agreements import agreement_status, today
@@ -33,12 +35,13 @@ from exchanged.daemon.metrics import AgreementGauge, serve_metrics
 from exchanged.daemon.notify import Notifier
 from exchanged.daemon.scheduler import Scheduler
 from exchanged.errors import ConfigError, PolicyError
-from exchanged.home import Home, Listen, atomic_write, load_config
+from exchanged.home import Config, Home, Listen, atomic_write, load_config
 from exchanged.home.agencies import Agencies
 from exchanged.home.lock import take_lock
 from exchanged.ledger import Ledger, format_ts, open_ledger, utc_now
 from exchanged.ledger.archive import archive_policy_set
 from exchanged.ledger.checkpoints import LEDGER_FOLDER
+from exchanged.ledger.sessions import SCHEMA as SESSIONS_SCHEMA
 from exchanged.policy import PolicySet
 from exchanged.policy.loader import load_policy_files, read_policy_files
 from exchanged.sftp import SFTPServer, openssh
@@ -46,6 +49,26 @@ from exchanged.sftp.limits import Limits
 from exchanged.sftp.proxy import ProxySettings
 
 log = logging.getLogger("exchanged")
+
+
+def sftp_limits(config: Config) -> Limits:
+    """The embedded front door's limits, as config.yaml sets them."""
+    return Limits(quota_bytes=config.sftp_quota_bytes, quota_files=config.sftp_quota_files,
+                  max_connections=config.sftp_max_connections,
+                  reserved_connections=config.sftp_reserved_connections,
+                  max_unauthenticated_per_address=config.sftp_max_unauthenticated_per_address,
+                  max_unauthenticated_per_network=config.sftp_max_unauthenticated_per_network,
+                  handshake_seconds=float(config.sftp_handshake_seconds),
+                  safelist=config.sftp_safelist, agencies=config.agency_settings)
+
+
+def _quietly(call: Callable[..., object], **kwargs: Any) -> None:
+    """Aggregated failed logins are written when due; a ledger that cannot take them now
+    stops intake (the Door saw to it) and does not stop the daemon."""
+    try:
+        call(**kwargs)
+    except Exception as e:
+        log.error("failed logins could not be recorded (%s)", type(e).__name__)
 
 
 class Service:
@@ -73,7 +96,7 @@ class Service:
 
     def _run(self) -> int:
         # the batches' working state lives beside the ledger (created if this home predates it)
-        ledger = open_ledger(self.home, extra_schema=STATE_SCHEMA)
+        ledger = open_ledger(self.home, extra_schema=STATE_SCHEMA + SESSIONS_SCHEMA)
         upgrade_state(ledger)
         try:
             files = read_policy_files(self.home.policies)
@@ -90,9 +113,7 @@ class Service:
             if self.config.front_door == "openssh":
                 front = OpenSSHFront(self.home, pipeline, holder)
             else:
-                limits = Limits(quota_bytes=self.config.sftp_quota_bytes,
-                                quota_files=self.config.sftp_quota_files,
-                                agencies=self.config.agency_settings)
+                limits = sftp_limits(self.config)
                 proxy = ProxySettings(self.config.proxy_protocol, self.config.proxy_trusted)
                 front = EmbeddedFront(SFTPServer(door, self.home.ssh_host_key,
                                                  self.config.listen, limits, proxy=proxy))
@@ -105,6 +126,8 @@ class Service:
                 archive_policy_set(txn, files, format_ts(utc_now()))
                 txn.append("exchange.started", actor="admin", version=__version__,
                            policy_sha256=policy.sha256, pid=os.getpid())
+            # sessions a daemon killed mid-session left open: on record now (cut_off)
+            door.sessions.recover(utc_now())
             # the hooks resume where they stopped; a new one starts with this run's events
             hooks = Hooks(self.config.hooks, ledger, self.config.hook_retry_delays,
                           self.config.name)
@@ -152,10 +175,12 @@ class Service:
                         notifier.status("intake stopped: the exchange cannot write"
                                         if unavailable else where)
                     notifier.watchdog(front.alive() and pipeline.workers_alive())
+                    _quietly(door.tick)
             finally:
                 notifier.stopping()
                 log.info("exchanged stopping")
                 front.stop()
+                _quietly(door.tick, everything=True)
                 if metrics is not None:
                     metrics.shutdown()
                 scheduler.stop()

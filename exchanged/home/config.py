@@ -79,6 +79,20 @@ class Config:
     #: exchanged.sftp.limits.Limits, which this module cannot import: sftp imports it)
     sftp_quota_bytes: int = 64 * 1024**3
     sftp_quota_files: int = 1000
+    #: the embedded front door's door (see docs/security.md, "Silent connections"):
+    #: connections at once, of which some are kept for trusted addresses (the safelist, and
+    #: addresses an agency logged in from before), so that strangers cannot fill it
+    sftp_max_connections: int = 64
+    sftp_reserved_connections: int = 16
+    #: connections still logging in, per address and per IPv6 /64
+    sftp_max_unauthenticated_per_address: int = 8
+    sftp_max_unauthenticated_per_network: int = 32
+    #: seconds a connection from an address that is not trusted has to send its SSH banner
+    #: and finish the key exchange (a trusted one has the login's 20 s)
+    sftp_handshake_seconds: int = 10
+    #: networks (CIDR, e.g. 10.20.0.0/16, 2001:db8::/48) the defender never bans, trusted
+    #: for the reserved connections: the exchange's own monitoring, agencies' gateways
+    sftp_safelist: tuple[str, ...] = ()
     #: the waits (seconds) before a batch that must wait (its outcome cannot be sealed or
     #: delivered now) is tried again; after the last, the batch is shunted for an
     #: administrator ('exchanged batch requeue'), so that no retry goes on for ever
@@ -138,6 +152,12 @@ CONFIG_KEYS = {
     "openssh_daemon_user": str,
     "sftp_quota_bytes": int,
     "sftp_quota_files": int,
+    "sftp_max_connections": int,
+    "sftp_reserved_connections": int,
+    "sftp_max_unauthenticated_per_address": int,
+    "sftp_max_unauthenticated_per_network": int,
+    "sftp_handshake_seconds": int,
+    "sftp_safelist": tuple,
     "retry_delays": list,
     "answer_compression": dict,
     "agency_settings": dict,
@@ -158,6 +178,8 @@ PARSERS: Mapping[str, Callable[[Path, str, object], object]] = {
     "proxy_trusted": networks,
     "hooks": hooks,
     "answer_compression": lambda path, _key, value: _compression(path, value),
+    "sftp_safelist": lambda path, key, value: () if value is None else tuple(
+        str(n) for n in networks(path, key, value)),
 }
 
 
@@ -254,6 +276,14 @@ def _problem(config: Config) -> str | None:
          "timestamp_timeout_seconds must be 1 to 300"),
         (1 <= config.timestamp_retry_minutes <= 24 * 60,
          "timestamp_retry_minutes must be 1 to 1440"),
+        (1 <= config.sftp_max_connections <= 100_000
+         and 0 <= 2 * config.sftp_reserved_connections <= config.sftp_max_connections,
+         "sftp_max_connections must be 1 to 100000, sftp_reserved_connections 0 to half of it"),
+        (1 <= config.sftp_max_unauthenticated_per_address
+         <= config.sftp_max_unauthenticated_per_network,
+         "sftp_max_unauthenticated_per_address must be at least 1 and at most "
+         "sftp_max_unauthenticated_per_network"),
+        (1 <= config.sftp_handshake_seconds <= 120, "sftp_handshake_seconds must be 1 to 120"),
         (config.log_format in ("text", "json"), "log_format must be text or json"),
         (not config.proxy_protocol or bool(config.proxy_trusted),
          "proxy_protocol needs proxy_trusted: the addresses of the load balancers"),

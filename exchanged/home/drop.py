@@ -13,7 +13,7 @@ from __future__ import annotations
 import errno
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from exchanged.home.paths import Home
@@ -30,6 +30,35 @@ class PlantedLink(OSError):
 
     def __str__(self) -> str:
         return str(self.strerror)
+
+
+def database_files(database: Path) -> tuple[Path, ...]:
+    """An SQLite database and the files SQLite keeps beside it (WAL, shared memory, journal)."""
+    return (database, *(database.with_name(database.name + s)
+                        for s in ("-wal", "-shm", "-journal")))
+
+
+def is_held(st: os.stat_result, files: Iterable[Path]) -> bool:
+    """Is ``st`` (the lstat of a file found under a name another process could have put
+    there: a drop folder's) one of ``files``, reached by another name (a hard link)?
+
+    Why it matters: SQLite keeps its locks as POSIX record locks, which belong to the
+    process and the file, not to a descriptor: a daemon that opens its own ledger.db (or
+    its -wal or -shm) through a planted hard link and closes that descriptor again has
+    silently dropped every lock its ledger connections hold. Another process (an
+    ``exchanged ledger`` command) then takes the database as unused, checkpoints and
+    removes the WAL under the daemon's feet, and the daemon's connections fail with
+    SQLITE_IOERR_SHORT_READ, then SQLITE_NOTADB. Such a file must be refused from its
+    lstat, before anything opens it.
+    """
+    for path in files:
+        try:
+            held = os.stat(path)
+        except OSError:
+            continue
+        if (held.st_dev, held.st_ino) == (st.st_dev, st.st_ino):
+            return True
+    return False
 
 
 def open_below(root: Path, names: Sequence[str], *, make: bool = False) -> int:

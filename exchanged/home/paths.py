@@ -8,6 +8,7 @@ Layout (folders 0700, files 0600)::
     keys/gnupg/            the exchange's GnuPG home (its key pair, agencies' keys)
     keys/ssh_host_ed25519_key
     keys/register.key      secret for the keyed hashes of NIK and NIP at rest
+    keys/ledger-hmac.key   secret for the keyed hashes of untrusted text in the ledger
     exchange-public.asc    the exchange's public key, for agencies
     ledger.db              the append-only ledger and the batches' stages
     checkpoints/           signed ledger tree heads (also delivered to every agency)
@@ -80,6 +81,10 @@ class Home:
     @property
     def register_key(self) -> Path:
         return self.keys / "register.key"
+
+    @property
+    def ledger_hmac_key(self) -> Path:
+        return self.keys / "ledger-hmac.key"
 
     @property
     def exchange_public(self) -> Path:

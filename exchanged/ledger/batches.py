@@ -4,8 +4,11 @@ Each ``batch.received`` entry is one upload. What became of it is read from the
 entries recorded under the same batch id after it (an indexed look-up per
 upload, so memory does not grow with the ledger), matched by the upload's uid:
 the rows and counts of ``batch.processed``, the codes of ``batch.rejected``, the
-outcome of ``batch.answered``, and the first ``outcome.downloaded`` of the
-outcome's name (recorded only as its SHA-256).
+outcome of ``batch.answered``, and when the outcome was first downloaded: by
+the first ``session.ended`` (or ``session.activity``) of the agency after it
+that lists the outcome (its batch and the keyed hash of its name) with a
+download, or, in ledgers written before sessions were one entry, by the first
+``outcome.downloaded`` of the outcome's name (recorded only as its SHA-256).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -95,8 +98,13 @@ def resolve_batch(ledger: Ledger, batch: str) -> tuple[str, str | None]:
     return (str(row[0]), batch) if row is not None else (batch, None)
 
 
-def batches(ledger: Ledger, f: BatchFilter = BatchFilter()) -> Iterator[BatchRow]:
-    """Every upload received that the filter selects, oldest first, one row each."""
+def batches(ledger: Ledger, f: BatchFilter = BatchFilter(),
+            name_hash: Callable[[str], str] | None = None) -> Iterator[BatchRow]:
+    """Every upload received that the filter selects, oldest first, one row each.
+
+    ``name_hash``: the exchange's keyed hash of a name (exchanged.home.keyed), with which
+    sessions record the outcomes they downloaded; without it only ``outcome.downloaded``
+    entries of earlier versions say when an outcome was downloaded."""
     clauses, params = ["kind = 'batch.received'"], []
     uid: str | None = None
     if f.batch is not None:
@@ -122,12 +130,13 @@ def batches(ledger: Ledger, f: BatchFilter = BatchFilter()) -> Iterator[BatchRow
         if uid is not None and this_uid != uid:
             continue
         row = _follow(ledger, BatchRow(str(agency), str(flow), str(batch), this_uid, str(ts),
-                                       seq=int(seq)))
+                                       seq=int(seq)), name_hash)
         if f.outcome is None or row.outcome == f.outcome:
             yield row
 
 
-def _follow(ledger: Ledger, row: BatchRow) -> BatchRow:
+def _follow(ledger: Ledger, row: BatchRow, name_hash: Callable[[str], str] | None
+            ) -> BatchRow:
     marks = ",".join("?" * len(FOLLOWERS))
     fields: dict[str, Any] = {}
     outcome_name_sha256: str | None = None
@@ -159,4 +168,19 @@ def _follow(ledger: Ledger, row: BatchRow) -> BatchRow:
     if outcome_name_sha256 is not None:
         fields["downloaded"] = next(
             (ts for ts, digest in downloads if digest == outcome_name_sha256), None)
+        if fields["downloaded"] is None and name_hash is not None:
+            fields["downloaded"] = _downloaded_in_session(
+                ledger, row, name_hash(str(fields["outcome_name"])))
     return replace(row, **fields)
+
+
+def _downloaded_in_session(ledger: Ledger, row: BatchRow, name_hmac: str) -> str | None:
+    """When the first session of the agency that downloaded the outcome ended."""
+    found = ledger.connection().execute(
+        "SELECT ts FROM ledger WHERE agency = ? AND ts >= ? "
+        "AND kind IN ('session.ended', 'session.activity') AND EXISTS ("
+        "  SELECT 1 FROM json_each(ledger.data, '$.outcomes') AS o"
+        "  WHERE json_extract(o.value, '$.name_hmac') = ?"
+        "  AND json_extract(o.value, '$.downloads') > 0) "
+        "ORDER BY seq LIMIT 1", (row.agency, row.received, name_hmac)).fetchone()
+    return None if found is None else str(found[0])

@@ -53,11 +53,22 @@ KINDS: Mapping[str, str] = {
     "policy.reload_failed": "a reload was refused because a policy is invalid; the previous one "
     "stays",
     # the front door
-    "login.succeeded": "an agency logged in over SFTP (remote address)",
-    "login.failed": "a connection ended without a successful login (remote address, attempts; "
-    "the agency if the user name is one, else only a hash of the name)",
-    "login.banned": "an address (an IPv6 /64) was banned after repeated failed logins (the "
-    "address, its score, the ban's length in seconds, the how-manieth ban of it)",
+    "login.succeeded": "an agency logged in over SFTP (remote address); written by earlier "
+    "versions only: a session is now one session.ended",
+    "login.failed": "connections ended without a successful login: at most 3 entries a minute "
+    "per address written at once (remote address, attempts, connections 1; the agency if the "
+    "user name is one, else only a keyed hash of the name), the rest aggregated into one entry "
+    "per address a minute (aggregated, connections, attempts, agencies and keyed hashes of the "
+    "names tried; addresses instead of remote beyond the exchange's budget of 60 a minute)",
+    "login.banned": "an address (an IPv6 /64) was banned after repeated failed logins or "
+    "connections held silent (the address, its score, the ban's length in seconds, the "
+    "how-manieth ban of it)",
+    "session.ended": "an agency's SFTP session ended: one entry for the whole session (session "
+    "id, remote address, started, seconds, ended_by: client, idle, key_changed, stopping, or "
+    "cut_off when a daemon killed mid-session left it open; downloads, downloaded_bytes, "
+    "removals, and per outcome its flow, batch, keyed hash of the name, downloads, removed)",
+    "session.activity": "a long session's activity so far, once it touched 100 outcomes (the "
+    "same fields as session.ended, part: which list this is); session.ended follows",
     "login.refused": "an agency's login was refused before its key was accepted: from a "
     "network outside its allow_from (the address), or a PROXY header from an address that is "
     "no trusted proxy (no agency then); the connection also scores for the defender",
@@ -87,8 +98,10 @@ KINDS: Mapping[str, str] = {
     "batch.shunted": "after its last try the batch was set aside for an administrator (stage, "
     "tries, why); 'exchanged batch requeue' puts it back",
     "batch.requeued": "an administrator put a shunted batch back into the pipeline",
-    "outcome.downloaded": "the agency downloaded an outcome completely",
-    "outcome.removed": "the agency removed an outcome from its outbox",
+    "outcome.downloaded": "the agency downloaded an outcome completely; written by earlier "
+    "versions only: downloads are now counted in the session's session.ended",
+    "outcome.removed": "the agency removed an outcome from its outbox (size, a keyed hash of "
+    "the name; also counted in the session's entry)",
     # retention and reminders
     "retention.purged": "retention removed what may no longer be kept: which artefact "
     "(encrypted uploads, outcomes, everything of an ended agreement, held uploads, stray "

@@ -19,11 +19,14 @@ class Stats:
     by_reason: tuple[tuple[str, int], ...]
     #: entries by month (UTC)
     by_month: tuple[tuple[str, int], ...]
+    #: what entries count rather than are: SFTP sessions, outcomes downloaded (counted in each
+    #: session's entry), connections that failed to log in (aggregated entries count several)
+    activity: tuple[tuple[str, int], ...] = ()
 
     def sections(self) -> tuple[tuple[str, tuple[tuple[str, int], ...]], ...]:
         return (("agency", self.by_agency), ("flow", self.by_flow), ("kind", self.by_kind),
                 ("outcome", self.by_outcome), ("reason", self.by_reason),
-                ("month", self.by_month))
+                ("month", self.by_month), ("activity", self.activity))
 
 
 def stats(ledger: Ledger, since: str | None = None, until: str | None = None, *,
@@ -60,6 +63,7 @@ def stats(ledger: Ledger, since: str | None = None, until: str | None = None, *,
             "codes.value", "AND kind = 'batch.rejected'",
             source="ledger, json_each(json_extract(ledger.data, '$.codes')) AS codes"),
         by_month=grouped("substr(ts, 1, 7)"),
+        activity=_activity(ledger, where, params),
     )
 
 
@@ -70,3 +74,19 @@ def recorded(ledger: Ledger, column: str) -> tuple[str, ...]:
     rows = ledger.connection().execute(
         f"SELECT DISTINCT {column} FROM ledger WHERE {column} IS NOT NULL")
     return tuple(sorted(str(r[0]) for r in rows))
+
+
+def _activity(ledger: Ledger, where: str, params: list[str]) -> tuple[tuple[str, int], ...]:
+    """Sessions, downloads and failed connections, whatever entries carry them (entries
+    written before sessions were recorded as one entry each count one apiece)."""
+    row = ledger.connection().execute(
+        "SELECT "
+        "SUM(kind IN ('session.ended', 'login.succeeded')), "
+        "SUM(CASE WHEN kind IN ('session.ended', 'session.activity') "
+        "    THEN json_extract(data, '$.downloads') WHEN kind = 'outcome.downloaded' THEN 1 "
+        "    ELSE 0 END), "
+        "SUM(CASE WHEN kind = 'login.failed' "
+        "    THEN COALESCE(json_extract(data, '$.connections'), 1) ELSE 0 END) "
+        f"FROM ledger WHERE {where}", params).fetchone()
+    names = ("sessions", "downloads", "failed_logins")
+    return tuple((name, int(n or 0)) for name, n in zip(names, row, strict=True))

@@ -98,8 +98,9 @@ def _expected_triggers() -> dict[str, str]:
     return out
 
 HEX_RE = re.compile(r"[0-9a-fA-F]*")
+LIST_INDEX_RE = re.compile(r"(\[\d+\])+$")
 # keys whose values are digests or fingerprints: checked to be hex instead
-DIGEST_KEY_SUFFIXES = ("sha256", "hash", "fingerprint")
+DIGEST_KEY_SUFFIXES = ("sha256", "hash", "hmac", "fingerprint")
 
 Clock = Callable[[], datetime]
 
@@ -190,7 +191,8 @@ def check_no_personal_data(value: Any, path: str = "") -> None:
             )
         return
     if isinstance(value, str):
-        key = path.rsplit(".", 1)[-1]
+        # a list of digests (``user_hmacs[3]``) is checked as each of its digests
+        key = LIST_INDEX_RE.sub("", path.rsplit(".", 1)[-1]).removesuffix("s")
         if key.endswith(DIGEST_KEY_SUFFIXES):
             if not HEX_RE.fullmatch(value) or len(value) > 128:
                 raise LedgerError(f"refused to write {path} to the ledger: not a hex digest")

@@ -221,7 +221,9 @@ def event_counts(ledger: Ledger, kinds: Sequence[str], period: Period, upto: int
     marks = ",".join("?" * len(kinds))
     counts: Counter[str] = Counter()
     for kind, n in ledger.connection().execute(
-        f"SELECT kind, COUNT(*) FROM ledger WHERE seq <= ? AND ts >= ? AND ts < ? "
+        # an aggregated entry (login.failed beyond its budget) counts what it aggregates
+        f"SELECT kind, SUM(COALESCE(json_extract(data, '$.connections'), 1)) FROM ledger "
+        f"WHERE seq <= ? AND ts >= ? AND ts < ? "
         f"AND kind IN ({marks}) GROUP BY kind", (upto, period.since, period.until, *kinds)):
         counts[str(kind)] = int(n)
     return counts

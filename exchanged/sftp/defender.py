@@ -5,9 +5,15 @@ connection costs a thread, a handshake and a ledger entry, and a flood of
 them hides real events. So each connection that ends without a login scores
 points against its address: one per failed attempt, at most three per
 connection, and one for a connection that spoke SSH but never tried (a
-scanner, a client with no algorithm in common). A connection that never says
-a word of SSH (a load balancer's health check) scores nothing: it costs next
-to nothing, and counting it would ban the load balancer. An address that scores
+scanner, a client with no algorithm in common), or that held its connection
+without a word of SSH until the handshake's deadline (``handshake_seconds``:
+a connection kept silent to fill the door). A connection that closes by
+itself without a word (a load balancer's health check) scores nothing: it
+costs next to nothing. Addresses in the safelist (``sftp_safelist``: the
+exchange's own monitoring, a load balancer) are never scored nor banned.
+(The server does not score a connection that merely ran out of time from an
+address an agency logged in from: that is the exchange's load, not an attack.)
+An address that scores
 ``ban_threshold`` points within ``ban_window_seconds`` is banned for
 ``ban_seconds``, and twice as long at each later ban (up to ``ban_max_seconds``);
 points older than the window no longer count, so an agency that mistypes a key
@@ -23,7 +29,6 @@ points are forgotten first, never one under a ban.
 
 from __future__ import annotations
 
-import ipaddress
 import math
 import threading
 import time
@@ -31,7 +36,9 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from exchanged.sftp.limits import Limits
+from exchanged.sftp.limits import Limits, Safelist, address_key
+
+__all__ = ["Ban", "Defender", "address_key"]
 
 #: points a connection scores at most, however many keys it tried
 MAX_POINTS_PER_CONNECTION = 3
@@ -57,36 +64,20 @@ class _Record:
     bans: int = 0
 
 
-def address_key(address: str) -> str:
-    """The unit the defender scores: an IPv4 address, or the /64 of an IPv6 address.
-
-    >>> address_key("192.0.2.7"), address_key("::ffff:192.0.2.7")
-    ('192.0.2.7', '192.0.2.7')
-    >>> address_key("2001:db8:1:2:3:4:5:6")
-    '2001:db8:1:2::/64'
-    """
-    try:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-    except ValueError:
-        return address
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:
-            return str(ip.ipv4_mapped)
-        return str(ipaddress.IPv6Network(f"{ip}/64", strict=False))
-    return str(ip)
-
-
 class Defender:
     """Failed-login scores and bans, per address; safe to call from any thread."""
 
     def __init__(self, limits: Limits, clock: Callable[[], float] = time.monotonic) -> None:
         self.limits = limits
+        self.safelist = Safelist(limits.safelist)
         self._clock = clock
         self._lock = threading.Lock()
         self._records: dict[str, _Record] = {}
 
     def banned_for(self, address: str) -> float:
         """Seconds the address is still banned (0.0 if it is not)."""
+        if self.safelist.contains(address):
+            return 0.0
         now = self._clock()
         with self._lock:
             record = self._records.get(address_key(address))
@@ -106,6 +97,8 @@ class Defender:
 
         Returns the ban this imposes, if it imposes one.
         """
+        if self.safelist.contains(address):
+            return None
         points = min(max(attempts, 1), MAX_POINTS_PER_CONNECTION)
         key = address_key(address)
         now = self._clock()

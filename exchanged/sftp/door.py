@@ -35,9 +35,20 @@ class Door(Protocol[U]):
         """Is ``key`` a login key of agency ``username``?"""
 
     def login_failed(self, username: str, remote: str, attempts: int) -> None:
-        """Record a connection that ended without a successful login."""
+        """Record a connection that ended without a successful login (within the ledger's
+        budget for them: aggregated beyond it)."""
 
-    def login_succeeded(self, agency: str, remote: str) -> None: ...
+    def session_opened(self, agency: str, remote: str) -> str:
+        """An agency logged in: put its session on record (raises if it cannot: the
+        session must not open); returns the session's id."""
+
+    def session_closed(self, session: str, why: str) -> None:
+        """The session ended (``why``: client, idle, key_changed, stopping): one ledger
+        entry for all it did."""
+
+    def held_files(self) -> tuple[Path, ...]:
+        """The files of the databases the exchange holds open (its ledger's): never opened
+        through a name in a drop folder (see :func:`exchanged.home.drop.is_held`)."""
 
     def inbox_flows(self, agency: str) -> tuple[str, ...]: ...
 
@@ -62,8 +73,10 @@ class Door(Protocol[U]):
     def discard(self, upload: U, why: str) -> None:
         """The upload did not complete: drop and record it, never process it."""
 
-    def outcome_event(self, agency: str, flow: str, name: str, event: str, size: int) -> None:
-        """Record that an outcome file was downloaded or removed."""
+    def outcome_event(self, session: str, agency: str, flow: str, name: str, event: str,
+                      size: int) -> None:
+        """An outcome file was downloaded completely or removed in ``session`` (counted in
+        the session's entry; a removal also on its own)."""
 
 
 @runtime_checkable
@@ -79,7 +92,12 @@ class GuardedDoor(Door[U], Protocol[U]):
 
     def address_banned(self, address: str, score: int, seconds: int, count: int) -> None:
         """Record that ``address`` (an IPv4 address or an IPv6 /64) is banned for ``seconds``
-        after repeated failed logins; ``count`` says the how-manieth ban of it this is."""
+        after repeated failed or silent connections; ``count`` says the how-manieth ban of
+        it this is."""
+
+    def known_addresses(self) -> tuple[str, ...]:
+        """Addresses agencies logged in from before (the door keeps slots for them)."""
+
 
 
 #: the inbox folder beside the flows' where an agency puts its cosignatures of checkpoints

@@ -49,6 +49,7 @@ from paramiko.sftp import (
 )
 
 from exchanged.errors import Unavailable
+from exchanged.home.drop import is_held
 from exchanged.sftp.door import WITNESS_FOLDER, AgencyDoor, Door, GuardedDoor, Upload, WitnessDoor
 from exchanged.sftp.handles import CosignatureHandle, ReadHandle, UploadHandle
 from exchanged.sftp.limits import Gate
@@ -139,7 +140,7 @@ class DropFolders(paramiko.SFTPServerInterface):
         with self._folder(place) as folder:
             if folder is None:
                 return None
-            return entry(folder, place.name, place.area)
+            return entry(folder, place.name, place.area, held=self.door.held_files())
 
     # -- SFTP operations -----------------------------------------------------------------------
 
@@ -156,13 +157,14 @@ class DropFolders(paramiko.SFTPServerInterface):
         if place.kind != "flow":
             return SFTP_NO_SUCH_FILE
         out = []
+        held = self.door.held_files()
         with self._folder(place) as folder:
             if folder is None:
                 return []
             for name in sorted(os.listdir(folder)):
                 if not listable(name, place.area):
                     continue
-                st = entry(folder, name, place.area)
+                st = entry(folder, name, place.area, held=held)
                 if st is not None:
                     out.append(file_attributes(name, st))
         return out
@@ -234,6 +236,10 @@ class DropFolders(paramiko.SFTPServerInterface):
             if folder is None:
                 return SFTP_NO_SUCH_FILE
             try:
+                # a database the daemon holds, linked here, is never opened (is_held says why)
+                if is_held(os.stat(place.name, dir_fd=folder, follow_symlinks=False),
+                           self.door.held_files()):
+                    return SFTP_NO_SUCH_FILE
                 # O_NONBLOCK: a FIFO planted under an outcome's name must not hang the session
                 fd = os.open(place.name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK,
                              dir_fd=folder)
@@ -393,8 +399,8 @@ class DropFolders(paramiko.SFTPServerInterface):
             except OSError:
                 return SFTP_NO_SUCH_FILE
         if place.area == "outbox":
-            self.door.outcome_event(self.session.agency, place.flow, place.name, "removed",
-                                    st.st_size)
+            self.door.outcome_event(self.session.sid, self.session.agency, place.flow,
+                                    place.name, "removed", st.st_size)
         return SFTP_OK
 
     def mkdir(self, path: str, attr: paramiko.SFTPAttributes) -> int:

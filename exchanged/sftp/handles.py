@@ -154,7 +154,7 @@ MAX_COSIGNATURE_BYTES = 4096
 
 
 class ReadHandle(paramiko.SFTPHandle):
-    """An outcome being downloaded; the ledger records complete downloads."""
+    """An outcome being downloaded; the session's ledger entry counts complete downloads."""
 
     def __init__(self, folders: HandleOwner, fd: int, place: Place, size: int) -> None:
         super().__init__(os.O_RDONLY)
@@ -181,10 +181,9 @@ class ReadHandle(paramiko.SFTPHandle):
         super().close()
         self.folders.session.release_file()
         if self.sent >= self.size:
-            self.folders.door.outcome_event(
-                self.folders.session.agency, self.place.flow, self.place.name, "downloaded",
-                self.size,
-            )
+            session = self.folders.session
+            self.folders.door.outcome_event(session.sid, session.agency, self.place.flow,
+                                            self.place.name, "downloaded", self.size)
 
 
 class ExchangeSFTPServer(paramiko.SFTPServer):

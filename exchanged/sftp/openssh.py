@@ -29,6 +29,7 @@ import grp
 import logging
 import os
 import pwd
+import signal
 import subprocess
 import threading
 from collections.abc import Callable
@@ -132,6 +133,40 @@ def ensure_account(config: Config, agency: str) -> None:
     daemon = config.openssh_daemon_user
     if daemon not in grp.getgrnam(agency).gr_mem and os.geteuid() == 0:
         _run("usermod", "--append", "--groups", agency, daemon)
+
+
+def end_sessions(config: Config, agency: str) -> int:
+    """End every open session of the agency (after one of its keys was removed): sshd checks
+    a key only when a session begins, so its sessions would otherwise outlive the key.
+
+    Each session's process runs as the agency's system user, which exists for the exchange
+    alone (``ensure_account``: no shell, no home): every process of that user is one of its
+    sessions, and ends with SIGTERM. Only root may do it (as only root may run ``agency``
+    commands in OpenSSH mode); returns how many processes were ended.
+    """
+    try:
+        uid = pwd.getpwnam(agency).pw_uid
+    except KeyError:
+        return 0
+    daemon = {os.geteuid()}
+    try:
+        daemon.add(pwd.getpwnam(config.openssh_daemon_user).pw_uid)
+    except KeyError:
+        pass
+    if uid == 0 or uid in daemon or os.geteuid() != 0:
+        log.warning("the sessions of %s were not ended (run as root)", agency)
+        return 0
+    ended = 0
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            uids = next(line.split()[1:] for line in status.read_text().splitlines()
+                        if line.startswith("Uid:"))
+            if str(uid) in uids:
+                os.kill(int(status.parent.name), signal.SIGTERM)
+                ended += 1
+        except (OSError, StopIteration, ValueError):
+            continue  # gone meanwhile
+    return ended
 
 
 def _ids(config: Config, agency: str) -> tuple[int, int]:

@@ -12,12 +12,13 @@ import os
 import re
 import stat as stat_mod
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import paramiko
 
-from exchanged.home.drop import open_below
+from exchanged.home.drop import is_held, open_below
 
 TEMPORARY_SUFFIXES = (".filepart", ".part", ".partial", ".tmp", ".upload")
 SAFE_HELD_NAME = re.compile(r"[A-Za-z0-9._-]{1,200}")
@@ -156,16 +157,18 @@ def open_tree_folder(path: Path) -> int:
     return open_below(path.parents[TREE_DEPTH - 1], path.parts[-TREE_DEPTH:])
 
 
-def entry(folder: int, name: str, area: str) -> os.stat_result | None:
+def entry(folder: int, name: str, area: str, *, held: Sequence[Path]) -> os.stat_result | None:
     """The stat of a file an agency may see in an open drop folder, else None.
 
     Regular files only, never through a link; in an outbox, only sealed OpenPGP messages.
+    Never one of ``held`` (the databases the daemon holds open) by another name: such a
+    file is not even opened (see :func:`~exchanged.home.drop.is_held`).
     """
     try:
         st = os.stat(name, dir_fd=folder, follow_symlinks=False)
     except (OSError, ValueError):
         return None
-    if not stat_mod.S_ISREG(st.st_mode):
+    if not stat_mod.S_ISREG(st.st_mode) or is_held(st, held):
         return None
     if area == "outbox":
         try:

@@ -15,12 +15,20 @@ SHA-1 key exchange), and client keys signing with Ed25519, ECDSA or RSA with
 SHA-2 (no ``ssh-rsa`` SHA-1 signatures, no DSA). Strict key exchange
 (the Terrapin counter-measure) is on.
 
-The limits (:class:`~exchanged.sftp.limits.Limits`): connections at once,
-connections per address still logging in, a login deadline, logged-in
-sessions per agency, channels per connection, idle time, and each agency's
-inbox quota. An agency's ``allow_from`` refuses its key from any other network
+The limits (:class:`~exchanged.sftp.limits.Limits`): connections at once
+(some kept for trusted addresses: the safelist and addresses agencies logged
+in from), connections per address and per IPv6 /64 still logging in, a
+deadline for the SSH banner and key exchange and another for the login,
+logged-in sessions per agency, channels per connection, idle time, and each
+agency's inbox quota. An agency's ``allow_from`` refuses its key from any other network
 (on record, scored by the defender). Behind a load balancer, the PROXY protocol
 (:mod:`exchanged.sftp.proxy`) gives the real client's address to all of these.
+A connection held silent until the handshake's
+deadline scores with the defender like a failed login.
+
+A session lasts only as long as its key logs the agency in: twice a second the
+server asks the Door again, and a session whose key was replaced or removed
+(``agency update``) ends at once (``session.ended`` says ``key_changed``).
 """
 
 from __future__ import annotations
@@ -117,6 +125,8 @@ class Connection(paramiko.ServerInterface):
         #: the Door, if it can count an agency's queue (see GuardedDoor); DropFolders uses it
         self.guarded = guarded
         self.session: Session | None = None
+        #: the key the agency logged in with: its session ends when the key no longer logs in
+        self.login_key: paramiko.PKey | None = None
         self.attempted_user = ""
         self.attempts = 0
         self.login_recorded = False
@@ -148,6 +158,7 @@ class Connection(paramiko.ServerInterface):
             # recorded when the first channel opens
             if self.session is None:
                 self.session = Session(agency=username, remote=self.remote)
+                self.login_key = key
             return AUTH_SUCCESSFUL
         return AUTH_FAILED
 
@@ -177,7 +188,7 @@ class Connection(paramiko.ServerInterface):
             # fail closed: a session the ledger cannot record does not open (an agency
             # could otherwise collect outcomes with no trace while the ledger is unwritable)
             try:
-                self.door.login_succeeded(agency, self.remote)
+                self.session.sid = self.door.session_opened(agency, self.remote)
             except Exception as e:
                 log.error("%s from %s: session refused, the login cannot be recorded (%s)",
                           agency, self.remote, type(e).__name__,
@@ -267,6 +278,8 @@ class SFTPServer:
         #: the open connections, each with its client's address (behind a trusted proxy:
         #: the one its header named, not the socket's peer)
         self._transports: dict[paramiko.Transport, str] = {}
+        #: the connections' threads, which a stop lets put their sessions on record
+        self._serving: set[threading.Thread] = set()
         self._lock = threading.Lock()
         self.address: tuple[str, int] | None = None
         if self.guarded is None:
@@ -292,6 +305,13 @@ class SFTPServer:
 
     def serve(self) -> None:
         """Start accepting connections."""
+        if self.guarded is not None:
+            try:
+                for address in self.guarded.known_addresses():
+                    self.gate.trust(address)
+            except Exception as e:
+                log.error("addresses agencies logged in from before are not known (%s)",
+                          type(e).__name__)
         self._thread = threading.Thread(target=self._accept_loop, name="sftp-accept", daemon=True)
         self._thread.start()
 
@@ -314,8 +334,13 @@ class SFTPServer:
             self._sock.close()
         with self._lock:
             transports = list(self._transports)
+            serving = list(self._serving)
         for t in transports:
             t.close()
+        # each connection's thread puts its session on record as it ends: let them
+        deadline = time.monotonic() + 10
+        for thread in serving:
+            thread.join(max(0.0, deadline - time.monotonic()))
 
     def _accept_loop(self) -> None:
         assert self._sock is not None
@@ -343,12 +368,19 @@ class SFTPServer:
             # a banned address, or one over a limit, is closed before the handshake: it
             # costs no thread, no key exchange and no ledger entry
             if self.defender.banned_for(address) > 0 or not self.gate.admit(address):
+                if self.gate.trusted(address):
+                    # rare, and worth knowing: a trusted address turned away
+                    log.warning("connection from %s refused: %d connections open, %s",
+                                address, self.gate.connections, self.gate.waiting(address))
                 _close_quietly(client)
                 continue
-            threading.Thread(
+            thread = threading.Thread(
                 target=self._serve, args=(client, address, f"{addr[0]}:{addr[1]}"),
                 name=f"sftp-{addr[0]}", daemon=True,
-            ).start()
+            )
+            with self._lock:
+                self._serving.add(thread)
+            thread.start()
 
     def _serve_proxied(self, client: socket.socket, proxy: str) -> None:
         """A connection from a trusted proxy: its PROXY header names the client, whose
@@ -382,8 +414,16 @@ class SFTPServer:
 
     def _serve(self, client: socket.socket, address: str, remote: str, *,
                proxied: bool = False) -> None:
-        if not proxied and self._refuse_header(client, address, remote):
-            return
+        try:
+            if not proxied and self._refuse_header(client, address, remote):
+                return
+            self._converse(client, address, remote)
+        finally:
+            with self._lock:
+                self._serving.discard(threading.current_thread())
+
+    def _converse(self, client: socket.socket, address: str, remote: str) -> None:
+        accepted = time.monotonic()
         client.settimeout(None)
         # each SFTP write is answered by a small status packet: without TCP_NODELAY, Nagle's
         # algorithm holds each one until the client acknowledges the one before, and the
@@ -393,14 +433,15 @@ class SFTPServer:
         try:
             transport = paramiko.Transport(client, disabled_algorithms=self._disabled,
                                            default_max_packet_size=MAX_PACKET_BYTES)
-        except Exception:
+        except Exception as e:
+            log.warning("connection from %s closed at once: %s", address, type(e).__name__)
             _close_quietly(client)
             self.gate.authenticated(address)
             self.gate.closed()
             return
-        # the SSH banner and key exchange are part of the login's time
-        transport.banner_timeout = self.limits.login_grace_seconds
-        transport.handshake_timeout = self.limits.login_grace_seconds
+        # paramiko's own deadlines, and ours around them (_handshake), so that every wait ends
+        transport.banner_timeout = self.limits.handshake_seconds
+        transport.handshake_timeout = self.limits.handshake_seconds
         transport.auth_timeout = self.limits.login_grace_seconds
         transport.add_server_key(self.host_key)
         conn = Connection(self.door, remote, self.gate, self.guarded, address)
@@ -409,16 +450,20 @@ class SFTPServer:
             self._transports[transport] = address
         waiting = True
         authenticated = False
+        why = "client"
         try:
-            try:
-                transport.start_server(server=conn)
-            except (paramiko.SSHException, EOFError, OSError):
-                # no common algorithm (an old client), not SSH at all, or gone at once
+            # the short deadline is for strangers, who could fill the door with silent
+            # connections; a trusted address (an agency's) gets the whole login's time, so that
+            # a handshake slowed by the exchange's own load does not turn an agency away
+            trusted = self.gate.trusted(address)
+            if not self._handshake(transport, conn, trusted):
                 return
             authenticated = self._await_login(transport)
             self.gate.authenticated(address)
             waiting = False
-            self._run_session(transport, conn, authenticated)
+            if authenticated:
+                self.gate.trust(address)
+            why = self._run_session(transport, conn, authenticated)
         finally:
             if waiting:
                 self.gate.authenticated(address)
@@ -427,27 +472,86 @@ class SFTPServer:
             transport.close()
             conn.release()
             self.gate.closed()
+            session = conn.session
+            if authenticated and session is not None and session.sid:
+                quietly(self.door.session_closed, session.sid, why)
             if not authenticated:
-                if conn.attempts:
-                    quietly(self.door.login_failed, conn.attempted_user, remote, conn.attempts)
-                # a connection that never spoke SSH (a load balancer's health check, a port
-                # probe) costs next to nothing and scores nothing; one that did and never
-                # logged in (a wrong key, an old client, a scanner) scores
-                if conn.attempts or transport.remote_version:
-                    self._failed(address, conn.attempts)
+                self._score(address, remote, conn, transport, time.monotonic() - accepted)
+
+    def _handshake(self, transport: paramiko.Transport, conn: Connection, trusted: bool) -> bool:
+        """The SSH banner and key exchange, within ``handshake_seconds`` (a trusted address:
+        ``login_grace_seconds``): True once done."""
+        negotiated = threading.Event()
+        try:
+            transport.start_server(event=negotiated, server=conn)
+        except (paramiko.SSHException, EOFError, OSError, RuntimeError) as e:
+            # RuntimeError: no thread could be started for it
+            log.warning("connection from %s closed at once: %s", conn.remote, type(e).__name__)
+            return False
+        if trusted:
+            transport.banner_timeout = transport.handshake_timeout = self.limits.login_grace_seconds
+        deadline = time.monotonic() + (self.limits.login_grace_seconds if trusted
+                                       else self.limits.handshake_seconds)
+        while not negotiated.wait(0.05):
+            if time.monotonic() >= deadline or self._stopping.is_set():
+                transport.close()
+                return False
+        # no common algorithm (an old client), not SSH at all, or gone at once
+        return transport.is_active()
+
+    def _score(self, address: str, remote: str, conn: Connection,
+               transport: paramiko.Transport, held: float) -> None:
+        """A connection that ended without a login: on record (failed attempts) and scored.
+
+        One that never spoke SSH and closed by itself soon (a load balancer's health check,
+        a port probe) costs next to nothing and scores nothing; one held silent until the
+        handshake's deadline (filling the door), one that spoke SSH and never logged in (a
+        wrong key, an old client, a scanner) scores — except one from a trusted address that
+        simply ran out of time.
+        """
+        if conn.attempts:
+            quietly(self.door.login_failed, conn.attempted_user, remote, conn.attempts)
+        timed_out = held >= self.limits.handshake_seconds - 0.5
+        if not conn.attempts and timed_out and self.gate.trusted(address):
+            # from an address an agency logged in from, a connection that ran out of time
+            # without a wrong key is more likely the exchange's own load than an attack: it
+            # must not get the agency banned
+            return
+        if conn.attempts or transport.remote_version or timed_out:
+            self._failed(address, conn.attempts)
 
     def _run_session(self, transport: paramiko.Transport, conn: Connection,
-                     authenticated: bool) -> None:
-        """Keep the connection while it is active, closing it once it has been idle too long."""
-        while transport.is_active() and not self._stopping.is_set():
-            transport.join(1.0)
+                     authenticated: bool) -> str:
+        """Keep the connection while it is active; why it ended (client, idle, key_changed,
+        stopping)."""
+        while transport.is_active():
+            if self._stopping.is_set():
+                return "stopping"
+            transport.join(0.5)
             session = conn.session
-            if authenticated and session is not None \
-                    and session.idle_for() > self.limits.idle_seconds:
+            if not authenticated or session is None or not transport.is_active():
+                continue
+            if session.idle_for() > self.limits.idle_seconds:
                 log.info("%s from %s: closed after %.0f s without a request", session.agency,
                          session.remote, self.limits.idle_seconds,
                          extra={"agency": session.agency, "remote": session.remote})
-                return
+                return "idle"
+            if not self._still_accepted(session.agency, conn.login_key):
+                log.warning("%s from %s: session ended, its login key no longer logs the "
+                            "agency in", session.agency, session.remote)
+                return "key_changed"
+        return "stopping" if self._stopping.is_set() else "client"
+
+    def _still_accepted(self, agency: str, key: paramiko.PKey | None) -> bool:
+        """Does the session's key still log the agency in? (Not if it cannot be told.)"""
+        if key is None:
+            return False
+        try:
+            return bool(self.door.authenticate(agency, key))
+        except Exception as e:
+            log.error("%s: the agency's keys cannot be read (%s); its session ends", agency,
+                      type(e).__name__)
+            return False
 
     def _failed(self, address: str, attempts: int) -> None:
         ban = self.defender.failed(address, attempts)

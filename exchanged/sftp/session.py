@@ -16,6 +16,8 @@ class Session:
 
     agency: str
     remote: str
+    #: the id the Door gave the session when it put it on record ("" until then)
+    sid: str = ""
     #: uploads handed over in this session: path -> (size, mtime), so a client's
     #: stat or setstat right after its upload succeeds (WinSCP sets the time)
     delivered: dict[str, tuple[int, int]] = field(default_factory=dict)

@@ -21,6 +21,7 @@ import paramiko
 
 from exchanged.batch.spool import Spool, Upload
 from exchanged.home import Home, Listen
+from exchanged.home.drop import database_files
 from exchanged.sftp import SFTPServer
 from exchanged.sftp.limits import Limits
 from exchanged.testing.agencydesk import AgencyDesk
@@ -62,15 +63,26 @@ class RecordingDoor:
         with self.lock:
             self.events.append(("login.failed", username, str(attempts)))
 
-    def login_succeeded(self, agency: str, remote: str) -> None:
+    def session_opened(self, agency: str, remote: str) -> str:
         with self.lock:
             self.events.append(("login.succeeded", agency))
+            return f"s{len(self.events)}"
+
+    def session_closed(self, session: str, why: str) -> None:
+        with self.lock:
+            self.events.append(("session.ended", session, why))
+
+    def known_addresses(self) -> tuple[str, ...]:
+        return ()
 
     def inbox_flows(self, agency: str) -> tuple[str, ...]:
         return (FLOW,)
 
     def outbox_flows(self, agency: str) -> tuple[str, ...]:
         return (FLOW,)
+
+    def held_files(self) -> tuple[Path, ...]:
+        return database_files(self.home.ledger)
 
     def inbox_dir(self, agency: str, flow: str) -> Path:
         return self.home.inbox(agency, flow)
@@ -98,7 +110,8 @@ class RecordingDoor:
             self.discarded.append((upload.name, upload.size, why))
         upload.discard()
 
-    def outcome_event(self, agency: str, flow: str, name: str, event: str, size: int) -> None:
+    def outcome_event(self, session: str, agency: str, flow: str, name: str, event: str,
+                      size: int) -> None:
         with self.lock:
             self.events.append((f"outcome.{event}", agency, name))
 

@@ -7,10 +7,11 @@ import io
 import os
 import re
 import socket
+import subprocess
 import threading
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -163,3 +164,43 @@ def unsafe_cells(data: bytes) -> list[str]:
     if text and not ALL_QUOTED_RE.fullmatch(text):
         unsafe.append("unquoted")
     return unsafe
+
+
+class OpenSession:
+    """A real OpenSSH sftp session kept open, fed one command at a time."""
+
+    def __init__(self, agency: Agency, key: Path) -> None:
+        desk = agency.desk
+        self.proc = subprocess.Popen(
+            ["sftp", "-q", "-b", "-", "-P", str(agency.exchange.port), "-i", str(key),
+             "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
+             "-o", "StrictHostKeyChecking=yes", "-o", f"UserKnownHostsFile={desk.known_hosts}",
+             f"{agency.id}@{HOST}"],
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def get(self, remote: str, local: Path, timeout: float = 15) -> bool:
+        """Ask for ``remote``; True once it arrived as ``local``."""
+        return self.run(f'get {remote} "{local}"',
+                        lambda: local.exists() and local.stat().st_size > 0, timeout)
+
+    def run(self, command: str, done: Callable[[], bool], timeout: float = 15) -> bool:
+        """Send one command; True once ``done()`` says it had its effect."""
+        assert self.proc.stdin is not None
+        try:
+            self.proc.stdin.write(f"{command}\n".encode())
+            self.proc.stdin.flush()
+        except BrokenPipeError:
+            return False
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if done():
+                return True
+            if self.proc.poll() is not None:
+                return done()
+            time.sleep(0.05)
+        return False
+
+    def close(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        return self.proc.wait(10)

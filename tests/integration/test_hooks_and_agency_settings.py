@@ -323,8 +323,15 @@ def test_an_agency_logs_in_only_from_its_networks(setup: Setup) -> None:
     # through the load balancer, from inside its network: in (v1 and v2 headers)
     assert setup.via_relay("kemensos", v1("198.51.100.7"), "ls /inbox") == 0
     assert setup.via_relay("kemensos", v2("198.51.100.8", 41234), "ls /inbox") == 0
-    ok = [str(e["data"]["remote"]) for e in ex.ledger("--kind", "login.succeeded",
-                                                       "--agency", "kemensos")]
+    # each session is on record as it ends (session.ended), under the address the header named
+    deadline = time.monotonic() + 15
+    while True:
+        ok = [str(e["data"]["remote"]) for e in ex.ledger("--kind", "session.ended",
+                                                           "--agency", "kemensos")]
+        if ("198.51.100.7:40001" in ok and "198.51.100.8:41234" in ok) \
+                or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     assert "198.51.100.7:40001" in ok and "198.51.100.8:41234" in ok
     # ... and from outside it, even through the load balancer: out, on record, scored
     assert setup.via_relay("kemensos", v2("203.0.113.9"), "ls /") != 0

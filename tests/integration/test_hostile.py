@@ -12,12 +12,18 @@ completed), nothing processed that should not be, and a daemon that keeps servin
 from __future__ import annotations
 
 import csv
+import hashlib
+import hmac
 import io
 import json
 import os
+import select
 import signal
+import socket
 import subprocess
+import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,6 +35,7 @@ from exchanged.testing.agencydesk import AgencyDesk, stop_gpg_agent
 from tests.integration.hostile import (
     FolderWatch,
     GiB,
+    OpenSession,
     csv_cells,
     head_seq,
     paramiko_sftp,
@@ -63,6 +70,8 @@ addendum:
       limits: {{clause: Pasal 12 ayat (3), max_bytes: {LIMIT}, max_rows: 100000}}
 """
 REGISTER = synth.SyntheticRegister(300, seed=41)
+#: the hostile exchange's deadline for the SSH banner and key exchange (seconds)
+HANDSHAKE = 3
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +80,9 @@ def hostile(tmp_path_factory: pytest.TempPathFactory, desks: dict[str, AgencyDes
     """An exchange with kpm-verification limited to 1 MiB, an ASN register and a KPM register."""
     ex = make_exchange(tmp_path_factory.mktemp("hostile"), desks)
     (ex.home / "policies" / f"{AGREEMENT}.addendum-002.yaml").write_text(LIMITS_ADDENDUM)
+    with open(ex.home / "config.yaml", "a", encoding="utf-8") as f:
+        # silent connections are closed (and scored) after 3 s instead of 10
+        f.write(f"sftp_handshake_seconds: {HANDSHAKE}\n")
     ex.start()
     work = tmp_path_factory.mktemp("hostile-setup")
     bkn, kemensos = Agency(desks["bkn"], ex), Agency(desks["kemensos"], ex)
@@ -507,6 +519,13 @@ def test_a_hard_link_planted_in_an_outbox_is_never_served(hostile: Exchange, kem
             (outbox / name).unlink()
         fifo.unlink()
     assert (hostile.home / "keys" / "register.key").stat().st_size > 0
+    # the daemon never opened its ledger through the link (closing that descriptor would have
+    # dropped SQLite's locks, and the next process to close the ledger would have removed
+    # the WAL under the daemon): after another process used the ledger, it still writes
+    hostile.ledger("--kind", "exchange.started")
+    kemensos.sftp("ls /outbox")
+    hostile.verify()
+    assert hostile.alive()
 
 
 def test_a_symlink_planted_in_an_inbox_is_never_followed(hostile: Exchange, kemensos: Agency
@@ -774,3 +793,212 @@ def test_a_gigantic_line_does_not_exhaust_memory(hostile: Exchange, bkn: Agency,
     assert isinstance(reasons, list) and [r["code"] for r in reasons] == ["NO_VALID_ROWS"]
     grown = peak_rss(hostile.proc.pid) - before
     assert grown < 128 * 1024 * 1024, f"the daemon's memory grew by {grown >> 20} MiB"
+
+
+# -- the front door: silent connections, floods of entries, keys replaced ------------------------
+
+#: the addresses the silent crowd connects from (Linux routes all of 127/8 to the loopback)
+SILENT_FROM = tuple(f"127.0.0.{i}" for i in range(2, 10))
+
+
+def hold_silent(address: str, port: int, stop: threading.Event, per_address: int = 8) -> None:
+    """Keep ``per_address`` TCP connections from ``address`` open without a word of SSH,
+    opening a new one whenever the server closes one."""
+    socks: list[socket.socket] = []
+    try:
+        while not stop.is_set():
+            while len(socks) < per_address and not stop.is_set():
+                s = socket.socket()
+                s.bind((address, 0))
+                s.settimeout(2)
+                try:
+                    s.connect((HOST, port))
+                except OSError:
+                    s.close()
+                    break
+                socks.append(s)
+            readable, _, _ = select.select(socks, [], [], 0.1)
+            for s in readable:
+                try:
+                    data = s.recv(4096)  # the server's banner, or the end
+                except OSError:
+                    data = b""
+                if not data:
+                    socks.remove(s)
+                    s.close()
+            # turned away at once (banned): try again a little later, as a script would
+            stop.wait(0.02 if len(socks) == per_address else 0.2)
+    finally:
+        for s in socks:
+            s.close()
+
+
+def settled(exchange: Exchange) -> int:
+    """The ledger's head once nothing was written for a second (the sessions of the test
+    before are on record: a session's entry is written just after its client left)."""
+    head, since = head_seq(exchange), time.monotonic()
+    while time.monotonic() - since < 1.0:
+        time.sleep(0.25)
+        now = head_seq(exchange)
+        if now != head:
+            head, since = now, time.monotonic()
+    return head
+
+
+def sftp_from(agency: Agency, address: str, *commands: str, user: str | None = None,
+              check: bool = True) -> subprocess.CompletedProcess[bytes]:
+    """OpenSSH sftp in batch mode as the desk runs it, from another loopback address."""
+    desk = agency.desk
+    return subprocess.run(
+        ["sftp", "-q", "-b", "-", "-P", str(agency.exchange.port), "-i", str(desk.ssh_key),
+         "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-o", "StrictHostKeyChecking=yes",
+         "-o", f"UserKnownHostsFile={desk.known_hosts}", "-o", f"BindAddress={address}",
+         f"{user or agency.id}@{HOST}"],
+        input=("\n".join(commands) + "\n").encode(), capture_output=True, check=check,
+        timeout=60)
+
+
+def test_a_user_name_is_kept_only_as_a_keyed_hash(hostile: Exchange, kemensos: Agency) -> None:
+    """Issue 11 part 7: a login user name that is a NIK is recorded as an HMAC with the
+    exchange's own key (keys/ledger-hmac.key, 0600), never as its plain SHA-256."""
+    name = nik(7)
+    assert sftp_from(kemensos, "127.0.0.20", "ls /", user=name, check=False).returncode != 0
+    key_file = hostile.home / "keys" / "ledger-hmac.key"
+    deadline = time.monotonic() + 10
+    entries: list[dict[str, object]] = []
+    while not entries and time.monotonic() < deadline:
+        entries = [e for e in hostile.ledger("--kind", "login.failed")
+                   if str(e["data"]["remote"]).startswith("127.0.0.20:")]  # type: ignore[index]
+        time.sleep(0.2)
+    [entry] = entries
+    data = entry["data"]
+    assert isinstance(data, dict)
+    assert data["user_hmac"] == hmac.new(key_file.read_bytes(), name.encode(),
+                                         hashlib.sha256).hexdigest()
+    assert os.stat(key_file).st_mode & 0o777 == 0o600
+    everything = json.dumps(hostile.ledger())
+    assert name not in everything
+    assert hashlib.sha256(name.encode()).hexdigest() not in everything
+
+
+def session_entries(exchange: Exchange, after: int, ended_by: str | None = None,
+                    timeout: float = 15) -> list[dict[str, object]]:
+    """session.ended entries of Kemensos after ledger entry ``after``, once there is one."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = [e for e in exchange.ledger("--kind", "session.ended", "--agency", "kemensos")
+                 if int(str(e["seq"])) > after and (
+                     ended_by is None or e["data"]["ended_by"] == ended_by)]  # type: ignore[index]
+        if found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.2)
+
+
+def test_400_downloads_in_one_session_add_a_handful_of_entries(
+        hostile: Exchange, kemensos: Agency, work: Path) -> None:
+    """Issue 11 part 6: downloads are counted in the session's one entry, not one each."""
+    answer(kemensos, work, "dl-400", f"nik\n{nik(0)}\n".encode())
+    name = "dl-400.result.csv.gpg"
+    before = settled(hostile)
+    kemensos.sftp(*[f'get /outbox/{FLOW}/{name} "{work / "copy"}"' for _ in range(400)])
+    [entry] = session_entries(hostile, before)
+    added = head_seq(hostile) - before
+    print(f"400 downloads in one sftp session added {added} ledger entries")
+    assert added <= 3, added
+    data = entry["data"]
+    assert isinstance(data, dict)
+    assert data["downloads"] == 400 and data["ended_by"] == "client"
+    [outcome] = data["outcomes"]
+    assert outcome["batch"] == "dl-400" and outcome["downloads"] == 400
+    assert name not in json.dumps(entry)  # the name only as a keyed hash
+
+
+def test_a_replaced_ssh_key_ends_its_open_session_at_once(
+        hostile: Exchange, kemensos: Agency, work: Path) -> None:
+    """Issue 11 part 9: a real sftp session of a key that 'agency update' then removes is cut
+    at once (its next request gets nothing), on record as ended_by key_changed; the agency's
+    other key goes on logging in."""
+    answer(kemensos, work, "cut-key", f"nik\n{nik(1)}\n".encode())
+    remote = f"/outbox/{FLOW}/cut-key.result.csv.gpg"
+    second = work / "second_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(second)],
+                   check=True, capture_output=True)
+    home = str(hostile.home)
+    exchanged("agency", "update", "--home", home, "kemensos", "--ssh-key",
+              f"{second}.pub", "--add")
+    before = settled(hostile)
+    session = OpenSession(kemensos, second)
+    try:
+        assert session.get(remote, work / "first"), "the session with the added key did not work"
+        # the administrator replaces Kemensos's keys by its first key alone
+        exchanged("agency", "update", "--home", home, "kemensos", "--ssh-key",
+                  str(kemensos.desk.ssh_public))
+        cut = time.monotonic()
+        [entry] = session_entries(hostile, before, "key_changed", timeout=10)
+        print(f"session ended {time.monotonic() - cut:.2f} s after the key was replaced")
+        assert not session.get(remote, work / "second", timeout=5), "the old key kept its session"
+        assert session.proc.wait(10) != 0
+    finally:
+        session.close()
+    data = entry["data"]
+    assert isinstance(data, dict) and data["downloads"] == 1
+    assert kemensos.sftp("ls /outbox").returncode == 0  # the remaining key logs in
+    r = kemensos.sftp("ls /", key=second, check=False)
+    assert r.returncode != 0
+
+
+def test_a_session_cut_by_a_killed_daemon_is_on_record_at_the_next_start(
+        hostile: Exchange, kemensos: Agency, work: Path) -> None:
+    """Issue 11 part 6, crash semantics: a session's downloads are kept in open_sessions as they
+    happen; a daemon killed mid-session writes the session's entry (cut_off) when it starts."""
+    answer(kemensos, work, "cut-off", f"nik\n{nik(2)}\n".encode())
+    before = settled(hostile)
+    session = OpenSession(kemensos, kemensos.desk.ssh_key)
+    try:
+        assert session.get(f"/outbox/{FLOW}/cut-off.result.csv.gpg", work / "c")
+        time.sleep(0.3)  # the close of the downloaded file is answered after it is counted
+        hostile.stop(signal.SIGKILL)
+    finally:
+        session.close()
+    hostile.start()
+    [entry] = session_entries(hostile, before, "cut_off", timeout=10)
+    data = entry["data"]
+    assert isinstance(data, dict) and data["downloads"] == 1
+    hostile.verify()
+
+
+def test_silent_connections_never_lock_an_agency_out(hostile: Exchange, kemensos: Agency
+                                                     ) -> None:
+    """Issue 11 part 3: 8 addresses each holding 8 connections that never send an SSH banner
+    fill what strangers may take of the door (64 connections, 16 kept for addresses agencies
+    logged in from); the agency logs in every time, each silent connection is closed at the
+    handshake's deadline and scores, the silent addresses are banned, on record, and no
+    silent connection writes an entry of its own."""
+    before = settled(hostile)
+    stop = threading.Event()
+    crowd = [threading.Thread(target=hold_silent, args=(a, hostile.port, stop), daemon=True)
+             for a in SILENT_FROM]
+    for t in crowd:
+        t.start()
+    times = []
+    try:
+        time.sleep(1)  # the crowd fills the door
+        started = time.monotonic()
+        while time.monotonic() - started < 3 * HANDSHAKE + 2:
+            t0 = time.monotonic()
+            kemensos.sftp("ls /outbox")  # check=True: every login must work
+            times.append(time.monotonic() - t0)
+    finally:
+        stop.set()
+        for t in crowd:
+            t.join(10)
+    print(f"{len(times)} logins under 64 silent connections, slowest {max(times):.2f} s")
+    assert len(times) >= 3
+    banned = {e["data"]["address"] for e in hostile.ledger("--kind", "login.banned")  # type: ignore[index]
+              if int(str(e["seq"])) > before}
+    assert banned and banned <= set(SILENT_FROM), banned
+    assert len(banned) >= 4, f"only {sorted(banned)} banned"
+    added = [e["kind"] for e in hostile.ledger() if int(str(e["seq"])) > before]
+    assert "login.failed" not in added, "a silent connection was recorded as a login"
+    assert len(added) <= len(times) + len(SILENT_FROM) + 2, Counter(added)
+    assert hostile.alive()

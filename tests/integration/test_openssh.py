@@ -18,6 +18,7 @@ import pytest
 
 from exchanged.testing import synth
 from exchanged.testing.agencydesk import AgencyDesk, stop_gpg_agent
+from tests.integration.hostile import OpenSession
 from tests.integration.support import HOST, Agency, Exchange, exchanged, free_port
 
 SSHD = "/usr/sbin/sshd"
@@ -248,3 +249,41 @@ def test_agency_add_refuses_when_the_daemons_user_is_missing(
     finally:
         shutil.rmtree(chroots, ignore_errors=True)
         stop_gpg_agent(ex.home / "keys" / "gnupg")
+
+
+def test_a_replaced_key_ends_the_agencys_sshd_sessions(openssh: tuple[Exchange, Sshd],
+                                                       desks: dict[str, AgencyDesk],
+                                                       work: Path) -> None:
+    """Issue 11 part 9 in OpenSSH mode: sshd checks a key only at login, so 'agency update'
+    (run as root) ends the agency's sessions itself when it removes a key; a real sftp
+    session of the removed key can do nothing more, the remaining key logs in."""
+    ex, sshd = openssh
+    kemensos = Agency(desks["kemensos"], ex)
+    second = work / "second_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(second)],
+                   check=True, capture_output=True)
+    home = str(ex.home)
+    exchanged("agency", "update", "--home", home, "kemensos", "--ssh-key", f"{second}.pub",
+              "--add")
+    inbox = chroot_of(sshd, "kemensos") / "inbox" / "kpm-verification"
+    part = work / "cut.part"
+    part.write_bytes(b"not yet complete")
+    session = OpenSession(kemensos, second)
+    try:
+        assert session.run(f'put "{part}" /inbox/kpm-verification/.before.part',
+                           (inbox / ".before.part").exists), "the added key's session failed"
+        out = exchanged("agency", "update", "--home", home, "kemensos", "--ssh-key",
+                        str(kemensos.desk.ssh_public)).stdout
+        assert "open sessions of the agency ended" in out
+        assert not session.run(f'put "{part}" /inbox/kpm-verification/.after.part',
+                               (inbox / ".after.part").exists, timeout=5)
+        assert session.proc.wait(10) != 0
+    finally:
+        session.close()
+        for name in (".before.part", ".after.part"):
+            if (inbox / name).exists():
+                (inbox / name).unlink()
+    entry = ex.ledger("--kind", "agency.updated", "--agency", "kemensos")[-1]
+    assert entry["data"]["sessions_ended"] >= 1  # type: ignore[index,operator]
+    assert kemensos.sftp("ls /inbox").returncode == 0
+    assert kemensos.sftp("ls /", key=second, check=False).returncode != 0

@@ -64,15 +64,31 @@ def test_stat_and_setstat_right_after_upload_succeed(exchange: Exchange, kemenso
     kemensos.rejection("kpm-verification", "keep-times")
 
 
+def sessions_with(exchange: Exchange, batch: str, timeout: float = 10
+                  ) -> list[dict[str, object]]:
+    """The outcomes of ``batch`` that session.ended entries list (a session is recorded
+    when it ends, a moment after the client left)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = [o for e in exchange.ledger("--kind", "session.ended", "--agency", "kemensos")
+                 for o in e["data"]["outcomes"]  # type: ignore[index]
+                 if o["batch"] == batch]
+        if found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.2)
+
+
 def test_downloads_and_removals_are_recorded(exchange: Exchange, kemensos: Agency,
                                              work: Path) -> None:
     sealed = kemensos.seal(write_csv(work / "b.csv", "nik\n3171014101900001\n"),
                            "fetched.csv.gpg")
     kemensos.submit("kpm-verification", sealed)
     kemensos.rejection("kpm-verification", "fetched")
-    assert exchange.ledger("--batch", "fetched", "--kind", "outcome.downloaded")
+    downloaded = sessions_with(exchange, "fetched")
+    assert downloaded and downloaded[0]["downloads"] == 1 and "name_hmac" in downloaded[0]
     kemensos.sftp("rm /outbox/kpm-verification/fetched.rejected.json.gpg")
     assert exchange.ledger("--batch", "fetched", "--kind", "outcome.removed")
+    assert any(o["removed"] for o in sessions_with(exchange, "fetched"))
     assert "fetched.rejected.json.gpg" not in kemensos.desk.listing(
         HOST, exchange.port, "/outbox/kpm-verification")
 
@@ -95,11 +111,13 @@ def test_a_second_daemon_on_the_same_home_is_refused_and_harms_nothing(exchange:
 
 
 def test_every_login_is_recorded_even_a_short_one(exchange: Exchange, kemensos: Agency) -> None:
-    before = len(exchange.ledger("--kind", "login.succeeded", "--agency", "kemensos"))
+    before = len(exchange.ledger("--kind", "session.ended", "--agency", "kemensos"))
     kemensos.sftp("ls /")
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        if len(exchange.ledger("--kind", "login.succeeded", "--agency", "kemensos")) > before:
+        ended = exchange.ledger("--kind", "session.ended", "--agency", "kemensos")
+        if len(ended) > before:
+            assert ended[-1]["data"]["ended_by"] == "client"  # type: ignore[index]
             return
         time.sleep(0.2)
-    raise AssertionError("a short SFTP session left no login.succeeded entry")
+    raise AssertionError("a short SFTP session left no session.ended entry")

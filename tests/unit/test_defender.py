@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from exchanged.sftp.defender import Defender, address_key
-from exchanged.sftp.limits import Limits
+from exchanged.sftp.limits import Gate, Limits
 
 
 class Clock:
@@ -86,3 +86,34 @@ def test_the_table_is_bounded_and_never_forgets_a_ban() -> None:
         d.failed(f"10.0.{i // 250}.{i % 250}", 1)
     assert d.tracked() <= 100
     assert d.banned_for("198.51.100.1") > 0
+
+
+def test_the_safelist_is_never_scored_nor_banned() -> None:
+    d, _ = defender(safelist=("10.20.0.0/16", "2001:db8::/48"), ban_threshold=2)
+    for _ in range(10):
+        assert d.failed("10.20.3.4", 3) is None
+        assert d.failed("2001:db8:0:1::7", 3) is None
+    assert d.banned_for("10.20.3.4") == 0 and d.score("10.20.3.4") == 0
+    assert d.failed("10.21.0.1", 3) is not None  # just outside: banned at once
+
+
+def test_strangers_cannot_take_the_reserved_connections() -> None:
+    """64 connections, 16 kept for trusted addresses: strangers get 48, an address an agency
+    logged in from (or a safelisted one) gets the rest."""
+    gate = Gate(Limits(max_unauthenticated_per_address=8, safelist=("192.0.2.0/24",)))
+    admitted = sum(gate.admit(f"198.51.100.{i}") for i in range(8) for _ in range(8))
+    assert admitted == 48
+    assert not gate.admit("203.0.113.9")
+    gate.trust("203.0.113.9")
+    assert gate.admit("203.0.113.9")
+    assert gate.admit("192.0.2.77")  # safelisted
+    assert gate.connections == 50
+
+
+def test_waiting_connections_are_limited_per_ipv6_network() -> None:
+    gate = Gate(Limits(max_unauthenticated_per_address=2, max_unauthenticated_per_network=3))
+    assert [gate.admit(f"2001:db8:1:2::{i}") for i in (1, 1, 1, 2, 3)] == [
+        True, True, False, True, False]
+    assert gate.admit("2001:db8:1:3::1")  # another /64
+    gate.authenticated("2001:db8:1:2::1")
+    assert gate.admit("2001:db8:1:2::9")
