@@ -24,7 +24,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -33,45 +32,10 @@ from pathlib import Path
 
 from benchmarks.matching import Daemon
 from exchanged.testing.agencydesk import AgencyDesk, stop_gpg_agent
-from exchanged.testing.daemon import HOST, free_port
+from exchanged.testing.daemon import HOST
+from exchanged.testing.sshd import SSHD, Sshd
 
-SSHD = "/usr/sbin/sshd"
 REMOTE = "bench.bin.part"
-
-
-class Sshd:
-    """The system's sshd on a loopback port, serving internal-sftp to this user."""
-
-    def __init__(self, root: Path, authorized: Path) -> None:
-        self.port = free_port()
-        key = root / "ssh_host_ed25519_key"
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)],
-                       check=True)
-        self.host_key_pub = key.with_suffix(".pub")
-        config = root / "sshd_config"
-        config.write_text(
-            f"Port {self.port}\nListenAddress {HOST}\nHostKey {key}\n"
-            f"PidFile {root / 'sshd.pid'}\nUsePAM no\nPasswordAuthentication no\n"
-            "KbdInteractiveAuthentication no\nPubkeyAuthentication yes\n"
-            f"AuthorizedKeysFile {authorized}\nStrictModes no\nPermitRootLogin prohibit-password\n"
-            "Subsystem sftp internal-sftp\nForceCommand internal-sftp\nLogLevel INFO\n")
-        os.chmod(config, 0o600)
-        Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # privilege separation
-        self.log = root / "sshd.log"
-        with open(self.log, "wb") as log:
-            self.proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stderr=log)
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection((HOST, self.port), timeout=0.5):
-                    return
-            except OSError:
-                time.sleep(0.1)
-        raise SystemExit(f"sshd did not start: {self.log.read_text()}")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(10)
 
 
 def cpu_seconds(pid: int, *, children: bool = False) -> float:
@@ -125,7 +89,8 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     sshd: Sshd | None = None
     try:
         daemon.start()
-        sshd = Sshd(sshd_dir, authorized)
+        sshd = Sshd(sshd_dir, "PermitRootLogin prohibit-password\nForceCommand internal-sftp\n",
+                    authorized_keys=str(authorized), strict_modes=False, log_level="INFO")
         targets = {"embedded": (daemon.port, "kemensos", f"/inbox/kpm-verification/{REMOTE}",
                                 daemon.home / "keys" / "ssh_host_ed25519_key.pub"),
                    "openssh": (sshd.port, user, str(sshd_dir / REMOTE), sshd.host_key_pub)}

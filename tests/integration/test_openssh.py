@@ -6,7 +6,6 @@ import csv
 import io
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -18,45 +17,12 @@ import pytest
 
 from exchanged.testing import synth
 from exchanged.testing.agencydesk import AgencyDesk, stop_gpg_agent
+from exchanged.testing.sshd import SSHD, Sshd
 from tests.integration.hostile import OpenSession
-from tests.integration.support import HOST, Agency, Exchange, exchanged, free_port
+from tests.integration.support import HOST, Agency, Exchange, exchanged
 
-SSHD = "/usr/sbin/sshd"
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not Path(SSHD).exists(),
                                 reason="OpenSSH mode needs root (system users, chroots) and sshd")
-
-
-class Sshd:
-    def __init__(self, root: Path, config_lines: str) -> None:
-        self.port = free_port()
-        self.root = root
-        key = root / "ssh_host_ed25519_key"
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)],
-                       check=True)
-        self.host_key_pub = key.with_suffix(".pub")
-        self.config = root / "sshd_config"
-        self.config.write_text(
-            f"Port {self.port}\nListenAddress {HOST}\nHostKey {key}\nPidFile {root / 'sshd.pid'}\n"
-            "UsePAM no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
-            "PubkeyAuthentication yes\nAuthorizedKeysFile none\nStrictModes yes\n"
-            "Subsystem sftp internal-sftp\nLogLevel VERBOSE\n" + config_lines)
-        os.chmod(self.config, 0o600)
-        Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # privilege separation
-        self.log = root / "sshd.log"
-        self.proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(self.config)],
-                                     stderr=open(self.log, "wb"))
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection((HOST, self.port), timeout=0.5):
-                    return
-            except OSError:
-                time.sleep(0.1)
-        raise AssertionError(f"sshd did not start: {self.log.read_text()}")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(10)
 
 
 @pytest.fixture(scope="module")
