@@ -236,7 +236,7 @@ class _WriteBehind(io.BufferedIOBase):
                  failure: Callable[[], Exception | None] | None = None) -> None:
         super().__init__()
         self._stream = stream
-        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=depth)
+        self._queue: queue.Queue[ReadableBuffer | None] = queue.Queue(maxsize=depth)
         self._error: BaseException | None = None
         self._failure = failure
         self._closing = False
@@ -264,9 +264,12 @@ class _WriteBehind(io.BufferedIOBase):
 
     def write(self, data: ReadableBuffer, /) -> int:
         self._check()
-        chunk = bytes(data)
+        view = memoryview(data)
+        # what cannot change (bytes, an Arrow buffer of answer rows) is queued as it is;
+        # anything else is copied first, as the caller may reuse it once this returns
+        chunk: ReadableBuffer = view if view.readonly else bytes(view)
         self._queue.put(chunk)
-        return len(chunk)
+        return view.nbytes
 
     def flush(self) -> None:
         if not self._closing:

@@ -4,7 +4,14 @@ from exchanged.csvio.blocks import Block, string_view
 from exchanged.csvio.reader import HEADER_NAME_RE, CsvReader
 from exchanged.csvio.rows import LINE_FLOOR, MAX_FIELD, Record, RowProblem, max_line
 from exchanged.csvio.source import ByteStream, LineTooLong
-from exchanged.csvio.writer import FORMULA_START, CsvWriter, csv_cells, neutralise, write_columns
+from exchanged.csvio.writer import (
+    FORMULA_START,
+    CsvWriter,
+    csv_cells,
+    neutralise,
+    sparse_cells,
+    write_columns,
+)
 
 __all__ = [
     "FORMULA_START",
@@ -21,6 +28,7 @@ __all__ = [
     "csv_cells",
     "max_line",
     "neutralise",
+    "sparse_cells",
     "string_view",
     "write_columns",
 ]

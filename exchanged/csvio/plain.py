@@ -21,11 +21,6 @@ def fast_block(chunk: bytes, width: int, first: int) -> Block | None:
         return None  # Arrow would drop it as a byte order mark; here it is data
     if b"\0" in chunk or (b"\r" in chunk and chunk.count(b"\r") != chunk.count(b"\r\n")):
         return None
-    if not chunk.isascii():
-        try:
-            chunk.decode("utf-8")
-        except UnicodeDecodeError:
-            return None
     if b'"' in chunk and not plain_quotes(chunk):
         return None
     names = [f"c{i}" for i in range(width)]
@@ -39,7 +34,9 @@ def fast_block(chunk: bytes, width: int, first: int) -> Block | None:
                                               ignore_empty_lines=True),
             convert_options=pa_csv.ConvertOptions(
                 column_types={n: pa.string() for n in names}, strings_can_be_null=False,
-                quoted_strings_can_be_null=False, check_utf8=False),
+                # not UTF-8: the csv module (Arrow checks the cells, in C++ and on its
+                # threads; what is outside them, quotes, commas and line ends, is ASCII)
+                quoted_strings_can_be_null=False, check_utf8=True),
         )
     except (pa.ArrowInvalid, ValueError):
         return None

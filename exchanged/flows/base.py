@@ -262,16 +262,54 @@ def _real_date(year: npt.NDArray[np.int32], month: npt.NDArray[np.int16],
     return real
 
 
+#: bytes of a 64-bit word: ASCII '0', and what takes a byte of 0..9 to 0x7f at most
+_ZEROS = np.uint64(0x3030303030303030)
+_UP_TO_NINE = np.uint64(0x7676767676767676)
+_HIGH_BITS = np.uint64(0x8080808080808080)
+_ONES = np.uint64(0x0101010101010101)
+#: the bytes of the first half's pairs that are not the province, regency and district
+_NOT_REGION = np.uint64(0xFFFFFF00FF00FF00)
+_LOW_BYTE = np.uint64(0xFF)
+
+
+def _nik_dates() -> npt.NDArray[np.bool_]:
+    """Whether NIK date digits are a real date, by (DD as written, MM, YY % 4): DD has 40
+    added for women; YY is real in 19YY or 20YY if real in 20YY (see exchanged.ids.nik)."""
+    table = np.zeros(100 * 100 * 4, dtype=np.bool_)
+    for written in range(100):
+        day = written - 40 if written > 40 else written
+        for month in range(1, 13):
+            for leap_year in range(4):
+                days = _DAYS[month] + (month == 2 and leap_year == 0)
+                table[(written * 100 + month) * 4 + leap_year] = 1 <= day <= days
+    table.setflags(write=False)
+    return table
+
+
+_NIK_DATES = _nik_dates()
+
+
 def nik_ok(m: npt.NDArray[np.uint8]) -> Mask:
-    """Rows of 16 bytes that are valid NIKs (exactly :func:`exchanged.ids.nik.validate`)."""
-    p = _pairs(m)
-    ok: Mask = np.all(p >= 0, axis=1)
-    ok &= (p[:, 0] != 0) & (p[:, 1] != 0) & (p[:, 2] != 0)  # province, regency, district
-    day = p[:, 3]
-    day = np.where(day > 40, day - 40, day)
-    # a two-digit year: real in 19YY or 20YY is real in 20YY (see exchanged.ids.nik)
-    ok &= _real_date(2000 + p[:, 5].astype(np.int32), p[:, 4], day)
-    ok &= (p[:, 6] != 0) | (p[:, 7] != 0)  # serial
+    """Rows of 16 bytes that are valid NIKs (exactly :func:`exchanged.ids.nik.validate`).
+
+    Eight digits at a time: each half of a row read as one 64-bit word, its bytes
+    made 0..9 by one XOR and checked to be digits by one addition (a byte over 9, or
+    one with its high bit set, shows a high bit), every two digits made one value 0..99
+    by one multiplication, the region codes checked for a zero pair in one test, the date
+    by one look-up: a third of the time of a table look-up a pair (docs/performance.md)."""
+    w = np.ascontiguousarray(m).view("<u8")
+    x = w ^ _ZEROS
+    high = (x | (x + _UP_TO_NINE)) & _HIGH_BITS
+    ok: Mask = (high[:, 0] | high[:, 1]) == 0
+    pairs = x * np.uint64(10) + (x >> np.uint64(8))  # byte 2k: digits 2k, 2k+1 as 0..99
+    first, second = pairs[:, 0], pairs[:, 1]
+    # province, regency, district: no zero byte among them (every pair is below 0x80)
+    region = first | _NOT_REGION
+    ok &= ((region - _ONES) & ~region & _HIGH_BITS) == 0
+    date = ((first >> np.uint64(48)) & _LOW_BYTE) * np.uint64(400) + (
+        (second & _LOW_BYTE) * np.uint64(4) + ((second >> np.uint64(16)) & np.uint64(3)))
+    ok &= _NIK_DATES[np.minimum(date, np.uint64(len(_NIK_DATES) - 1)).astype(np.intp)]
+    ok &= (second >> np.uint64(32)) & np.uint64(0x00FF00FF) != 0  # serial
     return ok
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import IO, Final
 
 import numpy as np
@@ -25,7 +26,16 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from exchanged.csvio import Block, CsvReader, CsvWriter, csv_cells, string_view, write_columns
+from exchanged.csvio import (
+    Block,
+    CsvReader,
+    CsvWriter,
+    csv_cells,
+    neutralise,
+    sparse_cells,
+    string_view,
+    write_columns,
+)
 from exchanged.errors import Refused
 from exchanged.flows.base import (
     FlowContext,
@@ -48,6 +58,17 @@ from exchanged.reasons import reason
 BLOCKS_AHEAD = 2
 
 FOUND, NOT_FOUND, INVALID, POSSIBLE = 0, 1, 2, 3
+
+
+@dataclass(frozen=True)
+class Matched:
+    """A block's NIKs matched: their answer cells, each row's status, the disclosed fields'
+    cells, and, by row, what is wrong with each NIK that is not valid (its ``alasan``)."""
+
+    cells: pa.StringArray
+    status: npt.NDArray[np.int64]
+    disclosed: list[pa.Array]
+    problems: Mapping[int, str]
 
 
 class NikLookup(FlowKind):
@@ -125,24 +146,25 @@ def nik_lookup(reader: CsvReader, out: IO[bytes], ctx: FlowContext) -> FlowResul
                     for row, problem in problems.items():
                         broken.setdefault(row, f"{column.name}:{problem.code}")
             if flow.tokens is not None:
-                niks, status, found = _match_tokens(flow, block.columns[nik_at], block.lines,
-                                                    readable, ok, snapshot, disclosed, key)
+                matched = _match_tokens(flow, block.columns[nik_at], block.lines, readable,
+                                        ok, snapshot, disclosed, key)
             else:
                 _refuse_tokens(flow, block.columns[nik_at], readable, block.lines)
-                niks, status, found = _match(block.columns[nik_at], readable, ok, snapshot,
-                                             disclosed, dictionary_cells)
+                matched = _match(block.columns[nik_at], readable, ok, snapshot, disclosed,
+                                 dictionary_cells)
+            status = matched.status
             scores: list[str] | None = None
             if fallback is not None:
                 scores = _fallback(fallback, block.columns, names_at, status)
             tallies += np.bincount(status, minlength=4)
             cells = [csv_cells(stripped(block.columns[ref_at], readable))] if has_ref else []
-            cells += [csv_cells(niks), statuses.take(pa.array(status))]
-            cells += found
+            cells += [matched.cells, statuses.take(pa.array(status))]
+            cells += matched.disclosed
             if scores is not None:
                 cells.append(csv_cells(pa.array(scores, type=pa.string())))
-            alasan = _reasons(block, nik_at, status, broken)
-            why_invalid.update(code for code in alasan if code)
-            cells.append(csv_cells(pa.array(alasan, type=pa.string())))
+            alasan = _reasons(block, status, matched.problems, broken)
+            why_invalid.update(alasan.values())
+            cells.append(sparse_cells(block.rows, alasan))
             write_columns(out, cells)
     finally:
         snapshot.close()
@@ -188,8 +210,7 @@ def _refuse_tokens(flow: Flow, values: pa.StringArray, readable: npt.NDArray[np.
 
 def _match_tokens(flow: Flow, values: pa.StringArray, lines: npt.NDArray[np.int64],
                   readable: npt.NDArray[np.bool_], ok: npt.NDArray[np.bool_], snapshot: Snapshot,
-                  disclosed: tuple[str, ...], key: str
-                  ) -> tuple[pa.StringArray, npt.NDArray[np.int64], list[pa.Array]]:
+                  disclosed: tuple[str, ...], key: str) -> Matched:
     """:func:`_match` on a flow of tokens: the answer carries each row's token back, and an
     empty cell (a NIK its sender found invalid) or a row failing another column is invalid."""
     n = len(values)
@@ -204,22 +225,23 @@ def _match_tokens(flow: Flow, values: pa.StringArray, lines: npt.NDArray[np.int6
         rows[where] = snapshot.find(key, snapshot.cipher.tokens(key, tokens.digests[at[where]]))
     status[rows >= 0] = FOUND
     # the disclosed fields as CSV cells (see _match)
-    return values, status, [csv_cells(snapshot.dictionary(f)).take(
-        pa.array(snapshot.codes(f, rows))) for f in disclosed]
+    invalid = np.flatnonzero(status == INVALID)
+    raws = values.take(pa.array(invalid)).to_pylist() if len(invalid) else []
+    problems = {i: code for i, raw in zip(invalid.tolist(), raws, strict=True)
+                if readable[i] and (code := nik_id.problem(str(raw))) is not None}
+    return Matched(csv_cells(values), status, [csv_cells(snapshot.dictionary(f)).take(
+        pa.array(snapshot.codes(f, rows))) for f in disclosed], problems)
 
 
-def _reasons(block: Block, nik_at: int, status: npt.NDArray[np.int64],
-             broken: Mapping[int, str]) -> list[str]:
-    """The ``alasan`` cell of every row: for an invalid one, a short code of why (a CSV
-    problem of the line, what is wrong with its NIK, or ``column:CODE`` of another
-    column), never a value; empty for the others."""
-    out = [""] * len(status)
+def _reasons(block: Block, status: npt.NDArray[np.int64], nik_problems: Mapping[int, str],
+             broken: Mapping[int, str]) -> dict[int, str]:
+    """The ``alasan`` of every invalid row, by its index in the block: a short code of why
+    (a CSV problem of the line, what is wrong with its NIK, or ``column:CODE`` of another
+    column), never a value; the other rows' cells are empty."""
+    out: dict[int, str] = {}
     for i in np.flatnonzero(status == INVALID).tolist():
         read = block.problems.get(i)
-        if read is not None:
-            out[i] = read.code
-            continue
-        out[i] = nik_id.problem(str(block.columns[nik_at][i].as_py())) or broken.get(i, "")
+        out[i] = read.code if read is not None else (nik_problems.get(i) or broken.get(i, ""))
     return out
 
 
@@ -246,11 +268,11 @@ def _fallback(fallback: FuzzyFallback, columns: Sequence[pa.StringArray],
 
 def _match(values: pa.StringArray, readable: npt.NDArray[np.bool_], ok: npt.NDArray[np.bool_],
            snapshot: Snapshot, disclosed: tuple[str, ...],
-           dictionary_cells: dict[str, pa.StringArray]
-           ) -> tuple[pa.StringArray, npt.NDArray[np.int64], list[pa.Array]]:
+           dictionary_cells: dict[str, pa.StringArray]) -> Matched:
     """The NIK cells of the answer, each row's status, and the disclosed fields as CSV
     cells (:func:`csv_cells`; ``dictionary_cells`` keeps each field's distinct values made
-    into cells once, so a block's cells are taken from them instead of made again)."""
+    into cells once, so a block's cells are taken from them instead of made again). A
+    valid NIK is its 16 digits, a cell as it is: only the others are neutralised."""
     n = len(values)
     offsets, _ = string_view(values)
     lengths = np.diff(offsets)
@@ -260,48 +282,55 @@ def _match(values: pa.StringArray, readable: npt.NDArray[np.bool_], ok: npt.NDAr
     good = nik_ok(digits)
     valid = np.zeros(n, dtype=np.bool_)
     valid[plain[good]] = True
-    # everything else readable: nik.validate itself, and the raw value trimmed if invalid
-    replace = np.zeros(n, dtype=np.bool_)
-    words: list[str] = []
+    # everything else readable (about one row in a hundred): nik.validate itself, and the
+    # raw value trimmed if invalid; their values read at once, not one scalar at a time
+    rest = np.flatnonzero(~valid)
     extra_rows: list[int] = []
     extra: list[str] = []
-    for i in np.flatnonzero(~valid).tolist():
-        raw = str(values[i].as_py()) if readable[i] else ""
-        replace[i] = True
-        if ok[i] and lengths[i] != 16:
-            try:
-                canonical = nik_id.validate(raw)
-            except ValueError:
-                pass
-            else:
-                valid[i] = True
+    words: list[str] = []
+    problems: dict[int, str] = {}
+    if len(rest):
+        raws = values.take(pa.array(rest)).to_pylist()
+        tried = (ok[rest] & (lengths[rest] != 16)).tolist()
+        for i, raw, read, attempt in zip(rest.tolist(), raws, readable[rest].tolist(), tried,
+                                         strict=True):
+            if not read:
+                words.append("")
+                continue
+            # what nik.validate would refuse, by the code the answer gives (one call)
+            problem = nik_id.problem(raw)
+            if problem is None and attempt:
+                canonical = nik_id.compact(raw)
                 extra_rows.append(i)
                 extra.append(canonical)
                 words.append(canonical)
                 continue
-        words.append(raw.strip())
-    niks = values
-    if replace.any():
-        niks = pc.replace_with_mask(values, pa.array(replace),
-                                            pa.array(words, type=pa.string()))
+            if problem is not None:
+                problems[i] = problem
+            words.append(neutralise(raw.strip()))
+        replace = np.zeros(n, dtype=np.bool_)
+        replace[rest] = True
+        values = pc.replace_with_mask(values, pa.array(replace), pa.array(words, type=pa.string()))
+        valid[extra_rows] = True
     status = np.where(valid, NOT_FOUND, INVALID).astype(np.int64)
     rows = np.full(n, -1, dtype=np.int64)
     if not isinstance(snapshot, LegacySnapshot):
-        keyed = np.zeros((n, 2), dtype=np.uint64)
-        keyed[plain[good]] = snapshot.cipher.digits("nik", digits[good])
+        # every 16-byte row is keyed (a few are not digits: what they give is dropped), so
+        # that the rows' keys need no copy of the valid ones
+        found = snapshot.find("nik", snapshot.cipher.digits("nik", digits))
+        found[~good] = -1
+        rows[plain] = found
         if extra:
-            keyed[extra_rows] = snapshot.cipher.values("nik", extra)
-        where = np.flatnonzero(valid)
-        rows[where] = snapshot.find("nik", keyed[where])
+            rows[extra_rows] = snapshot.find("nik", snapshot.cipher.values("nik", extra))
         status[rows >= 0] = FOUND
-        found: list[pa.Array] = []
+        disclosed_cells: list[pa.Array] = []
         for f in disclosed:
             if f not in dictionary_cells:
                 dictionary_cells[f] = csv_cells(snapshot.dictionary(f))
-            found.append(dictionary_cells[f].take(pa.array(snapshot.codes(f, rows))))
-        return niks, status, found
+            disclosed_cells.append(dictionary_cells[f].take(pa.array(snapshot.codes(f, rows))))
+        return Matched(values, status, disclosed_cells, problems)
     # a snapshot of the first format: one query per block
-    canonical = niks.to_pylist()
+    canonical = values.to_pylist()
     wanted = {str(canonical[i]) for i in np.flatnonzero(valid).tolist()}
     answers = snapshot.lookup("nik", wanted, disclosed)
     columns: list[list[str]] = [[] for _ in disclosed]
@@ -311,5 +340,6 @@ def _match(values: pa.StringArray, readable: npt.NDArray[np.bool_], ok: npt.NDAr
             status[i] = FOUND
         for c, column in enumerate(columns):
             column.append(hit[c] if hit is not None else "")
-    return niks, status, [csv_cells(pa.array(c, type=pa.string())) for c in columns]
+    return Matched(values, status, [csv_cells(pa.array(c, type=pa.string())) for c in columns],
+                   problems)
 

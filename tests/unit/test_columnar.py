@@ -25,7 +25,12 @@ from exchanged.matching.register.keys import _numbers
 from exchanged.policy.model import Column
 
 PIECES = ["a", "b,c", '"x,y"', '"q""q"', "", " ", '"', 'ab"c', "\r\n", "\n", "\r", "\x00",
-          "\udcff", "é", '"mul\nti"', ",", '"\r\n"', "zz", "\ufeff", "\t"]
+          "\udcff", "é", '"mul\nti"', ",", '"\r\n"', "zz", "\ufeff", "\t",
+          # bytes that are not UTF-8 though they look it: an encoded surrogate, overlong
+          # forms, past U+10FFFF, a sequence cut short (Arrow's check must agree with
+          # Python's decoder), and the highest valid ones
+          "\udced\udca0\udc80", "\udcc0\udcaf", "\udce0\udc80\udcaf", "\udcf4\udc90\udc80\udc80",
+          "\udcc3", "\uffff", "\U0010ffff", "\ud7ff"]
 
 
 def records(data: bytes) -> list[tuple[int, object, object]]:
@@ -148,6 +153,14 @@ def test_identifier_checks_agree_with_the_id_modules() -> None:
             f"{rng.randint(0, 3):04d}" for _ in range(20_000)]
     matrix = np.frombuffer("".join(niks).encode(), dtype=np.uint8).reshape(-1, 16)
     assert nik_ok(matrix).tolist() == [nik.is_valid(n) for n in niks]
+    # any byte anywhere: only digits pass (a byte just below '0' or above '9', one with its
+    # high bit set, next to a real digit or not)
+    junk = np.frombuffer("".join(niks[:5000]).encode(), dtype=np.uint8).reshape(-1, 16).copy()
+    at = np.array([rng.randrange(16) for _ in range(len(junk))])
+    junk[np.arange(len(junk)), at] = [rng.choice((0, 47, 58, 127, 128, 176, 185, 255,
+                                                  rng.randrange(256))) for _ in range(len(junk))]
+    words = [bytes(row).decode("latin-1") for row in junk]
+    assert nik_ok(junk).tolist() == [nik.is_valid(w) for w in words]
     nips = [f"{rng.randint(1880, 2110)}{rng.randint(0, 13):02d}{rng.randint(0, 32):02d}"
             f"{rng.randint(1890, 2120)}{rng.choice(['00', '01', '12', '13', '21'])}"
             f"{rng.randint(0, 3)}{rng.randint(0, 2):03d}" for _ in range(20_000)]

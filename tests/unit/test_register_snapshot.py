@@ -15,6 +15,7 @@ from exchanged.matching.register import (
     Snapshot,
     identifier_key,
 )
+from exchanged.matching.register.layout import may_hold, presence_filter
 
 SECRET = b"k" * 32
 
@@ -81,6 +82,34 @@ def test_block_builder_and_vector_lookup(tmp_path: Path) -> None:
     for n in niks[:100]:
         assert n.encode() not in data
         assert int(n).to_bytes(8, "big") not in data and int(n).to_bytes(8, "little") not in data
+
+
+def test_the_presence_filter_never_rules_out_a_stored_value(tmp_path: Path) -> None:
+    """Every stored value passes the filter, nearly every other one is ruled out, and a
+    snapshot written before the filter existed (none in the file) finds the same rows."""
+    rng = np.random.default_rng(7)
+    stored = np.sort(rng.integers(0, 2**63, size=20_000, dtype=np.uint64) * np.uint64(2))
+    bitmap = presence_filter(stored)
+    assert len(bitmap) * 8 >= 16 * len(stored)
+    assert may_hold(bitmap, stored).all()
+    others = rng.integers(0, 2**63, size=20_000, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+    assert may_hold(bitmap, others).mean() < 0.1
+    assert may_hold(presence_filter(stored[:0]), others).sum() == 0
+
+    store = RegisterStore(tmp_path, SECRET)
+    builder = store.new_snapshot("s3", keys=("nik",), unique=("nik",), values=())
+    niks = list(dict.fromkeys(nik_of(i) for i in range(3000)))
+    for line, n in enumerate(niks, start=2):
+        builder.add(line, [n], [])
+    builder.finish()
+    probe = store.cipher.values("nik", niks[::7] + [nik_of(9000 + i)[:-4] + "9999"
+                                                    for i in range(50)])
+    snapshot = store.open("s3")
+    with_filter = snapshot.find("nik", probe)
+    assert (with_filter[:len(niks[::7])] >= 0).all() and (with_filter[-50:] == -1).all()
+    del snapshot._arrays["filter.nik"]
+    assert (snapshot.find("nik", probe) == with_filter).all()
+    snapshot.close()
 
 
 def test_keyed_values_depend_on_the_secret_and_the_column(tmp_path: Path) -> None:

@@ -17,7 +17,13 @@ import numpy.typing as npt
 import pyarrow as pa
 
 from exchanged.matching.register.keys import Rows, U64Pairs
-from exchanged.matching.register.layout import ALIGN, MAGIC, SUFFIX, SnapshotPlace
+from exchanged.matching.register.layout import (
+    ALIGN,
+    MAGIC,
+    SUFFIX,
+    SnapshotPlace,
+    presence_filter,
+)
 
 CHUNK = 5000
 #: blocks handed to the builder's thread and not yet spilled, at most
@@ -185,6 +191,7 @@ class SnapshotBuilder:
             arrays[f"hi.{k}"] = hi
             arrays[f"lo.{k}"] = lo
             arrays[f"row.{k}"] = row.astype(np.uint32)
+            arrays[f"filter.{k}"] = presence_filter(hi)
         for v in self.values:
             codes = self._load(f"val.{v}", np.uint32)
             if v in self._absent and not len(codes):
