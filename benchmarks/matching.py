@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -65,6 +66,8 @@ SAMPLE_SECONDS = 0.02
 @dataclass(frozen=True)
 class Timing:
     seconds: float
+    #: CPU time of the daemon and its gpg processes over the same window
+    cpu_seconds: float
     peak_rss_mb: float
     processing_rss_mb: float
     outcome: Path
@@ -75,6 +78,8 @@ class Timing:
 class Floor:
     decrypt: float
     seal: float
+    #: CPU time of the two gpg commands
+    cpu_seconds: float
 
     @property
     def seconds(self) -> float:
@@ -171,6 +176,23 @@ def _tree(pid: int) -> list[int]:
         except OSError:
             continue
     return out
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user and system) of a process, of its children it has waited for, and of
+    its live descendants: the daemon with every gpg it ran. Unlike wall time, it does not
+    grow when other work shares the machine (much)."""
+    ticks = 0
+    for p in _tree(pid):
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+        if p == pid:
+            ticks += int(fields[13]) + int(fields[14])  # cutime, cstime: gpg runs that ended
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def _status_kb(pid: int, field: str) -> int:
@@ -278,6 +300,7 @@ def submit_and_time(daemon: Daemon, desk: AgencyDesk, flow: str, sealed: Path, b
         with MemorySampler(daemon.proc.pid) as memory:
             uploader.put(sealed, f"/inbox/{flow}/{batch}.csv.gpg")
             start = time.perf_counter()  # put returned: the upload is closed
+            cpu_start = cpu_seconds(daemon.proc.pid)
             memory.mark()
             deadline = time.monotonic() + timeout
             while not any(n.exists() for n in names):
@@ -285,13 +308,14 @@ def submit_and_time(daemon: Daemon, desk: AgencyDesk, flow: str, sealed: Path, b
                     raise SystemExit(f"no outcome for {batch} within {timeout:.0f} s")
                 time.sleep(POLL_SECONDS)
             seconds = time.perf_counter() - start
+            cpu = cpu_seconds(daemon.proc.pid) - cpu_start
     finally:
         uploader.close()
     outcome = next(n for n in names if n.exists())
     if outcome.name.endswith(".rejected.json.gpg"):
         body = desk.open(outcome).data.decode()
         raise SystemExit(f"{batch} was rejected: {body}")
-    return Timing(seconds, memory.peak_mb, memory.processing_mb, outcome,
+    return Timing(seconds, cpu, memory.peak_mb, memory.processing_mb, outcome,
                   outcome.stat().st_size / 1e6)
 
 
@@ -301,6 +325,8 @@ def floor(daemon: Daemon, upload: Path, answer: Path, recipient: str) -> Floor:
     floor, which holds none of the exchange's own choices (how it compresses is part of
     what is measured)."""
     gpg = Gpg(daemon.home / "keys" / "gnupg")
+
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
 
     def timed(args: list[str], src: Path, dst: Path | None) -> float:
         with open(src, "rb") as stdin, open(dst or os.devnull, "wb") as stdout:
@@ -317,7 +343,9 @@ def floor(daemon: Daemon, upload: Path, answer: Path, recipient: str) -> Floor:
     out = answer.with_suffix(".floor.gpg")
     seal = timed(seal_args(recipient, daemon.fingerprint, answer.name, 0), answer, out)
     out.unlink()
-    return Floor(decrypt, seal)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime + after.ru_stime) - (used.ru_utime + used.ru_stime)
+    return Floor(decrypt, seal, cpu)
 
 
 def check_kpm_answer(answer: Path, truth: Path, rows: int) -> None:
@@ -412,6 +440,12 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         "seconds": round(seconds, 3),
         "floor_seconds": round(floor_seconds, 3),
         "ratio": round(seconds / floor_seconds, 3),
+        # what the machine's load moves least: the daemon's and gpg's CPU time against the
+        # floor's gpg CPU time (on two cores the wall time can approach half the CPU time)
+        "cpu_seconds": round(statistics.median(t.cpu_seconds for t in timings), 3),
+        "floor_cpu_seconds": round(statistics.median(f.cpu_seconds for f in floors), 3),
+        "cpu_ratio": round(statistics.median(t.cpu_seconds for t in timings)
+                           / statistics.median(f.cpu_seconds for f in floors), 3),
         "peak_rss_mb": round(max(t.peak_rss_mb for t in timings), 1),
         "processing_peak_rss_mb": round(max(t.processing_rss_mb for t in timings), 1),
         "rows_per_second": round(rows / seconds),

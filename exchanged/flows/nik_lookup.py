@@ -282,36 +282,18 @@ def _match(values: pa.StringArray, readable: npt.NDArray[np.bool_], ok: npt.NDAr
     good = nik_ok(digits)
     valid = np.zeros(n, dtype=np.bool_)
     valid[plain[good]] = True
-    # everything else readable (about one row in a hundred): nik.validate itself, and the
-    # raw value trimmed if invalid; their values read at once, not one scalar at a time
-    rest = np.flatnonzero(~valid)
-    extra_rows: list[int] = []
-    extra: list[str] = []
-    words: list[str] = []
-    problems: dict[int, str] = {}
-    if len(rest):
-        raws = values.take(pa.array(rest)).to_pylist()
-        tried = (ok[rest] & (lengths[rest] != 16)).tolist()
-        for i, raw, read, attempt in zip(rest.tolist(), raws, readable[rest].tolist(), tried,
-                                         strict=True):
-            if not read:
-                words.append("")
-                continue
-            # what nik.validate would refuse, by the code the answer gives (one call)
-            problem = nik_id.problem(raw)
-            if problem is None and attempt:
-                canonical = nik_id.compact(raw)
-                extra_rows.append(i)
-                extra.append(canonical)
-                words.append(canonical)
-                continue
-            if problem is not None:
-                problems[i] = problem
-            words.append(neutralise(raw.strip()))
-        replace = np.zeros(n, dtype=np.bool_)
-        replace[rest] = True
-        values = pc.replace_with_mask(values, pa.array(replace), pa.array(words, type=pa.string()))
-        valid[extra_rows] = True
+    # a NIK between spaces, tabs or line ends (nik.validate trims those): Arrow trims them
+    # and numpy checks the cells that are then 16 bytes long
+    trimmed = _trimmed(values, np.flatnonzero(ok & (lengths > 16)))
+    valid[trimmed.rows] = True
+    # everything else readable (about one row in a hundred): the NIK module itself
+    odd = _odd_niks(values, np.flatnonzero(~valid), readable, ok & (lengths != 16))
+    valid[odd.rows] = True
+    for rows_replaced, words in ((trimmed.rows, trimmed.values), (odd.replaced, odd.words)):
+        if len(rows_replaced):
+            replace = np.zeros(n, dtype=np.bool_)
+            replace[rows_replaced] = True
+            values = pc.replace_with_mask(values, pa.array(replace), words)
     status = np.where(valid, NOT_FOUND, INVALID).astype(np.int64)
     rows = np.full(n, -1, dtype=np.int64)
     if not isinstance(snapshot, LegacySnapshot):
@@ -320,15 +302,18 @@ def _match(values: pa.StringArray, readable: npt.NDArray[np.bool_], ok: npt.NDAr
         found = snapshot.find("nik", snapshot.cipher.digits("nik", digits))
         found[~good] = -1
         rows[plain] = found
-        if extra:
-            rows[extra_rows] = snapshot.find("nik", snapshot.cipher.values("nik", extra))
+        if len(trimmed.rows):
+            rows[trimmed.rows] = snapshot.find("nik", snapshot.cipher.digits("nik",
+                                                                               trimmed.digits))
+        if odd.canonical:
+            rows[odd.rows] = snapshot.find("nik", snapshot.cipher.values("nik", odd.canonical))
         status[rows >= 0] = FOUND
         disclosed_cells: list[pa.Array] = []
         for f in disclosed:
             if f not in dictionary_cells:
                 dictionary_cells[f] = csv_cells(snapshot.dictionary(f))
             disclosed_cells.append(dictionary_cells[f].take(pa.array(snapshot.codes(f, rows))))
-        return Matched(values, status, disclosed_cells, problems)
+        return Matched(values, status, disclosed_cells, odd.problems)
     # a snapshot of the first format: one query per block
     canonical = values.to_pylist()
     wanted = {str(canonical[i]) for i in np.flatnonzero(valid).tolist()}
@@ -341,5 +326,66 @@ def _match(values: pa.StringArray, readable: npt.NDArray[np.bool_], ok: npt.NDAr
         for c, column in enumerate(columns):
             column.append(hit[c] if hit is not None else "")
     return Matched(values, status, [csv_cells(pa.array(c, type=pa.string())) for c in columns],
-                   problems)
+                   odd.problems)
+
+
+@dataclass(frozen=True)
+class Trimmed:
+    """Rows whose cell is a valid NIK once trimmed: their rows, NIKs and digit matrix."""
+
+    rows: npt.NDArray[np.int64]
+    values: pa.StringArray
+    digits: npt.NDArray[np.uint8]
+
+
+def _trimmed(values: pa.StringArray, rows: npt.NDArray[np.int64]) -> Trimmed:
+    """Of ``rows``, those whose cell trimmed as :func:`exchanged.ids.nik.compact` trims it
+    is a valid NIK."""
+    cut = pc.utf8_trim(values.take(pa.array(rows)), characters=nik_id.OUTER_WHITESPACE)
+    offsets, _ = string_view(cut)
+    wide = np.flatnonzero(np.diff(offsets) == 16)
+    digits = fixed_width(cut, wide, 16)
+    good = nik_ok(digits)
+    return Trimmed(rows[wide[good]], cut.take(pa.array(wide[good])), digits[good])
+
+
+@dataclass(frozen=True)
+class OddNiks:
+    """What the NIK module said of the cells numpy could not vouch for."""
+
+    #: rows valid after all, and their canonical NIKs
+    rows: list[int]
+    canonical: list[str]
+    #: the rows whose answer cell is not the cell as sent, and their cells
+    replaced: npt.NDArray[np.int64]
+    words: pa.StringArray
+    #: by row, what is wrong with each NIK that is not valid
+    problems: dict[int, str]
+
+
+def _odd_niks(values: pa.StringArray, rest: npt.NDArray[np.int64],
+              readable: npt.NDArray[np.bool_], tried: npt.NDArray[np.bool_]) -> OddNiks:
+    """The cells of ``rest`` (rows numpy did not find valid) through the NIK module, one call
+    each: a cell ``tried`` may still be valid; an invalid one is answered trimmed and
+    neutralised (an unreadable row with an empty cell), with its problem's code."""
+    valid_rows: list[int] = []
+    canonical: list[str] = []
+    words: list[str] = []
+    problems: dict[int, str] = {}
+    raws = values.take(pa.array(rest)).to_pylist() if len(rest) else []
+    for i, raw, read, attempt in zip(rest.tolist(), raws, readable[rest].tolist(),
+                                     tried[rest].tolist(), strict=True):
+        if not read:
+            words.append("")
+            continue
+        problem = nik_id.problem(raw)
+        if problem is None and attempt:
+            valid_rows.append(i)
+            canonical.append(nik_id.compact(raw))
+            words.append(canonical[-1])
+            continue
+        if problem is not None:
+            problems[i] = problem
+        words.append(neutralise(raw.strip()))
+    return OddNiks(valid_rows, canonical, rest, pa.array(words, type=pa.string()), problems)
 

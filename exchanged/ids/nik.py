@@ -74,7 +74,9 @@ _LENGTH: Final = 16
 # Only these are trimmed.  str.strip() without arguments would also remove
 # Unicode spaces (NBSP, ideographic space, ...) and the vertical tab/form
 # feed; those point at a broken export and the sender should hear about it.
-_OUTER_WHITESPACE: Final = " \t\r\n"
+#: what :func:`compact` trims (public: the exchange's column checks trim the same)
+OUTER_WHITESPACE: Final = " \t\r\n"
+_OUTER_WHITESPACE: Final = OUTER_WHITESPACE
 # Women's birth days are stored as day + 40 (41..71).
 _FEMALE_DAY_OFFSET: Final = 40
 
