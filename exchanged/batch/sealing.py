@@ -10,7 +10,6 @@ to *processed* with its ``outcome.sealed`` entry in the same transaction.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Callable
@@ -66,7 +65,7 @@ class Sealer:
         sealing.finish()
         target = self.spool.outcome_path(batch.uid)
         tmp = self._temporary(batch)
-        digest = _sha256_file(tmp)
+        digest = sealing.sha256()
         _fsync_file(tmp)
         os.replace(tmp, target)
         fsync_dir(target.parent)
@@ -95,14 +94,6 @@ class Sealer:
 
     def _temporary(self, batch: Batch) -> Path:
         return self.spool.outcome_path(batch.uid).with_name(SEALING_NAME)
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _fsync_file(path: Path) -> None:
