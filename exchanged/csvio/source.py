@@ -46,17 +46,21 @@ class Source:
         return self._eof and self._pos >= len(self._buf)
 
     def _fill(self, want: int) -> None:
-        while len(self._buf) - self._pos < want and not self._eof:
-            data = self._stream.read(max(READ_BYTES, want - (len(self._buf) - self._pos)))
-            if not data:
-                self._eof = True
-                break
-            if self._pos:
-                self._consumed += self._pos
-                self._buf = self._buf[self._pos:] + data
-                self._pos = 0
-            else:
-                self._buf += data
+        have = len(self._buf) - self._pos
+        if have < want and not self._eof:
+            # the reads are joined once, with what is left: a stream may give less than
+            # asked (gpg's output comes a pipe's chunk at a time)
+            parts = [self._buf[self._pos:]] if have else []
+            while have < want:
+                data = self._stream.read(max(READ_BYTES, want - have))
+                if not data:
+                    self._eof = True
+                    break
+                parts.append(data)
+                have += len(data)
+            self._consumed += self._pos
+            self._buf = parts[0] if len(parts) == 1 else b"".join(parts)
+            self._pos = 0
         if not self._bom_checked and (len(self._buf) >= 3 or self._eof):
             self._bom_checked = True
             if self._buf.startswith(b"\xef\xbb\xbf"):
