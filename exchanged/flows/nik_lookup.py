@@ -289,11 +289,14 @@ def _match(values: pa.StringArray, readable: npt.NDArray[np.bool_], ok: npt.NDAr
     # everything else readable (about one row in a hundred): the NIK module itself
     odd = _odd_niks(values, np.flatnonzero(~valid), readable, ok & (lengths != 16))
     valid[odd.rows] = True
-    for rows_replaced, words in ((trimmed.rows, trimmed.values), (odd.replaced, odd.words)):
-        if len(rows_replaced):
-            replace = np.zeros(n, dtype=np.bool_)
-            replace[rows_replaced] = True
-            values = pc.replace_with_mask(values, pa.array(replace), words)
+    # the cells that are not the cell as sent, put in place by one pass over the column
+    replaced = np.concatenate((trimmed.rows, odd.replaced))
+    if len(replaced):
+        order = np.argsort(replaced, kind="stable")
+        words = pa.concat_arrays([trimmed.values, odd.words]).take(pa.array(order))
+        replace = np.zeros(n, dtype=np.bool_)
+        replace[replaced] = True
+        values = pc.replace_with_mask(values, pa.array(replace), words)
     status = np.where(valid, NOT_FOUND, INVALID).astype(np.int64)
     rows = np.full(n, -1, dtype=np.int64)
     if not isinstance(snapshot, LegacySnapshot):
