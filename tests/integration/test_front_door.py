@@ -9,6 +9,7 @@ where OpenSSH cannot do it, by paramiko.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -80,6 +81,27 @@ def test_the_server_offers_only_modern_algorithms(exchange: Exchange) -> None:
     # the Terrapin counter-measure (strict key exchange) is offered
     assert "kex-strict-s-v00@openssh.com" in offered["kex"]
     assert offered["compression_in"] == ["none"]
+
+
+def test_a_packet_declared_over_the_limit_ends_the_connection(exchange: Exchange) -> None:
+    """A stranger's first packet declares 2 GiB: the exchange ends the connection at once
+    instead of reading (and holding) whatever follows until the handshake's deadline."""
+    with socket.create_connection((HOST, exchange.port), timeout=10) as sock:
+        sock.sendall(b"SSH-2.0-exchanged_probe\r\n")
+        stream = sock.makefile("rb")
+        while not stream.readline().startswith(b"SSH-"):
+            pass
+        # 2 GiB and 4 bytes: a length paramiko's check of the cipher's blocking accepts
+        sock.sendall(((2 << 30) + 4).to_bytes(4, "big") + b"\x04" + b"\x14" + bytes(10))
+        deadline = time.monotonic() + 10
+        while "declared an SSH packet of 2147483648 bytes" not in exchange.log.read_text():
+            assert time.monotonic() < deadline, "the connection was not ended by the cap"
+            time.sleep(0.05)
+        sock.settimeout(15)
+        with contextlib.suppress(ConnectionResetError):
+            while sock.recv(4096):
+                pass
+    assert exchange.alive()
 
 
 def old_client(agency: Agency, *options: str, key: Path | None = None
