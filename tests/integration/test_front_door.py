@@ -9,6 +9,7 @@ where OpenSSH cannot do it, by paramiko.
 
 from __future__ import annotations
 
+import io
 import os
 import socket
 import subprocess
@@ -19,6 +20,8 @@ from pathlib import Path
 import paramiko
 import pytest
 
+from exchanged.batch.spool import UPLOAD_FILE
+from exchanged.sftp.handles import MAX_TRANSFER
 from exchanged.sftp.limits import Limits
 from exchanged.sftp.server import ALLOWED
 from exchanged.testing.agencydesk import AgencyDesk, stop_gpg_agent
@@ -269,6 +272,32 @@ def test_a_write_past_the_flow_limit_fails_there(tmp_path: Path) -> None:
         assert d.sftp("alpha", f'put "{f}" /inbox/{FLOW}/f.csv.gpg').returncode != 0
         [(_, size, why)] = d.door.discarded
         assert size <= 100_000 and "limit of 100000 bytes" in why
+
+
+def test_openssh_clients_write_255_kib_at_a_time(door: Door, tmp_path: Path) -> None:
+    # the server answers limits@openssh.com: OpenSSH's sftp then writes 255 KiB per request
+    # instead of 32 KiB (docs/performance.md), and the upload arrives whole
+    data = blob(tmp_path / "whole.csv.gpg", 3 * MAX_TRANSFER + 12_345)
+    desk = door.desks["beta"]
+    r = subprocess.run(
+        ["sftp", "-vvv", "-b", "-", "-P", str(door.port), "-i", str(desk.ssh_key),
+         "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-o", "StrictHostKeyChecking=yes",
+         "-o", f"UserKnownHostsFile={desk.known_hosts}", f"beta@{HOST}"],
+        input=f'put "{data}" /inbox/{FLOW}/whole.csv.gpg\n'.encode(), capture_output=True,
+        timeout=60, check=False)
+    said = r.stderr.decode(errors="replace")
+    assert r.returncode == 0, said[-2000:]
+    assert f"using {MAX_TRANSFER} / {MAX_TRANSFER}" in said
+    assert door.door.received == [("whole.csv.gpg", data.stat().st_size)]
+    [batch] = door.door.home.batches.iterdir()
+    assert (batch / UPLOAD_FILE).read_bytes() == data.read_bytes()
+
+
+def test_other_extensions_are_still_paramikos(door: Door, tmp_path: Path) -> None:
+    with door.client("alpha") as sftp:
+        sftp.putfo(io.BytesIO(b"x" * 5000), f"/inbox/{FLOW}/p.csv.gpg.part")
+        sftp.posix_rename(f"/inbox/{FLOW}/p.csv.gpg.part", f"/inbox/{FLOW}/p.csv.gpg")
+    assert door.door.received == [("p.csv.gpg", 5000)]
 
 
 def test_sessions_per_agency(door: Door) -> None:
