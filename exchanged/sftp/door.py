@@ -22,6 +22,10 @@ class Upload(Protocol):
 
     def write(self, offset: int, data: bytes) -> None: ...
 
+    def forget_hash(self) -> None:
+        """Stop hashing the bytes as they arrive: the upload will be held, and is hashed
+        whole when it is handed over."""
+
     def keep_as(self, path: Path) -> None:
         """Move the finished bytes to ``path`` (a held upload) and drop the spool's folder."""
 

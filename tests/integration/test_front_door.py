@@ -9,6 +9,7 @@ where OpenSSH cannot do it, by paramiko.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import socket
@@ -20,7 +21,7 @@ from pathlib import Path
 import paramiko
 import pytest
 
-from exchanged.batch.spool import UPLOAD_FILE
+from exchanged.batch.spool import META_FILE, UPLOAD_FILE, UploadMeta
 from exchanged.sftp.handles import MAX_TRANSFER
 from exchanged.sftp.limits import Limits
 from exchanged.sftp.server import ALLOWED
@@ -291,13 +292,21 @@ def test_openssh_clients_write_255_kib_at_a_time(door: Door, tmp_path: Path) -> 
     assert door.door.received == [("whole.csv.gpg", data.stat().st_size)]
     [batch] = door.door.home.batches.iterdir()
     assert (batch / UPLOAD_FILE).read_bytes() == data.read_bytes()
+    assert UploadMeta.from_json((batch / META_FILE).read_bytes()).sha256 == \
+        hashlib.sha256(data.read_bytes()).hexdigest()
 
 
 def test_other_extensions_are_still_paramikos(door: Door, tmp_path: Path) -> None:
+    data = os.urandom(300_000)
     with door.client("alpha") as sftp:
-        sftp.putfo(io.BytesIO(b"x" * 5000), f"/inbox/{FLOW}/p.csv.gpg.part")
+        sftp.putfo(io.BytesIO(data), f"/inbox/{FLOW}/p.csv.gpg.part")
+        # posix-rename@openssh.com: answered by paramiko, past limits@openssh.com
         sftp.posix_rename(f"/inbox/{FLOW}/p.csv.gpg.part", f"/inbox/{FLOW}/p.csv.gpg")
-    assert door.door.received == [("p.csv.gpg", 5000)]
+    assert door.door.received == [("p.csv.gpg", 300_000)]
+    # a held upload is not hashed as it arrives, but whole when it is handed over
+    [batch] = door.door.home.batches.iterdir()
+    assert UploadMeta.from_json((batch / META_FILE).read_bytes()).sha256 == \
+        hashlib.sha256(data).hexdigest()
 
 
 def test_sessions_per_agency(door: Door) -> None:
