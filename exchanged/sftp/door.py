@@ -20,7 +20,7 @@ class Upload(Protocol):
     name: str
     size: int
 
-    def write(self, offset: int, data: bytes) -> None: ...
+    def write(self, offset: int, data: bytes | memoryview) -> None: ...
 
     def forget_hash(self) -> None:
         """Stop hashing the bytes as they arrive: the upload will be held, and is hashed

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import paramiko
 import pytest
+from paramiko.sftp import CMD_STATUS, CMD_WRITE, SFTP_BAD_MESSAGE
 
 from exchanged.batch.spool import META_FILE, UPLOAD_FILE, UploadMeta
 from exchanged.sftp.handles import MAX_TRANSFER
@@ -307,6 +308,35 @@ def test_other_extensions_are_still_paramikos(door: Door, tmp_path: Path) -> Non
     [batch] = door.door.home.batches.iterdir()
     assert UploadMeta.from_json((batch / META_FILE).read_bytes()).sha256 == \
         hashlib.sha256(data).hexdigest()
+
+
+def test_a_malformed_write_is_answered_and_the_session_goes_on(door: Door) -> None:
+    # writes are parsed by the exchange's own code (sftp/handles.py), not paramiko's
+    with door.client("alpha") as sftp:
+        f = sftp.open(f"/inbox/{FLOW}/m.csv.gpg.part", "wb")
+        handle = bytes(f.handle)  # type: ignore[call-overload]
+
+        def status(handle: bytes, data: bytes, cut: int = 0) -> int:
+            msg = paramiko.Message()
+            msg.add_int(7_000_001)
+            msg.add_string(handle)
+            msg.add_int64(2**32 + 1)
+            msg.add_string(data)
+            raw = msg.asbytes()
+            sftp._send_packet(CMD_WRITE, paramiko.Message(raw[:len(raw) - cut]))  # type: ignore[attr-defined]
+            kind, reply = sftp._read_packet()  # type: ignore[attr-defined]
+            assert kind == CMD_STATUS
+            answer = paramiko.Message(reply)
+            assert answer.get_int() == 7_000_001
+            return int(answer.get_int())
+
+        assert status(b"no-such-handle", b"data") == SFTP_BAD_MESSAGE
+        # the data's length says more than the request holds
+        assert status(handle, b"x" * 100, cut=10) == SFTP_BAD_MESSAGE
+        # the session goes on, and the handle still takes writes
+        f.write(b"y" * 10)
+        f.close()
+        assert "m.csv.gpg.part" in sftp.listdir(f"/inbox/{FLOW}")
 
 
 def test_sessions_per_agency(door: Door) -> None:
