@@ -297,6 +297,19 @@ def test_openssh_clients_write_255_kib_at_a_time(door: Door, tmp_path: Path) -> 
         hashlib.sha256(data.read_bytes()).hexdigest()
 
 
+def test_an_outcome_is_downloaded_whole_in_255_kib_reads(door: Door, tmp_path: Path) -> None:
+    # the client reads 255 KiB per request too (limits@openssh.com): an outcome of several
+    # such reads arrives whole
+    body = b"-----BEGIN PGP MESSAGE-----\n" + os.urandom(3 * MAX_TRANSFER + 999)
+    outbox = door.door.outbox_dir("beta", FLOW)
+    outbox.mkdir(parents=True, exist_ok=True)
+    (outbox / "big.result.csv.gpg").write_bytes(body)
+    local = tmp_path / "got.gpg"
+    r = door.sftp("beta", f'get /outbox/{FLOW}/big.result.csv.gpg "{local}"')
+    assert r.returncode == 0, r.stderr[-500:]
+    assert local.read_bytes() == body
+
+
 def test_other_extensions_are_still_paramikos(door: Door, tmp_path: Path) -> None:
     data = os.urandom(300_000)
     with door.client("alpha") as sftp:
