@@ -91,7 +91,7 @@ class Upload:
         self._hash: Any = hashlib.sha256()
         self._hashed = 0
 
-    def write(self, offset: int, data: bytes) -> None:
+    def write(self, offset: int, data: bytes | memoryview) -> None:
         os.pwrite(self.fd, data, offset)
         if offset == self._hashed and self._hash is not None:
             self._hash.update(data)

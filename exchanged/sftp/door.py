@@ -20,7 +20,11 @@ class Upload(Protocol):
     name: str
     size: int
 
-    def write(self, offset: int, data: bytes) -> None: ...
+    def write(self, offset: int, data: bytes | memoryview) -> None: ...
+
+    def forget_hash(self) -> None:
+        """Stop hashing the bytes as they arrive: the upload will be held, and is hashed
+        whole when it is handed over."""
 
     def keep_as(self, path: Path) -> None:
         """Move the finished bytes to ``path`` (a held upload) and drop the spool's folder."""

@@ -55,12 +55,11 @@ from exchanged.sftp.handles import CosignatureHandle, ReadHandle, UploadHandle
 from exchanged.sftp.limits import Gate
 from exchanged.sftp.paths import (
     MAX_NAME_BYTES,
-    SAFE_HELD_NAME,
     Place,
     dir_attributes,
     entry,
     file_attributes,
-    is_temporary_name,
+    is_held_name,
     listable,
     looks_served,
     normalise,
@@ -226,6 +225,10 @@ class DropFolders(paramiko.SFTPServerInterface):
             upload = self.door.new_upload(agency, place.flow, place.name)
         except Unavailable:
             return SFTP_FAILURE
+        if is_held_name(place.name):
+            # held when closed, hashed when it is renamed (Door.adopt reads it whole then):
+            # hashing it as it arrives would be wasted (docs/performance.md)
+            upload.forget_hash()
         limit = self.door.max_upload_bytes(agency, place.flow)
         return UploadHandle(self, upload, normalise(path), limit, elsewhere)
 
@@ -344,7 +347,7 @@ class DropFolders(paramiko.SFTPServerInterface):
             self.door.discard(upload, handle.refused)
             return
         name = upload.name
-        if is_temporary_name(name) and SAFE_HELD_NAME.fullmatch(name):
+        if is_held_name(name):
             self._hold(upload)
             return
         self.door.receive(upload)
@@ -368,7 +371,7 @@ class DropFolders(paramiko.SFTPServerInterface):
         if self._file_stat(old) is None:
             return SFTP_NO_SUCH_FILE
         held = self._disk(old) / old.name
-        if is_temporary_name(new.name) and SAFE_HELD_NAME.fullmatch(new.name):
+        if is_held_name(new.name):
             with self._folder(old) as folder:
                 if folder is None:
                     return SFTP_NO_SUCH_FILE

@@ -183,8 +183,14 @@ def entry(folder: int, name: str, area: str, *, held: Sequence[Path]) -> os.stat
     return st
 
 
+def is_held_name(name: str) -> bool:
+    """Is an upload of this name held in the inbox when it is closed (a temporary name, of
+    safe characters), and handed over only when it is renamed?"""
+    return is_temporary_name(name) and bool(SAFE_HELD_NAME.fullmatch(name))
+
+
 def listable(name: str, area: str) -> bool:
     """Hidden files (our own temporaries) never show; inbox shows only held uploads."""
     if area == "outbox":
         return not name.startswith(".")
-    return is_temporary_name(name) and bool(SAFE_HELD_NAME.fullmatch(name))
+    return is_held_name(name)

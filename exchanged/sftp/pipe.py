@@ -7,6 +7,9 @@ megabytes. That copying was the largest single cost of an upload through the emb
 front door (docs/performance.md). :class:`ChunkPipe` keeps the chunks the transport fed,
 as they came, and a read takes from the first of them; it is put in place of the channel's
 pipe when the SFTP subsystem starts (:func:`install`), before the client sends any data.
+
+The SFTP server reads a request whole (:meth:`ChunkPipe.wait_for`): its thread is woken
+once per request, not once for each SSH packet of it (a 255 KiB write comes in eight).
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ class ChunkPipe:
         self._chunks: deque[memoryview] = deque()
         self._size = 0
         self._closed = False
+        #: how many bytes the waiting reader needs before it is woken (0: no reader waits)
+        self._wanted = 0
 
     def set_event(self, event: threading.Event) -> None:
         with self._cv:
@@ -44,7 +49,10 @@ class ChunkPipe:
             if data:
                 self._chunks.append(memoryview(bytes(data)))
                 self._size += len(data)
-            self._cv.notify_all()
+            # wake the reader only once what it waits for is here: waking it costs more
+            # (a Python Condition, a thread switch, the GIL) than the rest of a feed
+            if self._wanted and self._size >= self._wanted:
+                self._cv.notify_all()
 
     def read_ready(self) -> bool:
         with self._cv:
@@ -59,19 +67,37 @@ class ChunkPipe:
                     raise PipeTimeout()
                 # every wait ends: paramiko passes the channel's timeout (None: the channel's
                 # own close, which the transport always delivers when the connection ends)
-                while not self._size and not self._closed:
-                    then = time.monotonic()
-                    self._cv.wait(timeout)
-                    if timeout is not None:
-                        timeout -= time.monotonic() - then
-                        if timeout <= 0.0 and not self._size and not self._closed:
-                            raise PipeTimeout()
+                if not self._wait(1, timeout):
+                    raise PipeTimeout()
                 if not self._size:
                     return b""
             out = self._take(nbytes)
             if not self._size and self._event is not None and not self._closed:
                 self._event.clear()
             return out
+
+    def wait_for(self, nbytes: int) -> None:
+        """Wait until ``nbytes`` are here or the pipe is closed (the transport closes it
+        when the connection ends, however it ends: the wait ends with it). ``nbytes`` must
+        fit in the channel's window, or it never comes."""
+        with self._cv:
+            self._wait(nbytes, None)
+
+    def _wait(self, nbytes: int, timeout: float | None) -> bool:
+        """Wait (the lock held) until ``nbytes`` are here or the pipe is closed: False if
+        ``timeout`` ran out first."""
+        self._wanted = nbytes
+        try:
+            while self._size < nbytes and not self._closed:
+                then = time.monotonic()
+                self._cv.wait(timeout)
+                if timeout is not None:
+                    timeout -= time.monotonic() - then
+                    if timeout <= 0.0 and self._size < nbytes and not self._closed:
+                        return False
+            return True
+        finally:
+            self._wanted = 0
 
     def _take(self, nbytes: int) -> bytes:
         """Up to ``nbytes`` from the front (the lock held): a slice of the first chunk, or

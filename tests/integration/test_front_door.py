@@ -10,6 +10,8 @@ where OpenSSH cannot do it, by paramiko.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import io
 import os
 import socket
 import subprocess
@@ -19,7 +21,10 @@ from pathlib import Path
 
 import paramiko
 import pytest
+from paramiko.sftp import CMD_STATUS, CMD_WRITE, SFTP_BAD_MESSAGE
 
+from exchanged.batch.spool import META_FILE, UPLOAD_FILE, UploadMeta
+from exchanged.sftp.handles import MAX_TRANSFER
 from exchanged.sftp.limits import Limits
 from exchanged.sftp.server import ALLOWED
 from exchanged.testing.agencydesk import AgencyDesk, stop_gpg_agent
@@ -291,6 +296,82 @@ def test_a_write_past_the_flow_limit_fails_there(tmp_path: Path) -> None:
         assert d.sftp("alpha", f'put "{f}" /inbox/{FLOW}/f.csv.gpg').returncode != 0
         [(_, size, why)] = d.door.discarded
         assert size <= 100_000 and "limit of 100000 bytes" in why
+
+
+def test_openssh_clients_write_255_kib_at_a_time(door: Door, tmp_path: Path) -> None:
+    # the server answers limits@openssh.com: OpenSSH's sftp then writes 255 KiB per request
+    # instead of 32 KiB (docs/performance.md), and the upload arrives whole
+    data = blob(tmp_path / "whole.csv.gpg", 3 * MAX_TRANSFER + 12_345)
+    desk = door.desks["beta"]
+    r = subprocess.run(
+        ["sftp", "-vvv", "-b", "-", "-P", str(door.port), "-i", str(desk.ssh_key),
+         "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-o", "StrictHostKeyChecking=yes",
+         "-o", f"UserKnownHostsFile={desk.known_hosts}", f"beta@{HOST}"],
+        input=f'put "{data}" /inbox/{FLOW}/whole.csv.gpg\n'.encode(), capture_output=True,
+        timeout=60, check=False)
+    said = r.stderr.decode(errors="replace")
+    assert r.returncode == 0, said[-2000:]
+    assert f"using {MAX_TRANSFER} / {MAX_TRANSFER}" in said
+    assert door.door.received == [("whole.csv.gpg", data.stat().st_size)]
+    [batch] = door.door.home.batches.iterdir()
+    assert (batch / UPLOAD_FILE).read_bytes() == data.read_bytes()
+    assert UploadMeta.from_json((batch / META_FILE).read_bytes()).sha256 == \
+        hashlib.sha256(data.read_bytes()).hexdigest()
+
+
+def test_an_outcome_is_downloaded_whole_in_255_kib_reads(door: Door, tmp_path: Path) -> None:
+    # the client reads 255 KiB per request too (limits@openssh.com): an outcome of several
+    # such reads arrives whole
+    body = b"-----BEGIN PGP MESSAGE-----\n" + os.urandom(3 * MAX_TRANSFER + 999)
+    outbox = door.door.outbox_dir("beta", FLOW)
+    outbox.mkdir(parents=True, exist_ok=True)
+    (outbox / "big.result.csv.gpg").write_bytes(body)
+    local = tmp_path / "got.gpg"
+    r = door.sftp("beta", f'get /outbox/{FLOW}/big.result.csv.gpg "{local}"')
+    assert r.returncode == 0, r.stderr[-500:]
+    assert local.read_bytes() == body
+
+
+def test_other_extensions_are_still_paramikos(door: Door, tmp_path: Path) -> None:
+    data = os.urandom(300_000)
+    with door.client("alpha") as sftp:
+        sftp.putfo(io.BytesIO(data), f"/inbox/{FLOW}/p.csv.gpg.part")
+        # posix-rename@openssh.com: answered by paramiko, past limits@openssh.com
+        sftp.posix_rename(f"/inbox/{FLOW}/p.csv.gpg.part", f"/inbox/{FLOW}/p.csv.gpg")
+    assert door.door.received == [("p.csv.gpg", 300_000)]
+    # a held upload is not hashed as it arrives, but whole when it is handed over
+    [batch] = door.door.home.batches.iterdir()
+    assert UploadMeta.from_json((batch / META_FILE).read_bytes()).sha256 == \
+        hashlib.sha256(data).hexdigest()
+
+
+def test_a_malformed_write_is_answered_and_the_session_goes_on(door: Door) -> None:
+    # writes are parsed by the exchange's own code (sftp/handles.py), not paramiko's
+    with door.client("alpha") as sftp:
+        f = sftp.open(f"/inbox/{FLOW}/m.csv.gpg.part", "wb")
+        handle = bytes(f.handle)  # type: ignore[call-overload]
+
+        def status(handle: bytes, data: bytes, cut: int = 0) -> int:
+            msg = paramiko.Message()
+            msg.add_int(7_000_001)
+            msg.add_string(handle)
+            msg.add_int64(2**32 + 1)
+            msg.add_string(data)
+            raw = msg.asbytes()
+            sftp._send_packet(CMD_WRITE, paramiko.Message(raw[:len(raw) - cut]))  # type: ignore[attr-defined]
+            kind, reply = sftp._read_packet()  # type: ignore[attr-defined]
+            assert kind == CMD_STATUS
+            answer = paramiko.Message(reply)
+            assert answer.get_int() == 7_000_001
+            return int(answer.get_int())
+
+        assert status(b"no-such-handle", b"data") == SFTP_BAD_MESSAGE
+        # the data's length says more than the request holds
+        assert status(handle, b"x" * 100, cut=10) == SFTP_BAD_MESSAGE
+        # the session goes on, and the handle still takes writes
+        f.write(b"y" * 10)
+        f.close()
+        assert "m.csv.gpg.part" in sftp.listdir(f"/inbox/{FLOW}")
 
 
 def test_sessions_per_agency(door: Door) -> None:

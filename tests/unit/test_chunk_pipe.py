@@ -55,3 +55,24 @@ def test_close_ends_every_wait_and_reads_what_is_left() -> None:
     assert pipe.read(10) == b"c"
     assert pipe.read(10) == b""  # closed: no wait
     assert event.is_set()
+
+
+def test_wait_for_waits_for_the_whole_request_and_close_ends_it() -> None:
+    pipe = ChunkPipe()
+    parts = [os.urandom(32_768) for _ in range(8)]
+
+    def feed() -> None:
+        for part in parts:
+            time.sleep(0.01)
+            pipe.feed(part)
+
+    threading.Thread(target=feed).start()
+    pipe.wait_for(8 * 32_768)
+    assert len(pipe) == 8 * 32_768
+    # read whole, in one piece
+    assert pipe.read(8 * 32_768) == b"".join(parts)
+    # a reader waiting for more than ever comes is let go when the channel closes
+    pipe.feed(b"abc")
+    threading.Timer(0.1, pipe.close).start()
+    pipe.wait_for(1000)
+    assert pipe.read(1000) == b"abc"
