@@ -128,16 +128,14 @@ class SnapshotBuilder:
             return
         self._spill("lines", lines.astype(np.int64))
         for k in self.keys:
-            # sorted here, a block at a time (while gpg is still decrypting): finish then
-            # only merges the sorted runs
+            # spilled as they come, unsorted: finish sorts each column once, which costs
+            # less than sorting every block and merging the runs (docs/performance.md)
             values, present = keyed[k]
-            rows = np.flatnonzero(present)
-            rows = rows[np.argsort(values[rows, 0], kind="stable")]
-            # (first word, second word, row) side by side: one gather moves all three
-            run = np.empty((len(rows), 3), dtype=np.uint64)
-            run[:, :2] = values[rows]
-            run[:, 2] = rows + self._rows
-            self._spill(f"key.{k}", run)
+            if present.all():
+                self._spill(f"key.{k}", values)
+            else:
+                self._spill(f"key.{k}", values[present])
+            self._spill(f"present.{k}", present)
         for v in self.values:
             column = kept[v]
             if column is None:
@@ -213,19 +211,32 @@ class SnapshotBuilder:
         return np.memmap(path, dtype=dtype, mode="r")
 
     def _merged(self, key: str) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64], Rows]:
-        """A key column's values sorted (first word, then second), with their rows."""
-        runs = self._load(f"key.{key}", np.uint64).reshape(-1, 3)
-        # a stable sort of sorted runs merges them
-        runs = runs[np.argsort(runs[:, 0], kind="stable")]
-        hi, lo, row = runs[:, 0].copy(), runs[:, 1].copy(), runs[:, 2].astype(np.int64)
-        del runs
-        # equal first words (repeated identifiers, in practice): by the second word too
-        tie = np.flatnonzero(hi[1:] == hi[:-1])
+        """A key column's values sorted (first word, then second, then row), with their rows."""
+        pairs = self._load(f"key.{key}", np.uint64).reshape(-1, 2)
+        n = len(pairs)
+        first, second = pairs[:, 0], pairs[:, 1]
+        # one sort of plain 64-bit words, not an argsort: the first word's top bits with
+        # the value's position below them (the values are AES output, uniformly spread,
+        # so the top bits alone order nearly all of them); the position keeps equal
+        # prefixes in row order and says where each value came from
+        bits = max(int(n - 1).bit_length(), 1)
+        packed = first >> np.uint64(bits)
+        packed <<= np.uint64(bits)
+        packed |= np.arange(n, dtype=np.uint64)
+        packed.sort()
+        prefix = packed >> np.uint64(bits)
+        tie = np.flatnonzero(prefix[1:] == prefix[:-1])
+        del prefix
+        at: Rows = np.bitwise_and(packed, np.uint64((1 << bits) - 1), out=packed).view(np.int64)
         if len(tie):
+            # equal prefixes (rare, and every repeated identifier): by the whole value, in
+            # row order where the values are equal too (lexsort is stable)
             members = np.unique(np.concatenate((tie, tie + 1)))
-            sub = np.lexsort((lo[members], hi[members]))
-            hi[members], lo[members], row[members] = (hi[members][sub], lo[members][sub],
-                                                      row[members][sub])
+            among = at[members]
+            at[members] = among[np.lexsort((second[among], first[among]))]
+        hi, lo = first[at], second[at]
+        present = self._load(f"present.{key}", np.bool_)
+        row: Rows = at if len(present) == n else np.flatnonzero(present)[at]
         return hi, lo, row
 
     def _first_occurrences(
