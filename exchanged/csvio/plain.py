@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
@@ -14,19 +15,30 @@ from exchanged.csvio.rows import MAX_FIELD
 ARROW_BLOCK = 1 << 20
 
 
-def fast_block(chunk: bytes, width: int, first: int) -> Block | None:
+def fast_block(chunk: bytes | memoryview, width: int, first: int) -> Block | None:
     """Parse ``chunk`` (whole lines of ``width`` fields, the first numbered ``first``) with
     Arrow if it is provably plain, else None."""
-    if chunk.startswith(b"\xef\xbb\xbf"):
-        return None  # Arrow would drop it as a byte order mark; here it is data
-    if b"\0" in chunk or (b"\r" in chunk and chunk.count(b"\r") != chunk.count(b"\r\n")):
+    # the tests as numpy passes over the chunk's bytes, without a copy of them
+    data = np.frombuffer(chunk, dtype=np.uint8)
+    if not len(data):
         return None
-    if not chunk.isascii():
+    if bytes(data[:3]) == b"\xef\xbb\xbf":
+        return None  # Arrow would drop it as a byte order mark; here it is data
+    lowest, highest = int(data.min()), int(data.max())
+    if lowest == 0:
+        return None  # a NUL byte
+    if lowest <= 13:
+        cr = data == 13
+        # a CR only ever as the first half of a CRLF
+        if cr.any() and np.count_nonzero(cr) != np.count_nonzero(cr[:-1] & (data[1:] == 10)):
+            return None
+    if highest >= 128:
         try:
-            chunk.decode("utf-8")
+            str(chunk, "utf-8")
         except UnicodeDecodeError:
             return None
-    if b'"' in chunk and not plain_quotes(chunk):
+    quotes = np.flatnonzero(data == 34)
+    if len(quotes) and not plain_quotes(data, quotes):
         return None
     names = [f"c{i}" for i in range(width)]
     try:
@@ -46,7 +58,7 @@ def fast_block(chunk: bytes, width: int, first: int) -> Block | None:
     # one row per physical line: no blank line (the csv module numbers those), and no
     # line break inside quotes
     lines = table.num_rows
-    if chunk.count(b"\n") != lines:
+    if np.count_nonzero(data == 10) != lines:
         return None
     columns = tuple(_plain_column(table.column(i)) for i in range(width))
     # the csv module's field limit (bytes are never fewer than characters)
@@ -61,11 +73,10 @@ def _plain_column(column: pa.ChunkedArray) -> pa.StringArray:
     return array
 
 
-def plain_quotes(chunk: bytes) -> bool:
-    """Every quote opens a field, closes it, or doubles a quote inside it, and no quoted
-    field holds a line break: then Arrow and the csv module read the chunk alike."""
-    data = np.frombuffer(chunk, dtype=np.uint8)
-    quotes = np.flatnonzero(data == 34)
+def plain_quotes(data: npt.NDArray[np.uint8], quotes: npt.NDArray[np.intp]) -> bool:
+    """Every quote (at ``quotes`` in ``data``) opens a field, closes it, or doubles a quote
+    inside it, and no quoted field holds a line break: then Arrow and the csv module read
+    the chunk alike."""
     if len(quotes) % 2:
         return False
     n = len(quotes)

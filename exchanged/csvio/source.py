@@ -46,17 +46,22 @@ class Source:
         return self._eof and self._pos >= len(self._buf)
 
     def _fill(self, want: int) -> None:
-        while len(self._buf) - self._pos < want and not self._eof:
-            data = self._stream.read(max(READ_BYTES, want - (len(self._buf) - self._pos)))
-            if not data:
-                self._eof = True
-                break
-            if self._pos:
-                self._consumed += self._pos
-                self._buf = self._buf[self._pos:] + data
-                self._pos = 0
-            else:
-                self._buf += data
+        have = len(self._buf) - self._pos
+        if have < want and not self._eof:
+            # what is read is joined once: appending each read to the buffer copied a
+            # block's bytes once per read (a read-ahead stream hands over its pieces of
+            # READ_BYTES as they are)
+            parts = [self._buf[self._pos:]] if have else []
+            while have < want:
+                data = self._stream.read(READ_BYTES)
+                if not data:
+                    self._eof = True
+                    break
+                parts.append(data)
+                have += len(data)
+            self._consumed += self._pos
+            self._buf = parts[0] if len(parts) == 1 else b"".join(parts)
+            self._pos = 0
         if not self._bom_checked and (len(self._buf) >= 3 or self._eof):
             self._bom_checked = True
             if self._buf.startswith(b"\xef\xbb\xbf"):
@@ -114,18 +119,19 @@ class Source:
             self._fill(len(self._buf) + 1)
         self.line += 1
 
-    def peek_lines(self, size: int) -> bytes | None:
-        """Up to about ``size`` bytes of whole LF-ended lines from here (b"" if the next
-        line is longer, or has no LF); None at the end of the stream."""
+    def peek_lines(self, size: int) -> memoryview | None:
+        """Up to about ``size`` bytes of whole LF-ended lines from here (empty if the next
+        line is longer, or has no LF); None at the end of the stream. A view of the
+        buffer, not a copy of it (the parser copies what it keeps)."""
         self._fill(size)
         if self._pos >= len(self._buf):
             return None
         cut = self._buf.rfind(b"\n", self._pos, self._pos + size)
         if cut < 0:
-            return b""
+            return memoryview(b"")
         # a CR at the cut's end could be the first half of a CRLF split by a read: no,
         # the cut ends at a LF, which is never the first half of anything
-        return self._buf[self._pos:cut + 1]
+        return memoryview(self._buf)[self._pos:cut + 1]
 
     def advance(self, size: int, lines: int) -> None:
         self._pos += size
