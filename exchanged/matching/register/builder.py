@@ -22,6 +22,9 @@ from exchanged.matching.register.layout import ALIGN, MAGIC, SUFFIX, SnapshotPla
 CHUNK = 5000
 #: blocks handed to the builder's thread and not yet spilled, at most
 QUEUED_BLOCKS = 2
+#: an array of the snapshot at least this large is sent on its way to the disk as soon as
+#: it is written, so that the disk works while the next ones are written
+WRITEBACK_BYTES = 8 << 20
 
 
 @dataclass(frozen=True)
@@ -186,13 +189,13 @@ class SnapshotBuilder:
         for v in self.values:
             codes = self._load(f"val.{v}", np.uint32)
             if v in self._absent and not len(codes):
-                codes = np.zeros(n, dtype=np.uint32)
+                codes = np.zeros(n, dtype=np.uint8)  # "" in every row
             if m != n:
                 codes = codes[keep]
             words = list(self._dictionaries[v])
             width = np.uint8 if len(words) <= 1 << 8 else (
                 np.uint16 if len(words) <= 1 << 16 else np.uint32)
-            arrays[f"val.{v}"] = codes.astype(width)
+            arrays[f"val.{v}"] = codes.astype(width, copy=False)
             data = "".join(words).encode("utf-8")
             ends = np.cumsum([0] + [len(w.encode("utf-8")) for w in words], dtype=np.int64)
             arrays[f"dict.{v}"] = np.frombuffer(data, dtype=np.uint8)
@@ -303,10 +306,13 @@ class SnapshotBuilder:
         with os.fdopen(fd, "wb") as f:
             f.write(MAGIC + len(header).to_bytes(8, "little") + header)
             f.write(b"\0" * (start - f.tell()))
+            written = 0
             for name, array in arrays.items():
                 f.write(_raw(array))
                 pad = layout[name]["offset"] + start + -(-array.nbytes // ALIGN) * ALIGN - f.tell()
                 f.write(b"\0" * pad)
+                if array.nbytes >= WRITEBACK_BYTES:
+                    written = _start_writeback(f, written)
             f.flush()
             os.fsync(f.fileno())
 
@@ -333,6 +339,20 @@ def _raw(array: npt.NDArray[Any]) -> memoryview:
     """An array's bytes, without a copy when it is contiguous (also when it is empty)."""
     flat = np.ascontiguousarray(array).reshape(-1)
     return flat.view(np.uint8).data
+
+
+def _start_writeback(f: IO[bytes], since: int) -> int:
+    """Ask the kernel to start writing what ``f`` holds from ``since`` (without waiting);
+    the fsync at the end then waits for less. Returns where the next call starts.
+
+    ``POSIX_FADV_DONTNEED`` starts the writeback of the dirty pages of the range; pages
+    still dirty or being written stay cached (only clean ones would be dropped)."""
+    f.flush()
+    end = f.tell()
+    advise = getattr(os, "posix_fadvise", None)
+    if advise is not None:
+        advise(f.fileno(), since, end - since, os.POSIX_FADV_DONTNEED)
+    return end
 
 
 def _fsync_dir(path: Path) -> None:
