@@ -226,9 +226,16 @@ def _load_block(flow: Flow, block: Block, positions: Sequence[tuple[Column | Non
                 values[mine] = cipher.tokens(k, tokens[at].digests[where[rows[mine]]])
                 keyed[k] = (values, present)
                 continue
-            for width in np.unique(lengths[present]).tolist():
-                mine = np.flatnonzero(lengths == width)
-                values[mine] = cipher.digits(k, fixed_width(canonical, rows[mine], int(width)))
+            widths = lengths[present]
+            if len(widths) == len(rows) and len(widths) and widths.min() == widths.max():
+                # every row has the identifier, all of one width (nearly always): keyed
+                # in one call, without picking rows by width
+                values = cipher.digits(k, fixed_width(canonical, rows, int(widths[0])))
+            else:
+                for width in np.unique(widths).tolist():
+                    mine = np.flatnonzero(lengths == width)
+                    values[mine] = cipher.digits(k, fixed_width(canonical, rows[mine],
+                                                                int(width)))
         keyed[k] = (values, present)
     kept = {name: checked[at].values if at >= 0 else None for name, at in zip(keeps, kept_at)}
     builder.add_block(block.lines[rows], keyed, kept, select=rows)
