@@ -356,7 +356,10 @@ def _accepted(column: Column, values: pa.StringArray, readable: Mask
         rows = np.flatnonzero((lengths == width) & readable)
         accepted[rows[test(fixed_width(values, rows, width))]] = True
     elif column.type == "text" and column.pattern is None and len(values):
-        ascii_ = pc.string_is_ascii(values).to_numpy(zero_copy_only=False)
+        body = data[offsets[0]:offsets[-1]]
+        # a column all ASCII (nearly always) is known from its bytes' largest value
+        ascii_ = (np.ones(len(values), dtype=np.bool_) if not len(body) or body.max() < 128
+                  else pc.string_is_ascii(values).to_numpy(zero_copy_only=False))
         plain = ascii_ & (lengths > 0) & ~_rows_with_bytes_below_32(values)
         if column.max_length is not None:
             plain &= lengths <= column.max_length
@@ -367,11 +370,14 @@ def _accepted(column: Column, values: pa.StringArray, readable: Mask
             accepted |= plain
     elif column.type == "enum" and len(values):
         encoded = values.dictionary_encode()
-        verdicts = [check_value(column, str(v)) for v in encoded.dictionary.to_pylist()]
+        distinct = encoded.dictionary.to_pylist()
+        verdicts = [check_value(column, str(v)) for v in distinct]
         good = np.array([not isinstance(v, ValueProblem) for v in verdicts], dtype=np.bool_)
-        words = pa.array([v if isinstance(v, str) else "" for v in verdicts], type=pa.string())
         indices = encoded.indices
         accepted |= good[indices.to_numpy(zero_copy_only=False)] & (lengths > 0)
+        if verdicts == distinct:  # every value already as the policy writes it
+            return accepted & readable, values
+        words = pa.array([v if isinstance(v, str) else "" for v in verdicts], type=pa.string())
         return accepted & readable, words.take(indices)
     return accepted & readable, values
 
