@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
@@ -16,15 +17,20 @@ def fast_block(chunk: memoryview, width: int, first: int) -> Block | None:
     Arrow if it is provably plain, else None. The bytes are looked at by numpy, which
     leaves the GIL to the thread matching the block before (bytes.count held it)."""
     data = np.frombuffer(chunk, dtype=np.uint8)
-    if bytes(chunk[:3]) == b"\xef\xbb\xbf":
+    if not len(data):
+        return None
+    if bytes(data[:3]) == b"\xef\xbb\xbf":
         return None  # Arrow would drop it as a byte order mark; here it is data
-    if np.count_nonzero(data == 0):
-        return None
-    carriage = data == 13
-    if carriage.any() and np.count_nonzero(carriage[:-1] & (data[1:] == 10)) != \
-            np.count_nonzero(carriage):
-        return None
-    if (data == 34).any() and not plain_quotes(chunk):
+    lowest = int(data.min())
+    if lowest == 0:
+        return None  # a NUL byte
+    if lowest <= 13:
+        cr = data == 13
+        # a CR only ever as the first half of a CRLF
+        if cr.any() and np.count_nonzero(cr) != np.count_nonzero(cr[:-1] & (data[1:] == 10)):
+            return None
+    quotes = np.flatnonzero(data == 34)
+    if len(quotes) and not plain_quotes(data, quotes):
         return None
     names = [f"c{i}" for i in range(width)]
     try:
@@ -64,11 +70,10 @@ def _plain_column(column: pa.ChunkedArray) -> pa.StringArray:
     return array
 
 
-def plain_quotes(chunk: memoryview | bytes) -> bool:
-    """Every quote opens a field, closes it, or doubles a quote inside it, and no quoted
-    field holds a line break: then Arrow and the csv module read the chunk alike."""
-    data = np.frombuffer(chunk, dtype=np.uint8)
-    quotes = np.flatnonzero(data == 34)
+def plain_quotes(data: npt.NDArray[np.uint8], quotes: npt.NDArray[np.intp]) -> bool:
+    """Every quote (at ``quotes`` in ``data``) opens a field, closes it, or doubles a quote
+    inside it, and no quoted field holds a line break: then Arrow and the csv module read
+    the chunk alike."""
     if len(quotes) % 2:
         return False
     n = len(quotes)

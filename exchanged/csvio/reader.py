@@ -142,16 +142,26 @@ class CsvReader:
                 return Record(start, None, RowProblem("BAD_ENCODING", "the row is not valid UTF-8"))
             return Record(start, tuple(row))
 
-    def blocks(self, *, ahead: int = 0) -> Iterator[Block]:
+    def blocks(self, *, ahead: int = 0, trim_every: int = 1) -> Iterator[Block]:
         """The remaining rows as column blocks, in order (see the class comment). With
         ``ahead``, up to that many blocks are parsed ahead on a thread of their own
-        (Arrow and numpy release the GIL, so parsing overlaps the caller's work)."""
+        (Arrow and numpy release the GIL, so parsing overlaps the caller's work). Freed
+        memory is handed back to the system after every ``trim_every`` blocks: each trim
+        makes the next blocks fault their pages in afresh (docs/performance.md)."""
         if ahead > 0:
-            return read_ahead(self._blocks(), ahead)
-        return self._blocks()
+            return read_ahead(self._blocks(trim_every), ahead)
+        return self._blocks(trim_every)
 
-    def _blocks(self) -> Iterator[Block]:
+    def _blocks(self, trim_every: int = 1) -> Iterator[Block]:
         source = self._source
+        made = 0
+
+        def trim() -> None:
+            nonlocal made
+            made += 1
+            if made % trim_every == 0:
+                self._trim()
+
         while True:
             chunk = source.peek_lines(self._block_bytes)
             if chunk is None:
@@ -162,7 +172,7 @@ class CsvReader:
                 self._last_line = source.line
                 self.rows_read += block.rows
                 yield block
-                self._trim()
+                trim()
                 continue
             # not provably plain: the csv module reads at least as far as the chunk went
             end = source.offset + max(len(chunk), 1)
@@ -174,6 +184,6 @@ class CsvReader:
                 records.append(record)
             if records:
                 yield records_block(records, self.width)
-                self._trim()
+                trim()
             elif source.at_end():
                 return

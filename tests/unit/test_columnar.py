@@ -207,3 +207,23 @@ def test_vector_writer_writes_what_csv_writer_writes() -> None:
     columns = [pa.array([r[i] for r in rows], type=pa.string()) for i in range(3)]
     write_columns(got, [csv_cells(c) for c in columns])
     assert got.getvalue() == expected.getvalue()
+
+
+@pytest.mark.parametrize(("column", "pool"), [
+    (COLUMNS[-2], ["PNS", "PPPK", ""]),  # enum: every value already canonical, or empty
+    (COLUMNS[-3], ["Budi", "Siti Aminah", "", "A" * 201, "x y"]),  # text: all ASCII
+    (COLUMNS[-3], ["Budi", " Siti", "\x01", "Ani "]),
+], ids=["enum-canonical", "text-ascii", "text-ascii-odd"])
+def test_column_checks_agree_on_plain_columns(column: Column, pool: list[str]) -> None:
+    # the fast paths taken when a whole column is plain (ASCII text, enum values written
+    # as the policy writes them) give check_value's verdicts too
+    rng = random.Random(column.name + str(len(pool)))
+    values = [rng.choice(pool) for _ in range(500)]
+    readable = np.array([rng.random() > 0.05 for _ in values])
+    checked = check_column(column, pa.array(values, type=pa.string()), readable)
+    for i, value in enumerate(values):
+        want = check_value(column, value) if readable[i] else ""
+        if isinstance(want, ValueProblem):
+            assert checked.problems.get(i) == want and checked.values[i].as_py() == ""
+        else:
+            assert i not in checked.problems and checked.values[i].as_py() == want

@@ -165,3 +165,37 @@ def test_an_identifier_column_left_empty_in_every_row(tmp_path: Path) -> None:
     snapshot = store.open("s5")
     assert snapshot.lookup("nkk", [nik_of(2)], ["program"]) == {}
     assert snapshot.lookup("nik", [nik_of(2)], ["program"]) == {nik_of(2): ("PKH",)}
+
+
+def test_keyed_values_that_share_their_top_bits_are_sorted_whole(tmp_path: Path) -> None:
+    # the builder sorts by the first word's top bits and settles equal prefixes by the
+    # whole value: values made to share prefixes (and repeats of one value) still come
+    # out in (first word, second word, row) order
+    store = RegisterStore(tmp_path, SECRET)
+    builder = store.new_snapshot("s6", keys=("nik",), unique=(), values=("instansi",))
+    rng = np.random.default_rng(7)
+    n = 3000
+    hi = rng.integers(0, 1 << 63, n, dtype=np.uint64)
+    hi[:1000] = (hi[:1000] >> np.uint64(40)) % np.uint64(5) << np.uint64(40)  # equal tops
+    hi[1000:1010] = hi[0]  # the same first word, other second words
+    lo = rng.integers(0, 1 << 63, n, dtype=np.uint64)
+    lo[2000:2005] = lo[1]
+    hi[2000:2005] = hi[1]  # five repeats of row 1's value
+    keyed = np.stack([hi, lo], axis=1)
+    present = np.ones(n, dtype=np.bool_)
+    present[::97] = False
+    import pyarrow as pa
+    half = n // 2
+    for part in (slice(0, half), slice(half, n)):
+        builder.add_block(np.arange(2, 2 + n)[part], {"nik": (keyed[part], present[part])},
+                          {"instansi": pa.array([f"I{i}" for i in range(n)][part])})
+    builder.finish()
+    snapshot = store.open("s6")
+    rows = np.flatnonzero(present)
+    want = sorted(zip(hi[rows].tolist(), lo[rows].tolist(), rows.tolist()))
+    got = list(zip(snapshot._arrays["hi.nik"].tolist(), snapshot._arrays["lo.nik"].tolist(),
+                   snapshot._arrays["row.nik"].tolist()))
+    assert got == want
+    assert snapshot.values("instansi", snapshot.find("nik", keyed[[5, 1003]])).to_pylist() == [
+        "I5", "I1003"]
+    snapshot.close()

@@ -28,6 +28,9 @@ from exchanged.matching.register.layout import (
 CHUNK = 5000
 #: blocks handed to the builder's thread and not yet spilled, at most
 QUEUED_BLOCKS = 2
+#: an array of the snapshot at least this large is sent on its way to the disk as soon as
+#: it is written, so that the disk works while the next ones are written
+WRITEBACK_BYTES = 8 << 20
 
 
 @dataclass(frozen=True)
@@ -134,16 +137,14 @@ class SnapshotBuilder:
             return
         self._spill("lines", lines.astype(np.int64))
         for k in self.keys:
-            # sorted here, a block at a time (while gpg is still decrypting): finish then
-            # only merges the sorted runs
+            # spilled as they come, unsorted: finish sorts each column once, which costs
+            # less than sorting every block and merging the runs (docs/performance.md)
             values, present = keyed[k]
-            rows = np.flatnonzero(present)
-            rows = rows[np.argsort(values[rows, 0], kind="stable")]
-            # (first word, second word, row) side by side: one gather moves all three
-            run = np.empty((len(rows), 3), dtype=np.uint64)
-            run[:, :2] = values[rows]
-            run[:, 2] = rows + self._rows
-            self._spill(f"key.{k}", run)
+            if present.all():
+                self._spill(f"key.{k}", values)
+            else:
+                self._spill(f"key.{k}", values[present])
+            self._spill(f"present.{k}", present)
         for v in self.values:
             column = kept[v]
             if column is None:
@@ -195,13 +196,13 @@ class SnapshotBuilder:
         for v in self.values:
             codes = self._load(f"val.{v}", np.uint32)
             if v in self._absent and not len(codes):
-                codes = np.zeros(n, dtype=np.uint32)
+                codes = np.zeros(n, dtype=np.uint8)  # "" in every row
             if m != n:
                 codes = codes[keep]
             words = list(self._dictionaries[v])
             width = np.uint8 if len(words) <= 1 << 8 else (
                 np.uint16 if len(words) <= 1 << 16 else np.uint32)
-            arrays[f"val.{v}"] = codes.astype(width)
+            arrays[f"val.{v}"] = codes.astype(width, copy=False)
             data = "".join(words).encode("utf-8")
             ends = np.cumsum([0] + [len(w.encode("utf-8")) for w in words], dtype=np.int64)
             arrays[f"dict.{v}"] = np.frombuffer(data, dtype=np.uint8)
@@ -220,19 +221,32 @@ class SnapshotBuilder:
         return np.memmap(path, dtype=dtype, mode="r")
 
     def _merged(self, key: str) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64], Rows]:
-        """A key column's values sorted (first word, then second), with their rows."""
-        runs = self._load(f"key.{key}", np.uint64).reshape(-1, 3)
-        # a stable sort of sorted runs merges them
-        runs = runs[np.argsort(runs[:, 0], kind="stable")]
-        hi, lo, row = runs[:, 0].copy(), runs[:, 1].copy(), runs[:, 2].astype(np.int64)
-        del runs
-        # equal first words (repeated identifiers, in practice): by the second word too
-        tie = np.flatnonzero(hi[1:] == hi[:-1])
+        """A key column's values sorted (first word, then second, then row), with their rows."""
+        pairs = self._load(f"key.{key}", np.uint64).reshape(-1, 2)
+        n = len(pairs)
+        first, second = pairs[:, 0], pairs[:, 1]
+        # one sort of plain 64-bit words, not an argsort: the first word's top bits with
+        # the value's position below them (the values are AES output, uniformly spread,
+        # so the top bits alone order nearly all of them); the position keeps equal
+        # prefixes in row order and says where each value came from
+        bits = max(int(n - 1).bit_length(), 1)
+        packed = first >> np.uint64(bits)
+        packed <<= np.uint64(bits)
+        packed |= np.arange(n, dtype=np.uint64)
+        packed.sort()
+        prefix = packed >> np.uint64(bits)
+        tie = np.flatnonzero(prefix[1:] == prefix[:-1])
+        del prefix
+        at: Rows = np.bitwise_and(packed, np.uint64((1 << bits) - 1), out=packed).view(np.int64)
         if len(tie):
+            # equal prefixes (rare, and every repeated identifier): by the whole value, in
+            # row order where the values are equal too (lexsort is stable)
             members = np.unique(np.concatenate((tie, tie + 1)))
-            sub = np.lexsort((lo[members], hi[members]))
-            hi[members], lo[members], row[members] = (hi[members][sub], lo[members][sub],
-                                                      row[members][sub])
+            among = at[members]
+            at[members] = among[np.lexsort((second[among], first[among]))]
+        hi, lo = first[at], second[at]
+        present = self._load(f"present.{key}", np.bool_)
+        row: Rows = at if len(present) == n else np.flatnonzero(present)[at]
         return hi, lo, row
 
     def _first_occurrences(
@@ -299,10 +313,13 @@ class SnapshotBuilder:
         with os.fdopen(fd, "wb") as f:
             f.write(MAGIC + len(header).to_bytes(8, "little") + header)
             f.write(b"\0" * (start - f.tell()))
+            written = 0
             for name, array in arrays.items():
                 f.write(_raw(array))
                 pad = layout[name]["offset"] + start + -(-array.nbytes // ALIGN) * ALIGN - f.tell()
                 f.write(b"\0" * pad)
+                if array.nbytes >= WRITEBACK_BYTES:
+                    written = _start_writeback(f, written)
             f.flush()
             os.fsync(f.fileno())
 
@@ -329,6 +346,20 @@ def _raw(array: npt.NDArray[Any]) -> memoryview:
     """An array's bytes, without a copy when it is contiguous (also when it is empty)."""
     flat = np.ascontiguousarray(array).reshape(-1)
     return flat.view(np.uint8).data
+
+
+def _start_writeback(f: IO[bytes], since: int) -> int:
+    """Ask the kernel to start writing what ``f`` holds from ``since`` (without waiting);
+    the fsync at the end then waits for less. Returns where the next call starts.
+
+    ``POSIX_FADV_DONTNEED`` starts the writeback of the dirty pages of the range; pages
+    still dirty or being written stay cached (only clean ones would be dropped)."""
+    f.flush()
+    end = f.tell()
+    advise = getattr(os, "posix_fadvise", None)
+    if advise is not None:
+        advise(f.fileno(), since, end - since, os.POSIX_FADV_DONTNEED)
+    return end
 
 
 def _fsync_dir(path: Path) -> None:
