@@ -162,8 +162,11 @@ class CsvReader:
             if made % trim_every == 0:
                 self._trim()
 
+        # a small first block: the flow (and gpg sealing its answer) starts sooner
+        size = max(self._block_bytes // 8, 1)
         while True:
-            chunk = source.peek_lines(self._block_bytes)
+            chunk = source.peek_lines(size)
+            size = self._block_bytes
             if chunk is None:
                 return
             block = fast_block(chunk, self.width, self._last_line + 1) if chunk else None
