@@ -56,6 +56,8 @@ from exchanged.reasons import reason
 
 #: blocks parsed ahead of the one being checked (each some megabytes)
 BLOCKS_AHEAD = 2
+#: blocks between two hand-backs of freed memory (see CsvReader.blocks)
+TRIM_EVERY = 8
 
 FOUND, NOT_FOUND, INVALID, POSSIBLE = 0, 1, 2, 3
 
@@ -132,7 +134,7 @@ def nik_lookup(reader: CsvReader, out: IO[bytes], ctx: FlowContext) -> FlowResul
     why_invalid: Counter[str] = Counter()
     rows = 0
     try:
-        for block in reader.blocks(ahead=BLOCKS_AHEAD):
+        for block in reader.blocks(ahead=BLOCKS_AHEAD, trim_every=TRIM_EVERY):
             rows += block.rows
             if flow.max_rows is not None and rows > flow.max_rows:
                 raise too_many_rows(flow)
