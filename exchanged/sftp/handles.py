@@ -203,7 +203,7 @@ class ReadHandle(paramiko.SFTPHandle):
 #: the longest SFTP message the server takes, as OpenSSH's sftp-server (SFTP_MAX_MSG_LENGTH)
 MAX_SFTP_MESSAGE = 256 * 1024
 #: the most one READ or WRITE carries, as OpenSSH's sftp-server: a WRITE of it and its
-#: header fit in one SSH packet of the channel (server.MAX_PACKET_BYTES, 256 KiB)
+#: header fit in one SSH packet of the channel (packets.MAX_PACKET_BYTES, 256 KiB)
 MAX_TRANSFER = MAX_SFTP_MESSAGE - 1024
 #: the SFTP protocol version paramiko speaks
 SFTP_VERSION = 3
