@@ -165,7 +165,7 @@ def nik_lookup(reader: CsvReader, out: IO[bytes], ctx: FlowContext) -> FlowResul
             if scores is not None:
                 cells.append(csv_cells(pa.array(scores, type=pa.string())))
             alasan = _reasons(block, status, matched.problems, broken)
-            why_invalid.update(alasan.values())
+            why_invalid.update(code for code in alasan.values() if code)
             cells.append(sparse_cells(block.rows, alasan))
             write_columns(out, cells)
     finally:
