@@ -78,9 +78,16 @@ def may_hold(bitmap: npt.NDArray[np.uint8], first: npt.NDArray[np.uint64]
     return held
 
 
+#: log2 of the largest filter, in bits (128 MiB): a register of the whole of DTKS (140 M
+#: values) gets 7.7 bits a value, which still rules out about 88 % of absent values
+MAX_FILTER_BITS = 30
+
+
 def _filter_bits(values: int) -> int:
-    """log2 of the filter's size in bits: at least FILTER_BITS_PER_VALUE a value, 64 at least."""
-    return max(6, (max(values, 1) * FILTER_BITS_PER_VALUE - 1).bit_length())
+    """log2 of the filter's size in bits: FILTER_BITS_PER_VALUE a value or more, 64 at least,
+    MAX_FILTER_BITS at most."""
+    wanted = (max(values, 1) * FILTER_BITS_PER_VALUE - 1).bit_length()
+    return min(MAX_FILTER_BITS, max(6, wanted))
 
 
 class SnapshotPlace(Protocol):
