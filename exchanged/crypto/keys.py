@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from exchanged.crypto import deflate as deflate_module
 from exchanged.crypto.gpg import Gpg
 from exchanged.crypto.streams import STREAM_BYTES, Decryption, SealFailed, Sealing
 from exchanged.errors import ConfigError, KeyProblem, Refused
@@ -224,9 +225,27 @@ class Keyring:
     def sealing(self, dst: Path, *, recipient: str, signer: str, filename: str,
                 compress_level: int | None = None) -> Sealing:
         """Start sealing an answer written to a pipe into ``dst`` (see :class:`Sealing`),
-        compressed at zlib's ``compress_level`` (None: gpg's default)."""
+        compressed at zlib's ``compress_level`` (None: gpg's default). Level 1 (``fast``)
+        is the exchange's own: ISA-L's deflate between gpg signing and gpg encrypting, in
+        the algorithm the recipient's key prefers (crypto/deflate)."""
+        deflate = None
+        if compress_level == deflate_module.EXCHANGE_LEVEL:
+            deflate = self.compression_for(recipient)
+            if deflate is None:
+                compress_level = 0  # the recipient's key takes neither ZIP nor ZLIB
         return Sealing(self.gpg, dst, recipient=recipient, signer=signer, filename=filename,
-                       compress_level=compress_level)
+                       compress_level=compress_level, deflate=deflate)
+
+    def compression_for(self, fingerprint: str) -> int | None:
+        """The OpenPGP compression algorithm (ZIP or ZLIB) the exchange uses for answers to
+        this key, by the key's own preferences; None: not compressed. Read at every
+        sealing (a few milliseconds), so that a key updated by another process counts at
+        once."""
+        result = self.gpg.run(["--export-options", "export-minimal", "--export", fingerprint])
+        if not result.ok or not result.stdout:
+            return deflate_module.ZIP  # gpg's encryption will say what is wrong with the key
+        return deflate_module.algorithm_for(
+            deflate_module.compression_preferences(result.stdout))
 
     def seal(self, src: Path, dst: Path, *, recipient: str, signer: str, filename: str) -> None:
         """Sign with ``signer`` and encrypt to ``recipient`` the file ``src``, into ``dst``."""

@@ -27,7 +27,8 @@ from typing import IO, TYPE_CHECKING, cast
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer
 
-from exchanged.crypto.gpg import Gpg, Status
+from exchanged.crypto.deflate import Deflating
+from exchanged.crypto.gpg import Gpg, Status, StatusReader
 from exchanged.crypto.packets import Opened, classify_open, unusable_own_key
 from exchanged.errors import Refused, RetryLater, Unavailable
 
@@ -83,6 +84,18 @@ def seal_args(recipient: str, signer: str, filename: str,
     level = [] if compress_level is None else ["--compress-level", str(compress_level)]
     return ["--encrypt", "--recipient", recipient, "--sign", "--default-key", signer,
             *named, *level]
+
+
+def sign_args(signer: str, filename: str) -> list[str]:
+    """Sign with ``signer``, not compressed (the exchange compresses: crypto/deflate)."""
+    named = ["--set-filename", filename] if filename else []
+    return ["--sign", "--default-key", signer, *named, "--compress-level", "0"]
+
+
+def encrypt_packets_args(recipient: str) -> list[str]:
+    """Encrypt to ``recipient`` what is already OpenPGP packets (a signed message,
+    compressed): ``--no-literal`` puts them in the encrypted packet as they are."""
+    return ["--encrypt", "--recipient", recipient, "--no-literal", "--compress-level", "0"]
 
 
 def unavailable(error: OSError, what: str) -> Exception:
@@ -409,10 +422,15 @@ class Sealing:
     """An answer being signed and encrypted by gpg as it is written: :attr:`stream` is
     gpg's stdin, and the exchange writes gpg's output into ``dst``; :meth:`finish` closes
     the input and checks that the answer was sealed and written, :meth:`abort` stops gpg
-    and removes ``dst``."""
+    and removes ``dst``.
+
+    ``deflate``: an OpenPGP compression algorithm (crypto/deflate) for the exchange to
+    compress with between two gpg processes, one signing and one encrypting, instead of
+    one gpg doing all three at ``compress_level``."""
 
     def __init__(self, gpg: Gpg, dst: Path, *, recipient: str, signer: str,
-                 filename: str, compress_level: int | None = None) -> None:
+                 filename: str, compress_level: int | None = None,
+                 deflate: int | None = None) -> None:
         self._dst = dst
         self._signer = signer
         try:
@@ -421,44 +439,73 @@ class Sealing:
         except OSError as e:
             raise unavailable(e, "writing gpg's sealed output") from None
         sink = os.fdopen(fd, "wb")
+        self._gpgs: list[tuple[subprocess.Popen[bytes], StatusReader]] = []
         try:
-            self._proc, self._status = gpg.spawn(
-                seal_args(recipient, signer, filename, compress_level),
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+            if deflate is None:
+                self._gpgs.append(gpg.spawn(
+                    seal_args(recipient, signer, filename, compress_level),
+                    stdin=subprocess.PIPE, stdout=subprocess.PIPE))
+            else:
+                for args in (sign_args(signer, filename), encrypt_packets_args(recipient)):
+                    self._gpgs.append(gpg.spawn(args, stdin=subprocess.PIPE,
+                                                stdout=subprocess.PIPE))
         except BaseException:
+            self._stop_gpg()
+            for proc, status in self._gpgs:
+                proc.wait()
+                status.status()
             sink.close()
             remove_quietly(dst)
             raise
-        assert self._proc.stdin is not None and self._proc.stdout is not None
-        _wide_pipe(self._proc.stdin)
-        _wide_pipe(self._proc.stdout)
+        first, last = self._gpgs[0][0], self._gpgs[-1][0]
+        for proc, _ in self._gpgs:
+            assert proc.stdin is not None and proc.stdout is not None
+            _wide_pipe(proc.stdin)
+            _wide_pipe(proc.stdout)
+        assert first.stdin is not None and first.stdout is not None
+        assert last.stdin is not None and last.stdout is not None
+        self._deflating = None if deflate is None else Deflating(
+            first.stdout, last.stdin, deflate, on_error=self._stop_gpg)
         # the sealed answer's SHA-256 (for the ledger) taken as it is written, and the file
         # synced as it grows: neither waits for the end of the answer
-        self._output = _Copy(self._proc.stdout, sink, name="gpg-sealed-output", file_is="sink",
+        self._output = _Copy(last.stdout, sink, name="gpg-sealed-output", file_is="sink",
                              on_error=self._stop_gpg, hashed=True, sync_every=SYNC_BYTES)
-        self._behind = _WriteBehind(self._proc.stdin, depth=WRITE_BEHIND,
+        self._behind = _WriteBehind(first.stdin, depth=WRITE_BEHIND,
                                     failure=self._output_failure)
         # a file object to the flows, which write the answer as to any binary file
         self.stream = cast(IO[bytes], self._behind)
 
     def _stop_gpg(self) -> None:
-        """The sealed answer cannot be written: sealing the rest would be wasted."""
-        if self._proc.poll() is None:
-            self._proc.kill()
+        """The sealed answer cannot be written (or compressed): sealing the rest would be
+        wasted, and a truncated answer must not be sealed."""
+        for proc, _ in self._gpgs:
+            if proc.poll() is None:
+                proc.kill()
 
     def _output_failure(self) -> Exception | None:
         error = self._output.error
         return None if error is None else unavailable(error, "writing gpg's sealed output")
 
+    def _wait(self) -> Status:
+        """Wait for every part of the sealing to end; gpg's status lines, all together."""
+        self._gpgs[0][0].wait()
+        if self._deflating is not None:
+            self._deflating.join()
+        for proc, _ in self._gpgs:
+            proc.wait()
+        self._output.join()
+        return Status(tuple(line for _, reader in self._gpgs for line in reader.status().lines))
+
     def finish(self) -> None:
         self._behind.close()
-        self._proc.wait()
-        self._output.join()
-        status = self._status.status()
+        status = self._wait()
         problem = self._output_failure()
         if problem is not None:
             remove_quietly(self._dst)
             raise problem
+        if self._deflating is not None and self._deflating.error is not None:
+            remove_quietly(self._dst)
+            raise SealFailed("the answer could not be compressed") from self._deflating.error
         if not (status.has("END_ENCRYPTION") and status.has("SIG_CREATED")):
             remove_quietly(self._dst)
             failure = status.resource_failure()
@@ -482,7 +529,5 @@ class Sealing:
         self._stop_gpg()
         self._behind.close()
         self._stop_gpg()
-        self._proc.wait()
-        self._output.join()
-        self._status.status()
+        self._wait()
         remove_quietly(self._dst)
