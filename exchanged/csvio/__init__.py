@@ -6,6 +6,7 @@ from exchanged.csvio.rows import LINE_FLOOR, MAX_FIELD, Record, RowProblem, max_
 from exchanged.csvio.source import ByteStream, LineTooLong
 from exchanged.csvio.writer import (
     FORMULA_START,
+    BlocksBehind,
     CsvWriter,
     csv_cells,
     neutralise,
@@ -15,6 +16,7 @@ from exchanged.csvio.writer import (
 
 __all__ = [
     "FORMULA_START",
+    "BlocksBehind",
     "HEADER_NAME_RE",
     "LINE_FLOOR",
     "MAX_FIELD",

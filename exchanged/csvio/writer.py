@@ -21,7 +21,9 @@ time (:func:`csv_cells`):
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import IO
 
 import numpy as np
@@ -132,3 +134,38 @@ def write_columns(out: IO[bytes], cells: Sequence[pa.StringArray]) -> None:
     sink = pa.BufferOutputStream()
     pa_csv.write_csv(table, sink, write_options=_ROWS)
     out.write(sink.getvalue())
+
+
+class BlocksBehind:
+    """Each block's answer rows made and written on a thread of their own, in the blocks'
+    order, while the caller works on the next block: Arrow makes and writes the rows
+    without the GIL, so the two overlap.
+
+    At most ``depth`` blocks wait, so memory stays a few blocks'. An error of the thread
+    (the answer's pipe closed, the disk full) is raised by the next :meth:`submit` or by
+    :meth:`close`; after an error of the caller's, :meth:`abort` waits for the thread
+    without raising (what it was writing is thrown away with the answer)."""
+
+    def __init__(self, depth: int = 2) -> None:
+        self._depth = depth
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="answer-rows")
+        self._queued: deque[Future[None]] = deque()
+
+    def submit(self, write: Callable[[], None]) -> None:
+        while len(self._queued) >= self._depth:
+            self._queued.popleft().result()
+        self._queued.append(self._pool.submit(write))
+
+    def close(self) -> None:
+        """Wait until every block is written; raises the first error of the thread."""
+        try:
+            while self._queued:
+                self._queued.popleft().result()
+        finally:
+            self.abort()
+
+    def abort(self) -> None:
+        for future in self._queued:
+            future.cancel()
+        self._queued.clear()
+        self._pool.shutdown(wait=True)

@@ -16,6 +16,7 @@ whatever the batch size (docs/performance.md).
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ import pyarrow.compute as pc
 
 from exchanged.csvio import (
     Block,
+    BlocksBehind,
     CsvReader,
     CsvWriter,
     csv_cells,
@@ -133,6 +135,8 @@ def nik_lookup(reader: CsvReader, out: IO[bytes], ctx: FlowContext) -> FlowResul
     tallies = np.zeros(4, dtype=np.int64)
     why_invalid: Counter[str] = Counter()
     rows = 0
+    # each block's answer rows are made and written on a thread of their own
+    behind = BlocksBehind()
     try:
         for block in reader.blocks(ahead=BLOCKS_AHEAD, trim_every=TRIM_EVERY):
             rows += block.rows
@@ -159,15 +163,15 @@ def nik_lookup(reader: CsvReader, out: IO[bytes], ctx: FlowContext) -> FlowResul
             if fallback is not None:
                 scores = _fallback(fallback, block.columns, names_at, status)
             tallies += np.bincount(status, minlength=4)
-            cells = [csv_cells(stripped(block.columns[ref_at], readable))] if has_ref else []
-            cells += [matched.cells, statuses.take(pa.array(status))]
-            cells += matched.disclosed
-            if scores is not None:
-                cells.append(csv_cells(pa.array(scores, type=pa.string())))
             alasan = _reasons(block, status, matched.problems, broken)
             why_invalid.update(code for code in alasan.values() if code)
-            cells.append(sparse_cells(block.rows, alasan))
-            write_columns(out, cells)
+            behind.submit(functools.partial(
+                _answer_rows, out, block.columns[ref_at] if has_ref else None, readable,
+                matched, statuses.take(pa.array(status)), scores, alasan))
+        behind.close()
+    except BaseException:
+        behind.abort()
+        raise
     finally:
         snapshot.close()
         if fallback is not None:
@@ -180,6 +184,18 @@ def nik_lookup(reader: CsvReader, out: IO[bytes], ctx: FlowContext) -> FlowResul
     return FlowResult(rows=rows, counts=counts, reference_snapshot=snapshot.snapshot_id,
                       token_key=flow.tokens.key_fingerprint if flow.tokens else None,
                       invalid_reasons=dict(sorted(why_invalid.items())))
+
+
+def _answer_rows(out: IO[bytes], ref: pa.StringArray | None, readable: npt.NDArray[np.bool_],
+                 matched: Matched, status_cells: pa.Array, scores: list[str] | None,
+                 alasan: dict[int, str]) -> None:
+    """A block's answer rows, written to ``out`` (on the flow's writing thread)."""
+    cells = [csv_cells(stripped(ref, readable))] if ref is not None else []
+    cells += [matched.cells, status_cells, *matched.disclosed]
+    if scores is not None:
+        cells.append(csv_cells(pa.array(scores, type=pa.string())))
+    cells.append(sparse_cells(len(readable), alasan))
+    write_columns(out, cells)
 
 
 def _index_to_search(flow: Flow, snapshot: Snapshot) -> str:

@@ -227,3 +227,37 @@ def test_column_checks_agree_on_plain_columns(column: Column, pool: list[str]) -
             assert checked.problems.get(i) == want and checked.values[i].as_py() == ""
         else:
             assert i not in checked.problems and checked.values[i].as_py() == want
+
+
+def test_blocks_written_behind_keep_their_order_and_their_errors() -> None:
+    """BlocksBehind: blocks written on its thread in the order given; a failure of the
+    thread comes back to the caller (at the next block or at close); abort swallows it."""
+    import threading
+
+    from exchanged.csvio import BlocksBehind
+
+    out = io.BytesIO()
+    behind = BlocksBehind(depth=2)
+    for i in range(50):
+        behind.submit(lambda i=i: write_columns(out, [pa.array([str(i)] * 3)]))
+    behind.close()
+    assert out.getvalue() == b"".join(b'"%d"\r\n' % i * 3 for i in range(50))
+
+    def broken() -> None:
+        raise BrokenPipeError("gpg stopped reading the answer")
+
+    behind = BlocksBehind(depth=1)
+    behind.submit(broken)
+    with pytest.raises(BrokenPipeError):
+        behind.submit(lambda: None)  # waits for the first block: its error comes back
+    behind.abort()
+
+    behind = BlocksBehind(depth=2)
+    behind.submit(broken)
+    with pytest.raises(BrokenPipeError):
+        behind.close()
+
+    behind = BlocksBehind(depth=2)
+    behind.submit(broken)
+    behind.abort()  # the caller's own error is the one that counts: this one is dropped
+    assert not any(t.name.startswith("answer-rows") for t in threading.enumerate())
