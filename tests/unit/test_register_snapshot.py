@@ -15,7 +15,12 @@ from exchanged.matching.register import (
     Snapshot,
     identifier_key,
 )
-from exchanged.matching.register.layout import may_hold, presence_filter
+from exchanged.matching.register.layout import (
+    FILTER_CHUNK,
+    _filter_bits,
+    may_hold,
+    presence_filter,
+)
 
 SECRET = b"k" * 32
 
@@ -95,6 +100,20 @@ def test_the_presence_filter_never_rules_out_a_stored_value(tmp_path: Path) -> N
     others = rng.integers(0, 2**63, size=20_000, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
     assert may_hold(bitmap, others).mean() < 0.1
     assert may_hold(presence_filter(stored[:0]), others).sum() == 0
+
+    # made a chunk at a time: a run of values in one byte cut by a chunk's end keeps the
+    # bits of both parts (eight values a byte, every bit of it, the runs off the chunks)
+    n = 2 * FILTER_CHUNK + 11
+    bits = _filter_bits(n)
+    picked = np.sort(rng.choice(1 << (bits - 3), size=n // 8 + 1, replace=False))
+    where = (picked[:, None].astype(np.uint64) * np.uint64(8)
+             + np.arange(8, dtype=np.uint64)).reshape(-1)[3:3 + n]
+    dense = where << np.uint64(64 - bits)
+    assert may_hold(presence_filter(dense), dense).all()
+    expected = np.zeros(1 << (bits - 3), dtype=np.uint8)
+    np.bitwise_or.at(expected, (where >> np.uint64(3)).astype(np.intp),
+                     np.left_shift(np.uint8(1), (where & np.uint64(7)).astype(np.uint8)))
+    assert (presence_filter(dense) == expected).all()
 
     store = RegisterStore(tmp_path, SECRET)
     builder = store.new_snapshot("s3", keys=("nik",), unique=("nik",), values=())

@@ -48,6 +48,8 @@ ALIGN = 64
 #: presence filter bits per stored value, rounded up to a power of two (16 to 32 a value:
 #: 4.4 % of absent values pass at 6 M rows, docs/performance.md)
 FILTER_BITS_PER_VALUE = 16
+#: values a presence filter is made from at a time
+FILTER_CHUNK = 1 << 18
 
 
 def presence_filter(first: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint8]:
@@ -56,14 +58,19 @@ def presence_filter(first: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint8]:
     nearly every absent value before the binary search. The values are AES outputs,
     evenly spread, so their top bits make as good a hash as any."""
     bits = _filter_bits(len(first))
-    where = first >> np.uint64(64 - bits)
-    byte = (where >> np.uint64(3)).astype(np.intp)
-    mask = np.left_shift(np.uint8(1), (where & np.uint64(7)).astype(np.uint8))
+    shift = np.uint64(64 - bits)
     bitmap = np.zeros(1 << (bits - 3), dtype=np.uint8)
-    if len(first):
-        # sorted values give sorted bytes: OR each run of equal bytes at once
+    # a quarter of a million values at a time: the temporaries stay small and are reused,
+    # instead of six arrays of the column's size each faulted in afresh (6 M values:
+    # 0.23-0.5 -> 0.16-0.19 s)
+    for at in range(0, len(first), FILTER_CHUNK):
+        where = first[at:at + FILTER_CHUNK] >> shift
+        byte = (where >> np.uint64(3)).astype(np.intp)
+        mask = np.left_shift(np.uint8(1), (where & np.uint64(7)).astype(np.uint8))
+        # sorted values give sorted bytes: OR each run of equal bytes at once (a run cut
+        # by the chunk's end is ORed again by the next chunk: hence |=)
         starts = np.flatnonzero(np.diff(byte, prepend=-1))
-        bitmap[byte[starts]] = np.bitwise_or.reduceat(mask, starts)
+        bitmap[byte[starts]] |= np.bitwise_or.reduceat(mask, starts)
     return bitmap
 
 
