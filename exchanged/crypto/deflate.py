@@ -96,17 +96,10 @@ def _packets(data: bytes) -> list[tuple[int, bytes]]:
             break
         if ctb & 0x40:
             tag = ctb & 0x3F
-            if at + 1 >= len(data):
+            measured = _length(data, at + 1, packet=True)
+            if measured is None:
                 break
-            first = data[at + 1]
-            if first < 192:
-                length, at = first, at + 2
-            elif first < 224 and at + 2 < len(data):
-                length, at = ((first - 192) << 8) + data[at + 2] + 192, at + 3
-            elif first == 255:
-                length, at = int.from_bytes(data[at + 2:at + 6], "big"), at + 6
-            else:
-                break
+            length, at = measured
         else:
             tag, kind = (ctb >> 2) & 0x0F, ctb & 0x03
             if kind == 3:
@@ -118,6 +111,24 @@ def _packets(data: bytes) -> list[tuple[int, bytes]]:
         out.append((tag, data[at:at + length]))
         at += length
     return out
+
+
+def _length(data: bytes, at: int, *, packet: bool) -> tuple[int, int] | None:
+    """An OpenPGP length at ``at`` (RFC 4880 4.2.2 for a packet's, 5.2.3.1 for a
+    subpacket's): the length and where what it measures starts; None if it is cut short
+    or a packet's partial length (a key has none)."""
+    if at >= len(data):
+        return None
+    first = data[at]
+    if first < 192:
+        return first, at + 1
+    if first < (224 if packet else 255):
+        if at + 1 >= len(data):
+            return None
+        return ((first - 192) << 8) + data[at + 1] + 192, at + 2
+    if first == 255 and at + 5 <= len(data):
+        return int.from_bytes(data[at + 1:at + 5], "big"), at + 5
+    return None
 
 
 def _signature_subpackets(body: bytes) -> tuple[int, dict[int, bytes]] | None:
@@ -133,15 +144,10 @@ def _signature_subpackets(body: bytes) -> tuple[int, dict[int, bytes]] | None:
     subpackets: dict[int, bytes] = {}
     at = 0
     while at < len(area):
-        first = area[at]
-        if first < 192:
-            length, at = first, at + 1
-        elif first < 255 and at + 1 < len(area):
-            length, at = ((first - 192) << 8) + area[at + 1] + 192, at + 2
-        elif first == 255:
-            length, at = int.from_bytes(area[at + 1:at + 5], "big"), at + 5
-        else:
+        measured = _length(area, at, packet=False)
+        if measured is None:
             break
+        length, at = measured
         if length == 0 or at + length > len(area):
             break
         subpackets.setdefault(area[at] & 0x7F, area[at + 1:at + length])

@@ -7,7 +7,6 @@ import os
 import random
 import subprocess
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,16 +18,6 @@ from exchanged.errors import Unavailable
 FAST = 1
 ANSWER = b'"ref","nik","status"\r\n' + b"".join(
     b'"KPM-%08d","%016d","not found"\r\n' % (i, 3171010101900000 + i) for i in range(50_000))
-
-
-@pytest.fixture(scope="module")
-def keyring(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Keyring]:
-    home = tmp_path_factory.mktemp("dk") / "g"
-    create_gnupg_home(home)
-    ring = Keyring(home)
-    ring.generate_exchange_key("Exchange Test", "test@exchanged.invalid", expire="1y")
-    yield ring
-    ring.stop_agent()
 
 
 def _recipient(keyring: Keyring, tmp_path: Path, preferences: str) -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from exchanged.crypto.gpg import Gpg, Status
-from exchanged.crypto.keys import Keyring, create_gnupg_home
+from exchanged.crypto.keys import Keyring
 from exchanged.crypto.packets import classify_open, unusable_own_key, valid_signatures
 from exchanged.crypto.signing import sign_document, verify_document, verify_with_key_file
 from exchanged.crypto.streams import Decryption, SealFailed
@@ -124,16 +124,6 @@ def test_a_weak_hash_is_refused_with_its_own_code() -> None:
 
 
 # -- a real keyring ------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def keyring(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Keyring]:
-    home = tmp_path_factory.mktemp("kr") / "g"
-    create_gnupg_home(home)
-    ring = Keyring(home)
-    ring.generate_exchange_key("Exchange Test", "test@exchanged.invalid", expire="1y")
-    yield ring
-    ring.stop_agent()
 
 
 @pytest.fixture
