@@ -449,6 +449,16 @@ class Sealing:
                 for args in (sign_args(signer, filename), encrypt_packets_args(recipient)):
                     self._gpgs.append(gpg.spawn(args, stdin=subprocess.PIPE,
                                                 stdout=subprocess.PIPE))
+            first, last = self._gpgs[0][0], self._gpgs[-1][0]
+            for proc, _ in self._gpgs:
+                assert proc.stdin is not None and proc.stdout is not None
+                _wide_pipe(proc.stdin)
+                _wide_pipe(proc.stdout)
+            assert first.stdin is not None and first.stdout is not None
+            assert last.stdin is not None and last.stdout is not None
+            # within the try: a compressor that cannot start leaves no gpg running
+            self._deflating = None if deflate is None else Deflating(
+                first.stdout, last.stdin, deflate, on_error=self._stop_gpg)
         except BaseException:
             self._stop_gpg()
             for proc, status in self._gpgs:
@@ -457,15 +467,6 @@ class Sealing:
             sink.close()
             remove_quietly(dst)
             raise
-        first, last = self._gpgs[0][0], self._gpgs[-1][0]
-        for proc, _ in self._gpgs:
-            assert proc.stdin is not None and proc.stdout is not None
-            _wide_pipe(proc.stdin)
-            _wide_pipe(proc.stdout)
-        assert first.stdin is not None and first.stdout is not None
-        assert last.stdin is not None and last.stdout is not None
-        self._deflating = None if deflate is None else Deflating(
-            first.stdout, last.stdin, deflate, on_error=self._stop_gpg)
         # the sealed answer's SHA-256 (for the ledger) taken as it is written, and the file
         # synced as it grows: neither waits for the end of the answer
         self._output = _Copy(last.stdout, sink, name="gpg-sealed-output", file_is="sink",

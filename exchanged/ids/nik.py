@@ -76,7 +76,6 @@ _LENGTH: Final = 16
 # feed; those point at a broken export and the sender should hear about it.
 #: what :func:`compact` trims (public: the exchange's column checks trim the same)
 OUTER_WHITESPACE: Final = " \t\r\n"
-_OUTER_WHITESPACE: Final = OUTER_WHITESPACE
 # Women's birth days are stored as day + 40 (41..71).
 _FEMALE_DAY_OFFSET: Final = 40
 
@@ -113,7 +112,7 @@ def _strip(number: str, name: str) -> str:
     # AttributeError that would escape the callers' error handling.
     if not isinstance(number, str):
         raise InvalidFormat(f"The {name} must be given as text.")
-    return number.strip(_OUTER_WHITESPACE)
+    return number.strip(OUTER_WHITESPACE)
 
 
 def _require_digits(number: str, length: int, name: str) -> str:
@@ -229,7 +228,7 @@ def problem(number: str) -> str | None:
     """
     if not isinstance(number, str):
         return "NIK_NOT_DIGITS"
-    text = number.strip(_OUTER_WHITESPACE)
+    text = number.strip(OUTER_WHITESPACE)
     if not text:
         return "NIK_EMPTY"
     if _SCIENTIFIC.fullmatch(text):

@@ -188,3 +188,35 @@ def test_a_full_disk_while_sealing_fast_is_unavailable(keyring: Keyring, tmp_pat
         assert not (mount / "o.gpg").exists()
     finally:
         subprocess.run(["umount", "-l", str(mount)], capture_output=True, check=False)
+
+
+def _gpg_children() -> set[int]:
+    """This process's living gpg children (Linux: /proc)."""
+    found = set()
+    for task in Path("/proc/self/task").iterdir():
+        for pid in (task / "children").read_text().split():
+            try:
+                stat = Path(f"/proc/{pid}/stat").read_text()
+            except FileNotFoundError:
+                continue
+            name, state = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2]
+            if name == "gpg" and state != "Z":
+                found.add(int(pid))
+    return found
+
+
+def test_a_compressor_that_cannot_start_leaves_no_gpg_and_no_file(
+        keyring: Keyring, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both gpg processes are started before the compressor: if it cannot start (no memory
+    for ISA-L's state), they are stopped and waited for, and the file is removed."""
+    from exchanged.crypto import streams
+
+    def cannot_start(*args: object, **kwargs: object) -> Deflating:
+        raise MemoryError
+
+    monkeypatch.setattr(streams, "Deflating", cannot_start)
+    before = _gpg_children()
+    with pytest.raises(MemoryError):
+        _seal(keyring, tmp_path / "o.gpg", keyring.exchange_fingerprint(), FAST)
+    assert _gpg_children() <= before
+    assert not (tmp_path / "o.gpg").exists()
