@@ -249,7 +249,8 @@ _PAIRS = _pair_table()
 def _pairs(m: npt.NDArray[np.uint8]) -> npt.NDArray[np.int16]:
     """The digit pairs of an (n, even width) byte matrix, as values 0..99 (-1: not digits)."""
     words = np.ascontiguousarray(m).view("<u2")
-    pairs: npt.NDArray[np.int16] = _PAIRS[words]
+    # take, not _PAIRS[words]: numpy's general indexing is a third slower (mapiter)
+    pairs: npt.NDArray[np.int16] = np.take(_PAIRS, words)
     return pairs
 
 

@@ -90,6 +90,21 @@ def test_one_malformed_row_in_the_middle_fails_that_row_only() -> None:
     assert blocks(data, 1 << 14) == records(data)
 
 
+def test_a_line_break_inside_quotes_is_one_row_of_two_lines() -> None:
+    """Arrow keeps a quoted line break in the value; the chunk then has fewer rows than
+    lines and goes to the csv module, which numbers the lines as it always did. Plain
+    ASCII and UTF-8 chunks alike (Arrow checks the UTF-8 of chunks with a high byte)."""
+    for name in ("Siti", "Sitï"):
+        rows = [f'K{i},"{name}, S.Pd"\n' for i in range(2_000)]
+        rows[700] = f'K700,"{name}\nS.Pd"\n'
+        rows[1_500] = f'K1500,"{name}\r\nS.Pd"\n'
+        data = ("ref,nama\n" + "".join(rows)).encode()
+        got = blocks(data, 1 << 12)
+        assert got == records(data)
+        assert got[700] == (702, ("K700", f"{name}\nS.Pd"), None)
+        assert got[1_500] == (1_503, ("K1500", f"{name}\r\nS.Pd"), None)
+
+
 def random_cell(rng: random.Random, alphabet: str, width: int) -> str:
     return "".join(rng.choice(alphabet) for _ in range(rng.randint(0, width)))
 
