@@ -218,29 +218,3 @@ def test_keyed_values_that_share_their_top_bits_are_sorted_whole(tmp_path: Path)
     assert snapshot.values("instansi", snapshot.find("nik", keyed[[5, 1003]])).to_pylist() == [
         "I5", "I1003"]
     snapshot.close()
-
-
-def test_a_snapshot_written_in_pieces_is_the_same_file(tmp_path: Path, monkeypatch) -> None:
-    """The arrays are written in pieces by two threads at their own offsets, the padding
-    left a hole: the file is byte for byte the one a single sequential write made, here
-    with pieces that cut arrays anywhere (not at the alignment) and one piece a file."""
-    import exchanged.matching.register.builder as builder_module
-
-    def build(folder: Path, piece: int) -> bytes:
-        monkeypatch.setattr(builder_module, "WRITE_PIECE", piece)
-        monkeypatch.setattr(builder_module, "WRITEBACK_BYTES", 1)  # every piece advised
-        store = RegisterStore(folder, SECRET)
-        builder = store.new_snapshot("s7", keys=("nik", "nip"), unique=("nik",),
-                                     values=("instansi",))
-        for line in range(2, 3000):
-            builder.add(line, [nik_of(line), f"19900101201503{line % 2 + 1}{line % 1000:03d}"],
-                        [f"I{line % 5}"])
-        builder.finish()
-        return (folder / "s7.db").read_bytes()
-
-    whole = build(tmp_path / "whole", 1 << 30)
-    assert build(tmp_path / "pieces", 1000) == whole
-    assert build(tmp_path / "small", 7) == whole
-    snapshot = RegisterStore(tmp_path / "small", SECRET).open("s7")
-    assert snapshot.lookup("nik", [nik_of(10)], ["instansi"]) == {nik_of(10): ("I0",)}
-    snapshot.close()

@@ -28,12 +28,9 @@ from exchanged.matching.register.layout import (
 CHUNK = 5000
 #: blocks handed to the builder's thread and not yet spilled, at most
 QUEUED_BLOCKS = 2
-#: the snapshot's arrays are written in pieces of this size, by WRITERS threads at once
-WRITE_PIECE = 8 << 20
-WRITERS = 2
-#: a piece at least this large is sent on its way to the disk as soon as it is written,
-#: so that the disk works while the next ones are written
-WRITEBACK_BYTES = 4 << 20
+#: an array of the snapshot at least this large is sent on its way to the disk as soon as
+#: it is written, so that the disk works while the next ones are written
+WRITEBACK_BYTES = 8 << 20
 
 
 @dataclass(frozen=True)
@@ -316,25 +313,19 @@ class SnapshotBuilder:
             "values": list(self.values), "arrays": layout,
         }).encode()
         start = -(-(len(MAGIC) + 8 + len(header)) // ALIGN) * ALIGN
-        pieces = [(0, memoryview(MAGIC + len(header).to_bytes(8, "little") + header))]
-        for name, array in arrays.items():
-            raw = _raw(array)
-            at = start + layout[name]["offset"]
-            pieces += [(at + i, raw[i:i + WRITE_PIECE]) for i in range(0, len(raw), WRITE_PIECE)]
         fd = os.open(self.tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-        try:
-            # the padding between the arrays (and after the last) is left a hole: zeros
-            os.ftruncate(fd, start + offset)
-            # copying into the page cache is most of the write: two threads copy pieces
-            # at their own offsets (os.pwrite leaves the GIL), each piece's writeback
-            # started as soon as it is copied, so the fsync waits for less
-            with ThreadPoolExecutor(max_workers=WRITERS, thread_name_prefix="snapshot-write"
-                                    ) as pool:
-                for _ in pool.map(lambda piece: _write_piece(fd, *piece), pieces):
-                    pass
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        with os.fdopen(fd, "wb") as f:
+            f.write(MAGIC + len(header).to_bytes(8, "little") + header)
+            f.write(b"\0" * (start - f.tell()))
+            written = 0
+            for name, array in arrays.items():
+                f.write(_raw(array))
+                pad = layout[name]["offset"] + start + -(-array.nbytes // ALIGN) * ALIGN - f.tell()
+                f.write(b"\0" * pad)
+                if array.nbytes >= WRITEBACK_BYTES:
+                    written = _start_writeback(f, written)
+            f.flush()
+            os.fsync(f.fileno())
 
     def abort(self) -> None:
         for future in self._queued:
@@ -361,17 +352,18 @@ def _raw(array: npt.NDArray[Any]) -> memoryview:
     return flat.view(np.uint8).data
 
 
-def _write_piece(fd: int, at: int, data: memoryview) -> None:
-    """``data`` written at ``at`` of the file, and its writeback begun (without waiting).
+def _start_writeback(f: IO[bytes], since: int) -> int:
+    """Ask the kernel to start writing what ``f`` holds from ``since`` (without waiting);
+    the fsync at the end then waits for less. Returns where the next call starts.
 
     ``POSIX_FADV_DONTNEED`` starts the writeback of the dirty pages of the range; pages
     still dirty or being written stay cached (only clean ones would be dropped)."""
-    done = 0
-    while done < len(data):
-        done += os.pwrite(fd, data[done:], at + done)
+    f.flush()
+    end = f.tell()
     advise = getattr(os, "posix_fadvise", None)
-    if advise is not None and len(data) >= WRITEBACK_BYTES:
-        advise(fd, at, len(data), os.POSIX_FADV_DONTNEED)
+    if advise is not None:
+        advise(f.fileno(), since, end - since, os.POSIX_FADV_DONTNEED)
+    return end
 
 
 def _fsync_dir(path: Path) -> None:
