@@ -8,6 +8,7 @@ import sqlite3
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from exchanged.matching.register import (
     LegacySnapshot,
@@ -186,10 +187,15 @@ def test_an_identifier_column_left_empty_in_every_row(tmp_path: Path) -> None:
     assert snapshot.lookup("nik", [nik_of(2)], ["program"]) == {nik_of(2): ("PKH",)}
 
 
-def test_keyed_values_that_share_their_top_bits_are_sorted_whole(tmp_path: Path) -> None:
+@pytest.mark.parametrize("gather_chunk", [1 << 20, 1000, 7])
+def test_keyed_values_that_share_their_top_bits_are_sorted_whole(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gather_chunk: int) -> None:
     # the builder sorts by the first word's top bits and settles equal prefixes by the
     # whole value: values made to share prefixes (and repeats of one value) still come
-    # out in (first word, second word, row) order
+    # out in (first word, second word, row) order, whatever the chunks they are
+    # gathered in
+    import exchanged.matching.register.builder as builder_module
+    monkeypatch.setattr(builder_module, "GATHER_CHUNK", gather_chunk)
     store = RegisterStore(tmp_path, SECRET)
     builder = store.new_snapshot("s6", keys=("nik",), unique=(), values=("instansi",))
     rng = np.random.default_rng(7)
